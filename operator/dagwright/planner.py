@@ -1,0 +1,604 @@
+"""The planner: every scheduling decision dagwright makes, as one pure function.
+
+    plan(workflow, status, observations, now) -> Decision(status, launches, stops, events, wake_at)
+
+Backends (the kopf operator, the local runner) gather what they observe of attempts, call `plan`, carry out
+the actions, persist the status, and call again when something changes or `wake_at` comes. The planner reads
+no clock, does no I/O and is deterministic, so a restarted operator decides exactly what the dead one would
+have, and the property tests can drive it through any sequence of outcomes.
+
+Rules, in the order applied:
+1. Observations update the current attempt of each node. An attempt numbered higher than the status knows is
+   adopted (its launch happened but the status write was lost); lower or repeated ones are ignored, so a
+   backend may report every attempt it sees on every call.
+2. A failed attempt is retried if the node's policy allows (limit, `on: Transient`), after an exponential,
+   deterministically jittered backoff (node phase Retrying, `nextAttemptAt`); otherwise the node Failed.
+3. An attempt running past `timeoutSeconds` is stopped and fails with reason Timeout (transient).
+4. `spec.stopped`: stop every running attempt; unfinished nodes become Stopped; phase Stopped, for good.
+5. `activeDeadlineSeconds` passed: stop everything; running nodes Failed, the rest Skipped; phase Failed.
+6. Nodes downstream of a node that failed for good are Skipped.
+7. Ready nodes (dependencies Succeeded, or backoff elapsed) launch in declaration order, within `parallelism`
+   and the backend's `capacity`, unless paused or failing fast (`failFast` after a node failed for good).
+8. The workflow finishes when no node can run any more; then no node is left Pending, Running or Retrying.
+
+Cost is O(nodes + edges + observations) per call.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+from dagwright import failures, templates
+from dagwright.spec import NodeSpec
+from dagwright.status import Condition, NodePhase, NodeStatus, WorkflowPhase, WorkflowStatus
+from dagwright.workflows import Workflow
+
+_NEW = NodeStatus()
+_UNBLOCKED = frozenset({NodePhase.SUCCEEDED})
+_BLOCKING = frozenset({NodePhase.FAILED, NodePhase.SKIPPED, NodePhase.STOPPED})
+
+
+class AttemptState(StrEnum):
+    RUNNING = "Running"
+    SUCCEEDED = "Succeeded"
+    FAILED = "Failed"
+    LOST = "Lost"  # the backend knows the attempt is gone without an outcome (e.g. its Job was deleted)
+
+
+@dataclass(frozen=True, slots=True)
+class Observation:
+    """What a backend saw of one attempt. Approval decisions arrive as attempt 1 Succeeded or Failed."""
+
+    node: str
+    attempt: int
+    state: AttemptState
+    exit_code: int | None = None
+    reason: str | None = None
+    message: str | None = None
+    finished_at: datetime | None = None
+    outputs: dict[str, Any] | None = None
+    progress: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Launch:
+    """Start attempt `attempt` of `node`: command, args and env are already rendered."""
+
+    node: str
+    attempt: int
+    spec: NodeSpec
+    command: tuple[str, ...]
+    args: tuple[str, ...]
+    env: tuple[tuple[str, str], ...]
+    timeout_seconds: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class Stop:
+    node: str
+    attempt: int
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """A transition worth telling a person about (a Kubernetes Event, a log line)."""
+
+    type: str  # "Normal" or "Warning"
+    reason: str
+    message: str
+    node: str | None = None
+
+
+@dataclass(slots=True)
+class Decision:
+    status: WorkflowStatus
+    launches: list[Launch] = field(default_factory=list)
+    stops: list[Stop] = field(default_factory=list)
+    events: list[Event] = field(default_factory=list)
+    wake_at: datetime | None = None
+    changed: bool = False
+
+
+def plan(
+    workflow: Workflow,
+    status: WorkflowStatus | None,
+    observations: Iterable[Observation],
+    now: datetime,
+    *,
+    capacity: int | None = None,
+) -> Decision:
+    """Decide the next status and actions. `capacity` caps launches in this call (operator-wide limits)."""
+    previous = status or WorkflowStatus()
+    run = _Pass(workflow, previous, now)
+    if previous.phase.finished and not run.retry_requested():
+        return _finished(workflow, previous, observations)
+    if run.retry_requested():
+        run.reset_for_retry()
+    run.observe(observations)
+    run.enforce_timeouts()
+    if workflow.spec.stopped:
+        run.stop_all()
+    elif run.deadline_passed():
+        run.fail_on_deadline()
+    else:
+        run.skip_downstream_of_failures()
+        run.launch_ready(capacity)
+    return run.finish()
+
+
+def _finished(workflow: Workflow, status: WorkflowStatus, observations: Iterable[Observation]) -> Decision:
+    """A finished workflow changes no more; an attempt still seen running (a late or stray one) is stopped."""
+    stops = [
+        Stop(seen.node, seen.attempt, "WorkflowFinished")
+        for seen in observations
+        if seen.state is AttemptState.RUNNING
+    ]
+    if status.observed_generation != workflow.generation:
+        update = {"observed_generation": workflow.generation}
+        return Decision(status.model_copy(update=update), stops=stops, changed=True)
+    return Decision(status, stops=stops)
+
+
+def retry_failed(status: WorkflowStatus) -> WorkflowStatus:
+    """Give failed, skipped and stopped nodes a fresh retry budget; succeeded nodes are kept.
+
+    Used by `dagwright run --state` on resume; the operator reaches the same reset through `spec.retryToken`.
+    Running and Retrying nodes are reset too: on resume, the process that ran them is gone.
+    """
+    nodes = {
+        name: node if node.phase is NodePhase.SUCCEEDED else _fresh(node)
+        for name, node in status.nodes.items()
+    }
+    return status.model_copy(
+        update={"nodes": nodes, "phase": WorkflowPhase.PENDING, "finished_at": None, "message": ""}
+    )
+
+
+def invalid(
+    status: WorkflowStatus | None, message: str, now: datetime, generation: int | None
+) -> WorkflowStatus:
+    """The status of a workflow whose spec cannot run: phase Failed, reason InvalidSpec, nothing launched."""
+    previous = status or WorkflowStatus()
+    return previous.model_copy(
+        update={
+            "phase": WorkflowPhase.FAILED,
+            "message": message,
+            "finished_at": previous.finished_at or now,
+            "observed_generation": generation,
+            "conditions": _conditions(
+                previous, WorkflowPhase.FAILED, "InvalidSpec", message, now, generation
+            ),
+        }
+    )
+
+
+def _fresh(node: NodeStatus) -> NodeStatus:
+    return NodeStatus(attempts=node.attempts, retry_budget_from=node.attempts + 1, started_at=node.started_at)
+
+
+class _Pass:
+    """The working state of one `plan` call: new node statuses and actions, built without touching inputs."""
+
+    def __init__(self, workflow: Workflow, previous: WorkflowStatus, now: datetime) -> None:
+        self.workflow = workflow
+        self.previous = previous
+        self.now = now
+        self.names = workflow.graph.names
+        known = previous.nodes
+        self.nodes: list[NodeStatus] = [known.get(name, _NEW) for name in self.names]
+        self.changed = len(known) != len(self.names) or not all(name in known for name in self.names)
+        self.phase = previous.phase
+        self.started_at = previous.started_at or now
+        self.retry_token = workflow.spec.retry_token
+        self.launches: list[Launch] = []
+        self.stops: list[Stop] = []
+        self.events: list[Event] = []
+        self.wake_at: datetime | None = None
+        self.terminal_reason: str | None = None
+        self.terminal_message: str = ""
+
+    # -- helpers
+
+    def _set(self, i: int, **update: Any) -> NodeStatus:
+        node = self.nodes[i].model_copy(update=update)
+        self.nodes[i] = node
+        self.changed = True
+        return node
+
+    def _wake(self, at: datetime) -> None:
+        if self.wake_at is None or at < self.wake_at:
+            self.wake_at = at
+
+    def _event(self, type_: str, reason: str, message: str, node: str | None = None) -> None:
+        self.events.append(Event(type_, reason, message, node))
+
+    # -- retry of a finished workflow
+
+    def retry_requested(self) -> bool:
+        spec = self.workflow.spec
+        return (
+            spec.retry_token != self.previous.retry_token
+            and self.previous.phase in (WorkflowPhase.FAILED, WorkflowPhase.STOPPED)
+            and not spec.stopped
+        )
+
+    def reset_for_retry(self) -> None:
+        for i, node in enumerate(self.nodes):
+            if node.phase is not NodePhase.SUCCEEDED:
+                self.nodes[i] = _fresh(node)
+        self.phase = WorkflowPhase.RUNNING
+        self.started_at = self.now
+        self.changed = True
+        self._event("Normal", "Retrying", "retrying failed, skipped and stopped nodes")
+
+    # -- rule 1 and 2: observations
+
+    def observe(self, observations: Iterable[Observation]) -> None:
+        index = self.workflow.graph.index
+        for seen in observations:
+            i = index.get(seen.node)
+            if i is None:
+                continue
+            node = self.nodes[i]
+            if seen.attempt > node.attempts:
+                if node.phase.finished or not self._dependencies_met(i):
+                    continue
+                node = self._set(i, **_launched(node, seen.attempt, self.now))
+            elif seen.attempt != node.attempts or node.phase not in (
+                NodePhase.RUNNING,
+                NodePhase.AWAITING_APPROVAL,
+            ):
+                continue
+            self._apply(i, node, seen)
+
+    def _dependencies_met(self, i: int) -> bool:
+        return all(self.nodes[p].phase is NodePhase.SUCCEEDED for p in self.workflow.graph.upstream[i])
+
+    def _apply(self, i: int, node: NodeStatus, seen: Observation) -> None:
+        if seen.state is AttemptState.RUNNING:
+            if seen.progress is not None and seen.progress != node.progress:
+                self._set(i, progress=seen.progress)
+            return
+        finished = seen.finished_at or self.now
+        if seen.state is AttemptState.SUCCEEDED:
+            self._set(
+                i,
+                phase=NodePhase.SUCCEEDED,
+                finished_at=finished,
+                exit_code=seen.exit_code if seen.exit_code is not None else 0,
+                reason=seen.reason,
+                message=seen.message,
+                outputs=seen.outputs,
+                progress=seen.progress or node.progress,
+                next_attempt_at=None,
+            )
+            return
+        reason = seen.reason or ("JobDeleted" if seen.state is AttemptState.LOST else "Error")
+        self._fail_attempt(i, node, seen.exit_code, reason, seen.message, finished)
+
+    def _fail_attempt(
+        self, i: int, node: NodeStatus, exit_code: int | None, reason: str, message: str | None, at: datetime
+    ) -> None:
+        name = self.names[i]
+        policy = self.workflow.retry[i]
+        transient = failures.is_transient(policy, exit_code, reason)
+        used = node.attempts - node.retry_budget_from
+        detail = message or (f"exit code {exit_code}" if exit_code is not None else reason)
+        if failures.may_retry(policy, used, transient, reason):
+            delay = failures.backoff_seconds(
+                policy.backoff, used + 1, f"{self.workflow.key}/{name}/{node.attempts}"
+            )
+            next_at = at + timedelta(seconds=delay)
+            self._set(
+                i,
+                phase=NodePhase.RETRYING,
+                exit_code=exit_code,
+                reason=reason,
+                message=detail,
+                finished_at=at,
+                next_attempt_at=next_at,
+            )
+            self._event(
+                "Warning",
+                "NodeRetrying",
+                f"node {name} attempt {node.attempts} failed ({reason}: {detail}); retrying in {delay:.1f}s",
+                name,
+            )
+        else:
+            self._set(
+                i, phase=NodePhase.FAILED, exit_code=exit_code, reason=reason, message=detail, finished_at=at
+            )
+            self._event(
+                "Warning",
+                "NodeFailed",
+                f"node {name} failed after {node.attempts} attempt(s): {detail}",
+                name,
+            )
+
+    # -- rule 3: per-attempt timeouts
+
+    def enforce_timeouts(self) -> None:
+        for i, spec in enumerate(self.workflow.nodes):
+            node = self.nodes[i]
+            if (
+                spec.timeout_seconds is None
+                or node.phase is not NodePhase.RUNNING
+                or node.attempt_started_at is None
+            ):
+                continue
+            deadline = node.attempt_started_at + timedelta(seconds=spec.timeout_seconds)
+            if self.now >= deadline:
+                self.stops.append(Stop(self.names[i], node.attempts, "Timeout"))
+                message = f"attempt {node.attempts} exceeded timeoutSeconds ({spec.timeout_seconds}s)"
+                self._fail_attempt(i, node, None, "Timeout", message, self.now)
+            else:
+                self._wake(deadline)
+
+    # -- rule 4 and 5: stop and the workflow deadline
+
+    def stop_all(self) -> None:
+        for i, node in enumerate(self.nodes):
+            if node.phase is NodePhase.RUNNING:
+                self.stops.append(Stop(self.names[i], node.attempts, "Stopped"))
+            if not node.phase.finished:
+                self._set(
+                    i, phase=NodePhase.STOPPED, reason="Stopped", finished_at=self.now, next_attempt_at=None
+                )
+        self.terminal_reason = "Stopped"
+        self.terminal_message = "stopped by spec.stopped"
+
+    def deadline_passed(self) -> bool:
+        seconds = self.workflow.spec.active_deadline_seconds
+        if seconds is None:
+            return False
+        deadline = self.started_at + timedelta(seconds=seconds)
+        if self.now >= deadline:
+            return True
+        self._wake(deadline)
+        return False
+
+    def fail_on_deadline(self) -> None:
+        message = f"workflow exceeded activeDeadlineSeconds ({self.workflow.spec.active_deadline_seconds}s)"
+        for i, node in enumerate(self.nodes):
+            if node.phase is NodePhase.RUNNING:
+                self.stops.append(Stop(self.names[i], node.attempts, "DeadlineExceeded"))
+                self._set(
+                    i,
+                    phase=NodePhase.FAILED,
+                    reason="DeadlineExceeded",
+                    message=message,
+                    finished_at=self.now,
+                )
+            elif not node.phase.finished:
+                self._set(
+                    i,
+                    phase=NodePhase.SKIPPED,
+                    reason="DeadlineExceeded",
+                    message=message,
+                    next_attempt_at=None,
+                )
+        self.terminal_reason = "DeadlineExceeded"
+        self.terminal_message = message
+
+    # -- rule 6 and 7: skipping and launching
+
+    def skip_downstream_of_failures(self) -> None:
+        upstream = self.workflow.graph.upstream
+        for i in self.workflow.topological:
+            node = self.nodes[i]
+            if node.phase is not NodePhase.PENDING:
+                continue
+            blocker = next((p for p in upstream[i] if self.nodes[p].phase in _BLOCKING), None)
+            if blocker is not None:
+                message = f"upstream node {self.names[blocker]} did not succeed"
+                self._set(i, phase=NodePhase.SKIPPED, reason="UpstreamFailed", message=message)
+
+    def launch_ready(self, capacity: int | None) -> None:
+        spec = self.workflow.spec
+        failing = spec.fail_fast and any(node.phase is NodePhase.FAILED for node in self.nodes)
+        if spec.paused or failing:
+            return
+        running = sum(1 for node in self.nodes if node.phase is NodePhase.RUNNING)
+        room = (spec.parallelism or len(self.nodes)) - running
+        if capacity is not None:
+            room = min(room, capacity)
+        for i, node in enumerate(self.nodes):
+            if node.phase is NodePhase.RETRYING:
+                assert node.next_attempt_at is not None
+                if node.next_attempt_at > self.now:
+                    self._wake(node.next_attempt_at)
+                    continue
+            elif node.phase is not NodePhase.PENDING or not self._dependencies_met(i):
+                continue
+            if self.workflow.nodes[i].approval is not None:
+                self._await_approval(i)
+            elif room > 0:
+                self._launch(i, node)
+                room -= 1
+
+    def _await_approval(self, i: int) -> None:
+        name = self.names[i]
+        self._set(i, **_launched(self.nodes[i], 1, self.now), phase=NodePhase.AWAITING_APPROVAL)
+        self._event("Normal", "AwaitingApproval", f"node {name} is waiting for approval", name)
+
+    def _launch(self, i: int, node: NodeStatus) -> None:
+        attempt = node.attempts + 1
+        spec = self.workflow.nodes[i]
+        self._set(i, **_launched(node, attempt, self.now))
+        context = self._template_context(i, attempt)
+        self.launches.append(
+            Launch(
+                node=spec.name,
+                attempt=attempt,
+                spec=spec,
+                command=tuple(templates.render(v, context) for v in spec.command),
+                args=tuple(templates.render(v, context) for v in spec.args),
+                env=tuple((var.name, templates.render(var.value, context)) for var in spec.env),
+                timeout_seconds=spec.timeout_seconds,
+            )
+        )
+        if spec.timeout_seconds is not None:
+            self._wake(self.now + timedelta(seconds=spec.timeout_seconds))
+
+    def _template_context(self, i: int, attempt: int) -> dict[str, str]:
+        workflow = self.workflow
+        context = {f"params.{key}": value for key, value in workflow.spec.parameters.items()}
+        context["workflow.name"] = workflow.name
+        context["workflow.namespace"] = workflow.namespace or ""
+        context["workflow.uid"] = workflow.uid or ""
+        context["node.name"] = self.names[i]
+        context["node.attempt"] = str(attempt)
+        for p in workflow.graph.ancestors(i) if _reads_outputs(workflow.nodes[i]) else ():
+            for key, value in (self.nodes[p].outputs or {}).items():
+                text = value if isinstance(value, str) else json.dumps(value)
+                context[f"nodes.{self.names[p]}.outputs.{key}"] = text
+        return context
+
+    # -- rule 8: the workflow's own phase
+
+    def finish(self) -> Decision:
+        spec = self.workflow.spec
+        running = any(node.phase is NodePhase.RUNNING for node in self.nodes)
+        if self.terminal_reason is None and not running and not self.launches:
+            self._finish_if_nothing_can_run()
+        phase, reason, message = self._phase()
+        if phase is WorkflowPhase.PAUSED and self.phase is not WorkflowPhase.PAUSED:
+            self._event("Normal", "Paused", "workflow paused: no new nodes launch until it is resumed")
+        if self.phase is WorkflowPhase.PAUSED and phase is WorkflowPhase.RUNNING:
+            self._event("Normal", "Resumed", "workflow resumed")
+        if phase.finished:
+            self._event("Normal" if phase is WorkflowPhase.SUCCEEDED else "Warning", phase.value, message)
+            self.wake_at = None
+        succeeded = sum(1 for node in self.nodes if node.phase is NodePhase.SUCCEEDED)
+        previous = self.previous
+        status = WorkflowStatus(
+            phase=phase,
+            progress=f"{succeeded}/{len(self.nodes)}",
+            started_at=self.started_at,
+            finished_at=self.now if phase.finished else None,
+            message=message,
+            conditions=_conditions(
+                previous, phase, reason, message, self.now, self.workflow.generation, spec.paused
+            ),
+            observed_generation=self.workflow.generation,
+            retry_token=self.retry_token,
+            nodes=dict(zip(self.names, self.nodes, strict=True)) if self.changed else previous.nodes,
+        )
+        changed = self.changed or _summary(status) != _summary(previous)
+        return Decision(status, self.launches, self.stops, self.events, self.wake_at, changed)
+
+    def _finish_if_nothing_can_run(self) -> None:
+        """With nothing running and nothing launched, close out nodes that can no longer run."""
+        spec = self.workflow.spec
+        waiting = any(
+            node.phase in (NodePhase.RETRYING, NodePhase.AWAITING_APPROVAL, NodePhase.PENDING)
+            for node in self.nodes
+        )
+        failed = any(node.phase is NodePhase.FAILED for node in self.nodes)
+        if not waiting or not (spec.fail_fast and failed):
+            return
+        for i, node in enumerate(self.nodes):
+            if node.phase is NodePhase.RETRYING:
+                self._set(i, phase=NodePhase.FAILED, message=f"{node.message} (not retried: failFast)")
+            elif node.phase in (NodePhase.PENDING, NodePhase.AWAITING_APPROVAL):
+                message = "not run: another node failed and failFast is set"
+                self._set(i, phase=NodePhase.SKIPPED, reason="FailFast", message=message)
+
+    def _phase(self) -> tuple[WorkflowPhase, str, str]:
+        if self.terminal_reason == "Stopped":
+            return WorkflowPhase.STOPPED, "Stopped", self.terminal_message
+        if self.terminal_reason is not None:
+            return WorkflowPhase.FAILED, self.terminal_reason, self.terminal_message
+        if all(node.phase.finished for node in self.nodes):
+            failed = [self.names[i] for i, node in enumerate(self.nodes) if node.phase is NodePhase.FAILED]
+            if not failed:
+                return WorkflowPhase.SUCCEEDED, "Succeeded", f"all {len(self.nodes)} nodes succeeded"
+            first = self.nodes[self.workflow.graph.index[failed[0]]]
+            more = f" (and {len(failed) - 1} more)" if len(failed) > 1 else ""
+            return WorkflowPhase.FAILED, "NodeFailed", f"node {failed[0]} failed{more}: {first.message}"
+        if self.workflow.spec.paused:
+            return WorkflowPhase.PAUSED, "Paused", "paused by spec.paused"
+        if any(node.attempts for node in self.nodes) or self.phase is not WorkflowPhase.PENDING:
+            return WorkflowPhase.RUNNING, "Running", ""
+        return WorkflowPhase.PENDING, "Pending", ""
+
+
+def _launched(node: NodeStatus, attempt: int, now: datetime) -> dict[str, Any]:
+    return {
+        "phase": NodePhase.RUNNING,
+        "attempts": attempt,
+        "started_at": node.started_at or now,
+        "attempt_started_at": now,
+        "finished_at": None,
+        "exit_code": None,
+        "reason": None,
+        "message": None,
+        "next_attempt_at": None,
+        "progress": None,
+    }
+
+
+def _reads_outputs(spec: NodeSpec) -> bool:
+    values = [*spec.command, *spec.args, *(var.value for var in spec.env)]
+    return any("nodes." in value and templates.has_templates(value) for value in values)
+
+
+def _summary(status: WorkflowStatus) -> tuple[Any, ...]:
+    return (
+        status.phase,
+        status.progress,
+        status.message,
+        status.observed_generation,
+        status.retry_token,
+        status.started_at,
+        status.finished_at,
+        status.conditions,
+    )
+
+
+def _conditions(
+    previous: WorkflowStatus,
+    phase: WorkflowPhase,
+    reason: str,
+    message: str,
+    now: datetime,
+    generation: int | None,
+    paused: bool = False,
+) -> list[Condition]:
+    """The `Succeeded` summary condition and `Paused`, derived from the same phase as `status.phase`."""
+    succeeded = {
+        WorkflowPhase.SUCCEEDED: "True",
+        WorkflowPhase.FAILED: "False",
+        WorkflowPhase.STOPPED: "False",
+    }
+    wanted = [
+        ("Succeeded", succeeded.get(phase, "Unknown"), reason, message),
+        (
+            "Paused",
+            "True" if paused and not phase.finished else "False",
+            "Paused" if paused else "NotPaused",
+            "",
+        ),
+    ]
+    before = {condition.type: condition for condition in previous.conditions}
+    conditions = []
+    for type_, value, why, text in wanted:
+        old = before.get(type_)
+        since = old.last_transition_time if old is not None and old.status == value else now
+        conditions.append(
+            Condition(
+                type=type_,
+                status=value,
+                reason=why,
+                message=text,
+                last_transition_time=since,
+                observed_generation=generation,
+            )
+        )
+    return conditions

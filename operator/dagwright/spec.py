@@ -1,0 +1,187 @@
+"""The Workflow spec: what a user writes in a manifest.
+
+These pydantic models are the single source of truth for the manifest's shape: the local runner validates
+with them, the operator parses cluster objects with them, and `crd.py` generates the CRD's OpenAPI schema
+from them. Field names (camelCase in YAML) are part of the public contract. Bounds live here too, so the API
+server rejects absurd values with the same limits the local runner enforces.
+
+Defaults from `spec.defaults` are merged into nodes in one place: `WorkflowSpec.resolved_nodes()`.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+
+API_VERSION = "dagwright.io/v1alpha1"
+KIND = "Workflow"
+
+# RFC 1123 label: Kubernetes uses node names in Job names and labels, so the local runner enforces the same.
+DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+ENV_NAME = r"^[-._a-zA-Z][-._a-zA-Z0-9]*$"
+PARAM_NAME = r"^[a-zA-Z_][a-zA-Z0-9_-]*$"
+
+MAX_NODES = 10_000
+MAX_STRING = 32_768  # one arg or env value; etcd keeps whole objects under ~1.5 MiB
+MAX_LIST = 256  # command, args, env entries
+MAX_SECONDS = 31_536_000  # one year: anything longer is a typo, not a plan
+TRANSIENT_EXIT_CODE = 75  # EX_TEMPFAIL from sysexits.h
+
+NodeName = Annotated[str, Field(min_length=1, max_length=63, pattern=DNS_LABEL)]
+Text = Annotated[str, Field(max_length=MAX_STRING)]
+ShortText = Annotated[str, Field(max_length=1024)]
+Seconds = Annotated[float, Field(ge=0, le=MAX_SECONDS)]
+PositiveSeconds = Annotated[int, Field(ge=1, le=MAX_SECONDS)]
+StringMap = dict[Annotated[str, Field(max_length=253)], Annotated[str, Field(max_length=MAX_STRING)]]
+
+
+class Model(BaseModel):
+    """Base for every manifest model: camelCase on the wire, unknown fields are errors, values immutable."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        populate_by_name=True,
+        extra="forbid",
+        frozen=True,
+        serialize_by_alias=True,
+    )
+
+
+class Backoff(Model):
+    """Exponential backoff between attempts: initial * factor^(retry-1), capped, then jittered."""
+
+    initial_seconds: Seconds = 1.0
+    factor: Annotated[float, Field(ge=1, le=100)] = 2.0
+    max_seconds: Seconds = 300.0
+    jitter: Annotated[float, Field(ge=0, le=1)] = 0.1
+
+
+class RetryPolicy(Model):
+    """How a node is retried after a failed attempt."""
+
+    limit: Annotated[int, Field(ge=0, le=1000)] = 0
+    backoff: Backoff = Backoff()
+    on: Literal["AnyFailure", "Transient"] = "AnyFailure"
+    transient_exit_codes: Annotated[list[Annotated[int, Field(ge=1, le=255)]], Field(max_length=255)] = [
+        TRANSIENT_EXIT_CODE
+    ]
+
+
+class EnvVar(Model):
+    name: Annotated[str, Field(min_length=1, max_length=253, pattern=ENV_NAME)]
+    value: Text = ""
+
+
+class PodMetadata(Model):
+    """Labels and annotations added to a node's pods (operator only)."""
+
+    labels: StringMap = {}
+    annotations: StringMap = {}
+
+
+class PodTemplate(Model):
+    """Pod settings applied to every node's Job (operator only; the local runner ignores them).
+
+    Kubernetes' own structures (tolerations, resources, securityContext) are passed through as given: the API
+    server validates them when the Job is created.
+    """
+
+    metadata: PodMetadata = PodMetadata()
+    service_account_name: Annotated[str | None, Field(max_length=253)] = None
+    node_selector: StringMap = {}
+    tolerations: list[dict[str, Any]] = []
+    image_pull_secrets: list[dict[str, Any]] = []
+    priority_class_name: Annotated[str | None, Field(max_length=253)] = None
+    resources: dict[str, Any] | None = None
+    security_context: dict[str, Any] | None = None
+    container_security_context: dict[str, Any] | None = None
+
+
+class Approval(Model):
+    """Marks a node that runs nothing and waits for a person's approve or reject."""
+
+    message: ShortText = ""
+
+
+class NodeDefaults(Model):
+    """Merged into every node: a node's own value wins, env lists are merged by name."""
+
+    image: Annotated[str | None, Field(max_length=1024)] = None
+    retry: RetryPolicy | None = None
+    timeout_seconds: PositiveSeconds | None = None
+    env: Annotated[list[EnvVar], Field(max_length=MAX_LIST)] = []
+
+
+class NodeSpec(Model):
+    name: NodeName
+    image: Annotated[str | None, Field(max_length=1024)] = None
+    command: Annotated[list[Text], Field(max_length=MAX_LIST)] = []
+    args: Annotated[list[Text], Field(max_length=MAX_LIST)] = []
+    env: Annotated[list[EnvVar], Field(max_length=MAX_LIST)] = []
+    depends_on: Annotated[list[NodeName], Field(max_length=MAX_NODES)] = []
+    timeout_seconds: PositiveSeconds | None = None
+    retry: RetryPolicy | None = None
+    pod_metadata: PodMetadata | None = None
+    resources: dict[str, Any] | None = None
+    approval: Approval | None = None
+
+
+class WorkflowSpec(Model):
+    parameters: dict[Annotated[str, Field(max_length=63, pattern=PARAM_NAME)], Text] = {}
+    parallelism: Annotated[int, Field(ge=1, le=MAX_NODES)] | None = None
+    paused: bool = False
+    pause_mode: Literal["Wait", "Suspend"] = "Wait"
+    stopped: bool = False
+    fail_fast: bool = True
+    active_deadline_seconds: PositiveSeconds | None = None
+    ttl_seconds_after_finished: Annotated[int, Field(ge=0, le=MAX_SECONDS)] | None = None
+    priority: Annotated[int, Field(ge=-1000, le=1000)] = 0
+    retry_token: Annotated[str, Field(max_length=63)] = ""
+    defaults: NodeDefaults = NodeDefaults()
+    pod_template: PodTemplate | None = None
+    nodes: Annotated[list[NodeSpec], Field(min_length=1, max_length=MAX_NODES)]
+
+    def resolved_nodes(self) -> list[NodeSpec]:
+        """Nodes with `defaults` merged in: the only place defaults are applied."""
+        return [_merge_defaults(node, self.defaults) for node in self.nodes]
+
+
+class ObjectMeta(Model):
+    """The part of Kubernetes metadata dagwright reads; the rest is kept by the API server, not by us."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    name: Annotated[str, Field(min_length=1, max_length=253)]
+    namespace: str | None = None
+    uid: str | None = None
+    generation: int | None = None
+    labels: dict[str, str] = {}
+    annotations: dict[str, str] = {}
+    creation_timestamp: str | None = None
+
+
+class WorkflowManifest(Model):
+    """A whole Workflow object as a user writes it (status, if present, is read separately)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    api_version: Literal["dagwright.io/v1alpha1"]
+    kind: Literal["Workflow"]
+    metadata: ObjectMeta
+    spec: WorkflowSpec
+
+
+def _merge_defaults(node: NodeSpec, defaults: NodeDefaults) -> NodeSpec:
+    updates: dict[str, Any] = {}
+    if node.image is None and defaults.image is not None:
+        updates["image"] = defaults.image
+    if node.retry is None and defaults.retry is not None:
+        updates["retry"] = defaults.retry
+    if node.timeout_seconds is None and defaults.timeout_seconds is not None:
+        updates["timeout_seconds"] = defaults.timeout_seconds
+    if defaults.env:
+        own = {var.name for var in node.env}
+        updates["env"] = [var for var in defaults.env if var.name not in own] + list(node.env)
+    return node.model_copy(update=updates) if updates else node

@@ -1,0 +1,92 @@
+"""The Workflow status: what dagwright reports back, in the cluster and from `dagwright run --output json`.
+
+Only the planner writes these values; backends persist them (a status patch, a state file). The shape follows
+the Kubernetes API conventions: a `phase` for `kubectl get`, `conditions` with CamelCase reasons, and
+`observedGeneration`. `progress` is "succeeded/total", the idea Argo users know.
+
+Node status is keyed by node name. `attempts` only ever grows, so every attempt has a unique number (Jobs are
+named after it); `retryBudgetFrom` is the attempt number where the current retry budget began, which is how a
+retried workflow gets a fresh budget without reusing attempt numbers.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated, Any
+
+from dagwright.spec import Model
+from pydantic import Field
+
+
+class WorkflowPhase(StrEnum):
+    PENDING = "Pending"
+    RUNNING = "Running"
+    PAUSED = "Paused"
+    SUCCEEDED = "Succeeded"
+    FAILED = "Failed"
+    STOPPED = "Stopped"
+
+    @property
+    def finished(self) -> bool:
+        return self in _FINISHED_WORKFLOW
+
+
+class NodePhase(StrEnum):
+    PENDING = "Pending"
+    RUNNING = "Running"
+    RETRYING = "Retrying"
+    AWAITING_APPROVAL = "AwaitingApproval"
+    SUCCEEDED = "Succeeded"
+    FAILED = "Failed"
+    SKIPPED = "Skipped"
+    STOPPED = "Stopped"
+
+    @property
+    def finished(self) -> bool:
+        return self in _FINISHED_NODE
+
+
+_FINISHED_WORKFLOW = frozenset({WorkflowPhase.SUCCEEDED, WorkflowPhase.FAILED, WorkflowPhase.STOPPED})
+_FINISHED_NODE = frozenset({NodePhase.SUCCEEDED, NodePhase.FAILED, NodePhase.SKIPPED, NodePhase.STOPPED})
+
+
+class NodeStatus(Model):
+    phase: NodePhase = NodePhase.PENDING
+    attempts: Annotated[int, Field(ge=0)] = 0
+    retry_budget_from: Annotated[int, Field(ge=1)] = 1
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    attempt_started_at: datetime | None = None
+    exit_code: int | None = None
+    reason: str | None = None
+    message: str | None = None
+    next_attempt_at: datetime | None = None
+    progress: str | None = None
+    outputs: dict[str, Any] | None = None
+
+
+class Condition(Model):
+    type: str
+    status: str  # "True", "False" or "Unknown"
+    reason: str
+    message: str = ""
+    last_transition_time: datetime | None = None
+    observed_generation: int | None = None
+
+
+class WorkflowStatus(Model):
+    phase: WorkflowPhase = WorkflowPhase.PENDING
+    progress: str = ""
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    message: str = ""
+    conditions: list[Condition] = []
+    observed_generation: int | None = None
+    retry_token: str = ""
+    nodes: dict[str, NodeStatus] = {}
+
+
+def to_wire(status: WorkflowStatus) -> dict[str, Any]:
+    """The JSON-ready status as stored in the cluster: camelCase, unset optional fields left out."""
+    return status.model_dump(mode="json", by_alias=True, exclude_none=True)

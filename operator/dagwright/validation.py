@@ -1,0 +1,187 @@
+"""Turning a manifest (a parsed YAML/JSON object) into a checked `Workflow`, or every problem with it.
+
+Two layers, both reported the same way (`field: message`): the shape and bounds that pydantic checks (the
+same rules the CRD schema gives the API server), and what a schema cannot see: duplicate names, unknown or
+self dependencies, cycles, template references. The operator runs the same checks, so a cyclic workflow that
+slipped past the API server ends as phase Failed with reason InvalidSpec and this message.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import pydantic
+from dagwright import templates
+from dagwright.errors import Problem, SpecError
+from dagwright.graph import Graph
+from dagwright.spec import NodeSpec, WorkflowManifest, WorkflowSpec
+from dagwright.workflows import Workflow
+
+_MESSAGES = {
+    "extra_forbidden": "unknown field",
+    "missing": "required field is missing",
+}
+
+
+def load_manifest(data: Any) -> WorkflowManifest:
+    """Parse a whole object (apiVersion, kind, metadata, spec) or raise SpecError."""
+    if not isinstance(data, Mapping):
+        raise SpecError(
+            [Problem("(document)", "a Workflow manifest must be a mapping with apiVersion, kind, spec")]
+        )
+    try:
+        return WorkflowManifest.model_validate(data)
+    except pydantic.ValidationError as error:
+        raise SpecError(_problems_from_pydantic(error, data)) from None
+
+
+def parse_spec(data: Any) -> WorkflowSpec:
+    """Parse only a spec (what the operator reads from a cluster object) or raise SpecError."""
+    try:
+        return WorkflowSpec.model_validate(data)
+    except pydantic.ValidationError as error:
+        raise SpecError(_problems_from_pydantic(error, {"spec": data}, prefix=("spec",))) from None
+
+
+def compile_manifest(data: Any, parameters: Mapping[str, str] | None = None) -> Workflow:
+    """Validate a manifest and build the planner's `Workflow`; `parameters` override spec.parameters."""
+    manifest = load_manifest(data)
+    spec = manifest.spec
+    if parameters:
+        spec = spec.model_copy(update={"parameters": {**spec.parameters, **parameters}})
+    meta = manifest.metadata
+    return compile_spec(
+        spec, name=meta.name, namespace=meta.namespace, uid=meta.uid, generation=meta.generation
+    )
+
+
+def compile_spec(
+    spec: WorkflowSpec,
+    *,
+    name: str,
+    namespace: str | None = None,
+    uid: str | None = None,
+    generation: int | None = None,
+) -> Workflow:
+    """Check what the schema cannot (raising SpecError) and build the planner's view of the workflow."""
+    nodes = spec.resolved_nodes()
+    problems = _check_names(nodes)
+    problems += _check_dependencies(nodes)
+    if problems:
+        raise SpecError(problems)
+    graph = Graph.build([n.name for n in nodes], [n.depends_on for n in nodes])
+    cycle = graph.find_cycle()
+    if cycle:
+        raise SpecError([Problem("spec.nodes", "dependency cycle: " + " -> ".join(cycle))])
+    problems = _check_nodes(nodes)
+    problems += _check_templates(spec, nodes, graph)
+    if problems:
+        raise SpecError(problems)
+    return Workflow(
+        name=name, namespace=namespace, uid=uid, generation=generation, spec=spec, nodes=nodes, graph=graph
+    )
+
+
+def _check_names(nodes: list[NodeSpec]) -> list[Problem]:
+    seen: set[str] = set()
+    problems: list[Problem] = []
+    for i, node in enumerate(nodes):
+        if node.name in seen:
+            problems.append(Problem(f"spec.nodes[{i}].name", f"duplicate node name '{node.name}'"))
+        seen.add(node.name)
+    return problems
+
+
+def _check_dependencies(nodes: list[NodeSpec]) -> list[Problem]:
+    names = {node.name for node in nodes}
+    problems: list[Problem] = []
+    for i, node in enumerate(nodes):
+        for j, dep in enumerate(node.depends_on):
+            field = f"spec.nodes[{i}].dependsOn[{j}]"
+            if dep == node.name:
+                problems.append(Problem(field, f"node '{node.name}' depends on itself"))
+            elif dep not in names:
+                problems.append(Problem(field, f"node '{node.name}' depends on unknown node '{dep}'"))
+    return problems
+
+
+def _check_nodes(nodes: list[NodeSpec]) -> list[Problem]:
+    problems: list[Problem] = []
+    for i, node in enumerate(nodes):
+        field = f"spec.nodes[{i}]"
+        if node.approval is not None:
+            if node.command or node.args or node.image:
+                problems.append(
+                    Problem(field, f"approval node '{node.name}' runs nothing: remove image/command/args")
+                )
+        elif not node.command and not node.image:
+            problems.append(
+                Problem(field, f"node '{node.name}' needs a command (or an image whose entrypoint runs)")
+            )
+    return problems
+
+
+def _check_templates(spec: WorkflowSpec, nodes: list[NodeSpec], graph: Graph) -> list[Problem]:
+    problems: list[Problem] = []
+    for i, node in enumerate(nodes):
+        fields = [(f"spec.nodes[{i}].args[{j}]", value) for j, value in enumerate(node.args)]
+        fields += [(f"spec.nodes[{i}].command[{j}]", value) for j, value in enumerate(node.command)]
+        fields += [(f"spec.nodes[{i}].env[{j}].value", var.value) for j, var in enumerate(node.env)]
+        ancestors: set[int] | None = None
+        for field, value in fields:
+            for text in templates.references(value):
+                problem = templates.check_reference(text, spec.parameters)
+                upstream = templates.output_upstream(text) if problem is None else None
+                if upstream is not None:
+                    ancestors = graph.ancestors(i) if ancestors is None else ancestors
+                    if graph.index.get(upstream) not in ancestors:
+                        problem = (
+                            f"'{{{{ {text} }}}}' reads outputs of '{upstream}', "
+                            f"which is not upstream of '{node.name}' (add it to dependsOn)"
+                        )
+                if problem:
+                    problems.append(Problem(field, problem))
+    return problems
+
+
+def _problems_from_pydantic(
+    error: pydantic.ValidationError, document: Any, prefix: tuple[str | int, ...] = ()
+) -> list[Problem]:
+    problems = []
+    for item in error.errors(include_url=False):
+        loc = prefix + tuple(item["loc"])
+        message = _MESSAGES.get(item["type"], item["msg"])
+        if item["type"] not in _MESSAGES and "input" in item and not isinstance(item["input"], dict | list):
+            message += f" (got {_short(item['input'])})"
+        problems.append(Problem(_field_path(loc), message + _node_hint(loc, document)))
+    return problems
+
+
+def _field_path(loc: tuple[str | int, ...]) -> str:
+    path = ""
+    for part in loc:
+        if isinstance(part, int):
+            path += f"[{part}]"
+        elif part == "[key]":
+            path += " (key)"
+        else:
+            path += ("." if path else "") + str(part)
+    return path or "(document)"
+
+
+def _node_hint(loc: tuple[str | int, ...], document: Any) -> str:
+    """Name the node an error is in, since `spec.nodes[812]` alone is hard to find in a long manifest."""
+    if len(loc) >= 3 and loc[:2] == ("spec", "nodes") and isinstance(loc[2], int):
+        try:
+            name = document["spec"]["nodes"][loc[2]]["name"]
+        except (KeyError, IndexError, TypeError):
+            return ""
+        if isinstance(name, str) and loc[3:] != ("name",):
+            return f" (node '{_short(name)}')"
+    return ""
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
