@@ -25,9 +25,7 @@ TRANSIENT_REASONS = frozenset(
     }
 )
 # Failures no retry can fix.
-PERMANENT_REASONS = frozenset(
-    {"ImagePullFailed", "InvalidOutputs", "OutputsTooLarge", "Rejected", "InvalidSpec"}
-)
+PERMANENT_REASONS = frozenset({"ImagePullFailed", "InvalidOutputs", "OutputsTooLarge", "Rejected", "InvalidSpec"})
 
 
 def is_transient(policy: RetryPolicy, exit_code: int | None, reason: str | None) -> bool:

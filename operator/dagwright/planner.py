@@ -135,9 +135,7 @@ def plan(
 def _finished(workflow: Workflow, status: WorkflowStatus, observations: Iterable[Observation]) -> Decision:
     """A finished workflow changes no more; an attempt still seen running (a late or stray one) is stopped."""
     stops = [
-        Stop(seen.node, seen.attempt, "WorkflowFinished")
-        for seen in observations
-        if seen.state is AttemptState.RUNNING
+        Stop(seen.node, seen.attempt, "WorkflowFinished") for seen in observations if seen.state is AttemptState.RUNNING
     ]
     if status.observed_generation != workflow.generation:
         update = {"observed_generation": workflow.generation}
@@ -151,18 +149,13 @@ def retry_failed(status: WorkflowStatus) -> WorkflowStatus:
     Used by `dagwright run --state` on resume; the operator reaches the same reset through `spec.retryToken`.
     Running and Retrying nodes are reset too: on resume, the process that ran them is gone.
     """
-    nodes = {
-        name: node if node.phase is NodePhase.SUCCEEDED else _fresh(node)
-        for name, node in status.nodes.items()
-    }
+    nodes = {name: node if node.phase is NodePhase.SUCCEEDED else _fresh(node) for name, node in status.nodes.items()}
     return status.model_copy(
         update={"nodes": nodes, "phase": WorkflowPhase.PENDING, "finished_at": None, "message": ""}
     )
 
 
-def invalid(
-    status: WorkflowStatus | None, message: str, now: datetime, generation: int | None
-) -> WorkflowStatus:
+def invalid(status: WorkflowStatus | None, message: str, now: datetime, generation: int | None) -> WorkflowStatus:
     """The status of a workflow whose spec cannot run: phase Failed, reason InvalidSpec, nothing launched."""
     previous = status or WorkflowStatus()
     return previous.model_copy(
@@ -171,9 +164,7 @@ def invalid(
             "message": message,
             "finished_at": previous.finished_at or now,
             "observed_generation": generation,
-            "conditions": _conditions(
-                previous, WorkflowPhase.FAILED, "InvalidSpec", message, now, generation
-            ),
+            "conditions": _conditions(previous, WorkflowPhase.FAILED, "InvalidSpec", message, now, generation),
         }
     )
 
@@ -291,9 +282,7 @@ class _Pass:
         used = node.attempts - node.retry_budget_from
         detail = message or (f"exit code {exit_code}" if exit_code is not None else reason)
         if failures.may_retry(policy, used, transient, reason):
-            delay = failures.backoff_seconds(
-                policy.backoff, used + 1, f"{self.workflow.key}/{name}/{node.attempts}"
-            )
+            delay = failures.backoff_seconds(policy.backoff, used + 1, f"{self.workflow.key}/{name}/{node.attempts}")
             next_at = at + timedelta(seconds=delay)
             self._set(
                 i,
@@ -311,9 +300,7 @@ class _Pass:
                 name,
             )
         else:
-            self._set(
-                i, phase=NodePhase.FAILED, exit_code=exit_code, reason=reason, message=detail, finished_at=at
-            )
+            self._set(i, phase=NodePhase.FAILED, exit_code=exit_code, reason=reason, message=detail, finished_at=at)
             self._event(
                 "Warning",
                 "NodeFailed",
@@ -326,11 +313,7 @@ class _Pass:
     def enforce_timeouts(self) -> None:
         for i, spec in enumerate(self.workflow.nodes):
             node = self.nodes[i]
-            if (
-                spec.timeout_seconds is None
-                or node.phase is not NodePhase.RUNNING
-                or node.attempt_started_at is None
-            ):
+            if spec.timeout_seconds is None or node.phase is not NodePhase.RUNNING or node.attempt_started_at is None:
                 continue
             deadline = node.attempt_started_at + timedelta(seconds=spec.timeout_seconds)
             if self.now >= deadline:
@@ -347,9 +330,7 @@ class _Pass:
             if node.phase is NodePhase.RUNNING:
                 self.stops.append(Stop(self.names[i], node.attempts, "Stopped"))
             if not node.phase.finished:
-                self._set(
-                    i, phase=NodePhase.STOPPED, reason="Stopped", finished_at=self.now, next_attempt_at=None
-                )
+                self._set(i, phase=NodePhase.STOPPED, reason="Stopped", finished_at=self.now, next_attempt_at=None)
         self.terminal_reason = "Stopped"
         self.terminal_message = "stopped by spec.stopped"
 
@@ -483,9 +464,7 @@ class _Pass:
             started_at=self.started_at,
             finished_at=self.now if phase.finished else None,
             message=message,
-            conditions=_conditions(
-                previous, phase, reason, message, self.now, self.workflow.generation, spec.paused
-            ),
+            conditions=_conditions(previous, phase, reason, message, self.now, self.workflow.generation, spec.paused),
             observed_generation=self.workflow.generation,
             retry_token=self.retry_token,
             nodes=dict(zip(self.names, self.nodes, strict=True)) if self.changed else previous.nodes,
@@ -497,8 +476,7 @@ class _Pass:
         """With nothing running and nothing launched, close out nodes that can no longer run."""
         spec = self.workflow.spec
         waiting = any(
-            node.phase in (NodePhase.RETRYING, NodePhase.AWAITING_APPROVAL, NodePhase.PENDING)
-            for node in self.nodes
+            node.phase in (NodePhase.RETRYING, NodePhase.AWAITING_APPROVAL, NodePhase.PENDING) for node in self.nodes
         )
         failed = any(node.phase is NodePhase.FAILED for node in self.nodes)
         if not waiting or not (spec.fail_fast and failed):

@@ -27,9 +27,7 @@ _MESSAGES = {
 def load_manifest(data: Any) -> WorkflowManifest:
     """Parse a whole object (apiVersion, kind, metadata, spec) or raise SpecError."""
     if not isinstance(data, Mapping):
-        raise SpecError(
-            [Problem("(document)", "a Workflow manifest must be a mapping with apiVersion, kind, spec")]
-        )
+        raise SpecError([Problem("(document)", "a Workflow manifest must be a mapping with apiVersion, kind, spec")])
     try:
         return WorkflowManifest.model_validate(data)
     except pydantic.ValidationError as error:
@@ -51,9 +49,7 @@ def compile_manifest(data: Any, parameters: Mapping[str, str] | None = None) -> 
     if parameters:
         spec = spec.model_copy(update={"parameters": {**spec.parameters, **parameters}})
     meta = manifest.metadata
-    return compile_spec(
-        spec, name=meta.name, namespace=meta.namespace, uid=meta.uid, generation=meta.generation
-    )
+    return compile_spec(spec, name=meta.name, namespace=meta.namespace, uid=meta.uid, generation=meta.generation)
 
 
 def compile_spec(
@@ -78,9 +74,7 @@ def compile_spec(
     problems += _check_templates(spec, nodes, graph)
     if problems:
         raise SpecError(problems)
-    return Workflow(
-        name=name, namespace=namespace, uid=uid, generation=generation, spec=spec, nodes=nodes, graph=graph
-    )
+    return Workflow(name=name, namespace=namespace, uid=uid, generation=generation, spec=spec, nodes=nodes, graph=graph)
 
 
 def _check_names(nodes: list[NodeSpec]) -> list[Problem]:
@@ -112,13 +106,9 @@ def _check_nodes(nodes: list[NodeSpec]) -> list[Problem]:
         field = f"spec.nodes[{i}]"
         if node.approval is not None:
             if node.command or node.args or node.image:
-                problems.append(
-                    Problem(field, f"approval node '{node.name}' runs nothing: remove image/command/args")
-                )
+                problems.append(Problem(field, f"approval node '{node.name}' runs nothing: remove image/command/args"))
         elif not node.command and not node.image:
-            problems.append(
-                Problem(field, f"node '{node.name}' needs a command (or an image whose entrypoint runs)")
-            )
+            problems.append(Problem(field, f"node '{node.name}' needs a command (or an image whose entrypoint runs)"))
     return problems
 
 

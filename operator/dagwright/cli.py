@@ -1,0 +1,191 @@
+"""The `dagwright` command line: run, validate, graph, crd.
+
+Every user error ends as one clear message and exit code 1, never a traceback. Exit codes of `run`: 0 when the
+workflow Succeeded, 1 when it Failed or the manifest is invalid, 130 when it was stopped with Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from dagwright import crd, graph, manifests
+from dagwright.errors import Problem, SpecError
+from dagwright.local import display
+from dagwright.local.runner import RunOptions, run
+from dagwright.planner import retry_failed
+from dagwright.status import WorkflowPhase, WorkflowStatus, to_wire
+from dagwright.validation import compile_manifest
+from dagwright.workflows import Workflow
+from rich.console import Console
+
+EXIT_CODES = {WorkflowPhase.SUCCEEDED: 0, WorkflowPhase.STOPPED: 130}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        code: int = args.handler(args)
+    except SpecError as error:
+        print(f"error: {getattr(args, 'file', 'input')} is not a valid Workflow:", file=sys.stderr)
+        for problem in error.problems:
+            print(f"  {problem}", file=sys.stderr)
+        return 1
+    except BrokenPipeError:
+        return 1
+    return code
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="dagwright", description="Run workflow DAGs locally or on Kubernetes.")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    runner = commands.add_parser("run", help="run a Workflow manifest on this machine, no cluster needed")
+    runner.add_argument("file", help="the Workflow manifest (YAML or JSON)")
+    runner.add_argument("-p", "--param", action="append", default=[], metavar="KEY=VALUE", help="set a parameter")
+    runner.add_argument("--output", choices=["text", "json"], default="text", help="json: print the final object")
+    runner.add_argument("--state", type=Path, help="save status here after every change; resume from it")
+    runner.add_argument("--logs-dir", type=Path, help="write each attempt's output to DIR/NODE.ATTEMPT.log")
+    runner.add_argument("--approve-all", action="store_true", help="approve every approval node without asking")
+    runner.set_defaults(handler=_run)
+
+    validate = commands.add_parser("validate", help="check a manifest and report every problem")
+    validate.add_argument("file")
+    validate.set_defaults(handler=_validate)
+
+    drawing = commands.add_parser("graph", help="draw the DAG of a manifest")
+    drawing.add_argument("file")
+    drawing.add_argument("--format", choices=["text", "mermaid"], default="text")
+    drawing.set_defaults(handler=_graph)
+
+    definition = commands.add_parser("crd", help="print the Workflow CustomResourceDefinition")
+    definition.set_defaults(handler=lambda args: _print(crd.render(), end=""))
+    return parser
+
+
+def _print(text: str, end: str = "\n") -> int:
+    sys.stdout.write(text + end)
+    return 0
+
+
+def _validate(args: argparse.Namespace) -> int:
+    workflow = compile_manifest(manifests.load(args.file))
+    return _print(f"{args.file}: valid Workflow '{workflow.name}' with {len(workflow.nodes)} nodes")
+
+
+def _graph(args: argparse.Namespace) -> int:
+    workflow = compile_manifest(manifests.load(args.file))
+    render = graph.render_mermaid if args.format == "mermaid" else graph.render_text
+    return _print(render(workflow.graph))
+
+
+def _run(args: argparse.Namespace) -> int:
+    data = manifests.load(args.file)
+    workflow = compile_manifest(data, _parameters(args.param))
+    status = _resume(args.state, workflow) if args.state else None
+    json_output = args.output == "json"
+    stream = sys.stderr if json_output else sys.stdout
+    _notice_images(workflow)
+    live = stream.isatty() and os.environ.get("TERM") != "dumb"
+    report: Any = display.LiveReport(Console(file=stream), len(workflow.nodes)) if live else display.PlainReport(stream)
+    options = RunOptions(
+        logs_dir=args.logs_dir,
+        approve=_approver(args.approve_all, report if live else None),
+        report=report,
+        save=(lambda s: _save(args.state, data, workflow, s)) if args.state else None,
+    )
+    try:
+        final = run(workflow, status, options)
+    finally:
+        if live:
+            report.close()
+    if json_output:
+        _print(json.dumps(_object(data, workflow, final), indent=2))
+    elif live:
+        stream.write(f"workflow {final.phase.value} ({final.progress}) {final.message}\n")
+    return EXIT_CODES.get(final.phase, 1)
+
+
+def _parameters(pairs: list[str]) -> dict[str, str]:
+    parameters = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise SpecError([Problem("-p", f"expected KEY=VALUE, got {pair!r}")])
+        parameters[key] = value
+    return parameters
+
+
+def _resume(path: Path, workflow: Workflow) -> WorkflowStatus | None:
+    """Status saved by an earlier run: succeeded nodes are kept, the rest run again with a fresh budget."""
+    if not path.exists():
+        return None
+    try:
+        saved = json.loads(path.read_text(encoding="utf-8"))
+        name = saved["metadata"]["name"]
+        status = WorkflowStatus.model_validate(saved.get("status") or {})
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise SpecError([Problem(str(path), f"not a dagwright state file: {error}")]) from None
+    if name != workflow.name:
+        message = f"holds workflow '{name}', not '{workflow.name}'; use another --state file"
+        raise SpecError([Problem(str(path), message)])
+    return status if status.phase is WorkflowPhase.SUCCEEDED else retry_failed(status)
+
+
+def _save(path: Path, data: Any, workflow: Workflow, status: WorkflowStatus) -> None:
+    temporary = path.with_name(path.name + ".tmp")
+    temporary.write_text(json.dumps(_object(data, workflow, status)), encoding="utf-8")
+    os.replace(temporary, path)
+
+
+def _object(data: Any, workflow: Workflow, status: WorkflowStatus) -> dict[str, Any]:
+    """The Workflow as the cluster would show it: the manifest as written, with status."""
+    spec = workflow.spec.model_dump(mode="json", by_alias=True, exclude_unset=True)
+    return {
+        "apiVersion": data["apiVersion"],
+        "kind": data["kind"],
+        "metadata": data["metadata"],
+        "spec": spec,
+        "status": to_wire(status),
+    }
+
+
+def _notice_images(workflow: Workflow) -> None:
+    count = sum(1 for node in workflow.nodes if node.image)
+    if count:
+        print(
+            f"note: the local runner ignores `image` ({count} of {len(workflow.nodes)} nodes set one); "
+            "commands run on this machine",
+            file=sys.stderr,
+        )
+
+
+def _approver(approve_all: bool, live: Any) -> Any:
+    if approve_all:
+        return lambda node, message: True
+    if not sys.stdin.isatty():
+        return None
+
+    def ask(node: str, message: str) -> bool:
+        if live is not None:
+            live.live.stop()
+        try:
+            prompt = f"approve node {node}{': ' + message if message else ''}? [y/N] "
+            return input(prompt).strip().lower() in ("y", "yes")
+        except EOFError:
+            return False
+        finally:
+            if live is not None:
+                live.live.start()
+
+    return ask
+
+
+if __name__ == "__main__":
+    sys.exit(main())

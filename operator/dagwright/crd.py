@@ -1,0 +1,124 @@
+"""The Workflow CustomResourceDefinition, generated from the pydantic models.
+
+The models are the single source of truth: this module turns their JSON Schema into the structural OpenAPI v3
+schema the API server requires (refs inlined, nullable unions collapsed, free-form Kubernetes structures
+marked `x-kubernetes-preserve-unknown-fields`). `crds/workflows.dagwright.io.yaml` is this output, and a test
+fails when the committed file differs from it. Defaults are left out on purpose: the models apply them, and
+stored objects stay as small as the user wrote them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import yaml
+from dagwright.spec import WorkflowSpec
+from dagwright.status import WorkflowStatus
+
+GROUP = "dagwright.io"
+VERSION = "v1alpha1"
+PLURAL = "workflows"
+
+_DROPPED = {"title", "default", "description", "propertyNames", "$defs"}
+
+PRINTER_COLUMNS = [
+    {"name": "Phase", "type": "string", "jsonPath": ".status.phase"},
+    {"name": "Progress", "type": "string", "jsonPath": ".status.progress"},
+    {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
+    {"name": "Message", "type": "string", "jsonPath": ".status.message", "priority": 1},
+]
+
+
+def definition() -> dict[str, Any]:
+    spec_schema = structural(WorkflowSpec.model_json_schema(by_alias=True, mode="validation"))
+    status_schema = structural(WorkflowStatus.model_json_schema(by_alias=True, mode="serialization"))
+    return {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": f"{PLURAL}.{GROUP}"},
+        "spec": {
+            "group": GROUP,
+            "names": {
+                "kind": "Workflow",
+                "listKind": "WorkflowList",
+                "plural": PLURAL,
+                "singular": "workflow",
+                "shortNames": ["dwf"],
+            },
+            "scope": "Namespaced",
+            "versions": [
+                {
+                    "name": VERSION,
+                    "served": True,
+                    "storage": True,
+                    "subresources": {"status": {}},
+                    "additionalPrinterColumns": PRINTER_COLUMNS,
+                    "schema": {
+                        "openAPIV3Schema": {
+                            "type": "object",
+                            "description": "A DAG of nodes, each run as a Kubernetes Job by the dagwright operator.",
+                            "required": ["spec"],
+                            "properties": {
+                                "apiVersion": {"type": "string"},
+                                "kind": {"type": "string"},
+                                "metadata": {"type": "object"},
+                                "spec": spec_schema,
+                                "status": status_schema,
+                            },
+                        }
+                    },
+                }
+            ],
+        },
+    }
+
+
+def render() -> str:
+    header = "# Generated from the dagwright models by `dagwright crd`; do not edit by hand.\n"
+    return header + yaml.dump(definition(), Dumper=_PlainDumper, sort_keys=False, width=120)
+
+
+class _PlainDumper(yaml.SafeDumper):
+    """No `&id` anchors: shared enum lists must print in full, as kubectl users read them."""
+
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
+
+
+def structural(schema: dict[str, Any]) -> dict[str, Any]:
+    """Turn pydantic's JSON Schema into the structural subset Kubernetes accepts."""
+    return _convert(schema, schema.get("$defs", {}))
+
+
+def _convert(node: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:
+    if "$ref" in node:
+        return _convert(defs[node["$ref"].rsplit("/", 1)[-1]], defs)
+    if "anyOf" in node:
+        choices = [choice for choice in node["anyOf"] if choice.get("type") != "null"]
+        if len(choices) == 1:
+            return _convert(choices[0], defs)
+        return {"x-kubernetes-preserve-unknown-fields": True}
+    if "const" in node:
+        return {"type": "string", "enum": [node["const"]]}
+    out: dict[str, Any] = {}
+    for key, value in node.items():
+        if key in _DROPPED:
+            continue
+        if key == "properties":
+            out[key] = {name: _convert(child, defs) for name, child in value.items()}
+        elif key == "items":
+            out[key] = _convert(value, defs)
+        elif key == "additionalProperties":
+            if value is False:  # extra="forbid": the API server prunes unknown fields, kubectl rejects them
+                continue
+            if value is True or value == {}:
+                out["x-kubernetes-preserve-unknown-fields"] = True
+            else:
+                out[key] = _convert(value, defs)
+        else:
+            out[key] = value
+    if (not out.get("type") and "enum" not in out) or (
+        out.get("type") == "object" and "properties" not in out and "additionalProperties" not in out
+    ):
+        out["x-kubernetes-preserve-unknown-fields"] = True
+    return out

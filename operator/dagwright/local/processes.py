@@ -1,0 +1,212 @@
+"""Node attempts as local subprocesses: start, wait for any to end, stop a whole process group.
+
+Each attempt runs in its own session (process group), so stopping it also stops whatever the command started
+(a shell's children, a pool of workers). Waiting uses pidfds with a selector, so one thread waits on every
+running attempt, on the next planner wake-up time and on Ctrl-C at once, without polling.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import selectors
+import signal
+import subprocess
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from dagwright.planner import AttemptState, Launch, Observation
+
+STOP_GRACE_SECONDS = 5.0
+MAX_MESSAGE = 2000
+
+
+@dataclass(slots=True)
+class Attempt:
+    launch: Launch
+    process: subprocess.Popen[bytes]
+    pidfd: int
+    log_path: Path
+    outputs_path: Path
+    progress_path: Path
+    started: float
+    stopping: bool = False
+
+
+class Processes:
+    """The running attempts of one local run."""
+
+    def __init__(self, logs_dir: Path, wakeup_fd: int | None = None) -> None:
+        self.logs_dir = logs_dir
+        self.selector = selectors.DefaultSelector()
+        self.running: dict[tuple[str, int], Attempt] = {}
+        if wakeup_fd is not None:
+            self.selector.register(wakeup_fd, selectors.EVENT_READ, None)
+
+    def start(self, launch: Launch, workdir: Path | None = None) -> Observation | None:
+        """Start an attempt; an Observation comes back at once only when it could not start at all."""
+        stem = self.logs_dir / f"{launch.node}.{launch.attempt}"
+        log_path = stem.with_suffix(stem.suffix + ".log")
+        outputs_path = stem.with_suffix(stem.suffix + ".outputs.json")
+        progress_path = stem.with_suffix(stem.suffix + ".progress")
+        env = dict(os.environ)
+        env.update(launch.env)
+        env["DAGWRIGHT_OUTPUTS"] = str(outputs_path)
+        env["DAGWRIGHT_PROGRESS"] = str(progress_path)
+        argv = [*launch.command, *launch.args]
+        try:
+            with open(log_path, "wb") as log:
+                process = subprocess.Popen(
+                    argv,
+                    stdin=subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    env=env,
+                    cwd=workdir,
+                    start_new_session=True,
+                )
+        except OSError as error:
+            return Observation(
+                launch.node,
+                launch.attempt,
+                AttemptState.FAILED,
+                exit_code=127,
+                reason="Error",
+                message=f"cannot start {argv[0]!r}: {error.strerror or error}",
+                finished_at=_utcnow(),
+            )
+        pidfd = os.pidfd_open(process.pid)
+        attempt = Attempt(launch, process, pidfd, log_path, outputs_path, progress_path, time.monotonic())
+        self.running[(launch.node, launch.attempt)] = attempt
+        self.selector.register(pidfd, selectors.EVENT_READ, attempt)
+        return None
+
+    def wait(self, timeout: float | None) -> list[Observation]:
+        """Outcomes of the attempts that ended within `timeout` seconds (empty on timeout or a signal)."""
+        observations = []
+        for key, _ in self.selector.select(timeout):
+            attempt = key.data
+            if attempt is None:
+                _drain(key.fd)
+            elif attempt.process.poll() is not None:
+                observations.append(self._finished(attempt))
+        return observations
+
+    def stop(self, node: str, attempt_number: int) -> None:
+        """Ask an attempt's whole process group to end; `reap_stopped` makes sure it does."""
+        attempt = self.running.get((node, attempt_number))
+        if attempt is not None and not attempt.stopping:
+            attempt.stopping = True
+            _signal_group(attempt.process.pid, signal.SIGTERM)
+
+    def reap_stopped(self, grace: float = STOP_GRACE_SECONDS) -> None:
+        """Wait for stopped attempts to end, killing their groups after `grace` seconds.
+
+        A stopped attempt's outcome is not reported: the planner already decided what it means.
+        """
+        deadline = time.monotonic() + grace
+        for attempt in [a for a in self.running.values() if a.stopping]:
+            try:
+                attempt.process.wait(max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                _signal_group(attempt.process.pid, signal.SIGKILL)
+                attempt.process.wait()
+            _signal_group(attempt.process.pid, signal.SIGKILL)  # leftovers of the group
+            self._forget(attempt)
+
+    def stop_all(self) -> None:
+        for node, number in list(self.running):
+            self.stop(node, number)
+        self.reap_stopped()
+
+    def progress(self) -> list[Observation]:
+        """The latest progress line each running attempt wrote to $DAGWRIGHT_PROGRESS, if it changed."""
+        observations = []
+        for attempt in self.running.values():
+            text = _last_line(attempt.progress_path)
+            if text is not None:
+                launch = attempt.launch
+                observations.append(Observation(launch.node, launch.attempt, AttemptState.RUNNING, progress=text))
+        return observations
+
+    def _finished(self, attempt: Attempt) -> Observation:
+        self._forget(attempt)
+        launch, code = attempt.launch, attempt.process.returncode
+        outputs, problem = _read_outputs(attempt.outputs_path)
+        progress = _last_line(attempt.progress_path)
+        now = _utcnow()
+        if code == 0 and problem is None:
+            return Observation(
+                launch.node, launch.attempt, AttemptState.SUCCEEDED, 0, None, None, now, outputs, progress
+            )
+        if code == 0:
+            return Observation(launch.node, launch.attempt, AttemptState.FAILED, 0, "InvalidOutputs", problem, now)
+        if code < 0:
+            name = signal.Signals(-code).name if -code in signal.valid_signals() else str(-code)
+            message = f"killed by signal {name}"
+            return Observation(launch.node, launch.attempt, AttemptState.FAILED, 128 - code, "Signal", message, now)
+        tail = _tail(attempt.log_path)
+        message = f"exit code {code}" + (f": {tail}" if tail else "")
+        return Observation(launch.node, launch.attempt, AttemptState.FAILED, code, "Error", message, now)
+
+    def _forget(self, attempt: Attempt) -> None:
+        self.running.pop((attempt.launch.node, attempt.launch.attempt), None)
+        with contextlib.suppress(KeyError, ValueError):
+            self.selector.unregister(attempt.pidfd)
+        os.close(attempt.pidfd)
+
+
+def _signal_group(pid: int, signum: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, signum)
+
+
+def _drain(fd: int) -> None:
+    with contextlib.suppress(BlockingIOError, InterruptedError):
+        os.read(fd, 512)
+
+
+def _read_outputs(path: Path) -> tuple[dict[str, object] | None, str | None]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None, None
+    except (OSError, UnicodeDecodeError) as error:
+        return None, f"cannot read outputs file $DAGWRIGHT_OUTPUTS: {error}"
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as error:
+        return None, f"$DAGWRIGHT_OUTPUTS is not valid JSON: {error}"
+    if not isinstance(value, dict):
+        return None, "$DAGWRIGHT_OUTPUTS must hold a JSON object"
+    return value, None
+
+
+def _last_line(path: Path) -> str | None:
+    try:
+        with open(path, "rb") as handle:
+            lines = handle.read()[-256:].decode("utf-8", "replace").split()
+    except FileNotFoundError:
+        return None
+    return lines[-1] if lines else None
+
+
+def _tail(path: Path, limit: int = MAX_MESSAGE) -> str:
+    """The last lines of an attempt's log, so a failure message says why without opening the file."""
+    try:
+        with open(path, "rb") as handle:
+            handle.seek(0, os.SEEK_END)
+            size = handle.tell()
+            handle.seek(max(0, size - limit))
+            data = handle.read()
+    except OSError:
+        return ""
+    lines = data.decode("utf-8", "replace").strip().splitlines()
+    return " | ".join(lines[-3:])[-limit:]
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)

@@ -1,0 +1,159 @@
+"""`dagwright run`: the local backend. It carries out the planner's actions as subprocesses.
+
+The loop is the same as the operator's reconcile, with processes instead of Jobs: observe the attempts that
+ended, call the planner, stop what it says to stop, start what it says to start, save status, and wait until a
+process ends, the planner's wake-up time comes, or the user presses Ctrl-C (which sets `stopped`, exactly as
+`spec.stopped` does in the cluster). No scheduling decision is made here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import signal
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from dagwright.local.processes import Processes
+from dagwright.planner import AttemptState, Decision, Observation, plan
+from dagwright.status import NodePhase, WorkflowStatus
+from dagwright.workflows import Workflow
+
+PROGRESS_POLL_SECONDS = 1.0
+
+Approver = Callable[[str, str], bool]  # (node, message) -> approved?
+Reporter = Callable[[Decision, list[Observation]], None]
+Saver = Callable[[WorkflowStatus], None]
+
+
+@dataclasses.dataclass
+class RunOptions:
+    logs_dir: Path | None = None
+    approve: Approver | None = None
+    report: Reporter | None = None
+    save: Saver | None = None
+    workdir: Path | None = None
+
+
+def run(workflow: Workflow, status: WorkflowStatus | None, options: RunOptions) -> WorkflowStatus:
+    """Run until the workflow finishes (or is stopped by Ctrl-C); returns the final status."""
+    logs_dir = options.logs_dir or Path(tempfile.mkdtemp(prefix=f"dagwright-{workflow.name}-"))
+    logs_dir.mkdir(parents=True, exist_ok=True)
+    with _InterruptWatch() as interrupts:
+        processes = Processes(logs_dir, interrupts.read_fd)
+        try:
+            return _loop(workflow, status, options, processes, interrupts)
+        finally:
+            processes.stop_all()
+
+
+def _loop(
+    workflow: Workflow,
+    status: WorkflowStatus | None,
+    options: RunOptions,
+    processes: Processes,
+    interrupts: _InterruptWatch,
+) -> WorkflowStatus:
+    observations: list[Observation] = []
+    next_progress = time.monotonic() + PROGRESS_POLL_SECONDS
+    while True:
+        if interrupts.count and not workflow.spec.stopped:
+            workflow = dataclasses.replace(workflow, spec=workflow.spec.model_copy(update={"stopped": True}))
+        decision = plan(workflow, status, observations, _now())
+        status = decision.status
+        if options.report:
+            options.report(decision, observations)
+        observations = _carry_out(decision, processes, options)
+        if decision.changed and options.save:
+            options.save(status)
+        if observations:
+            continue  # attempts that could not start, or approval answers: plan again at once
+        if status.phase.finished and not processes.running:
+            return status
+        timeout = _seconds_until(decision.wake_at)
+        if processes.running:
+            timeout = min(timeout, max(0.0, next_progress - time.monotonic())) if timeout is not None else None
+            timeout = PROGRESS_POLL_SECONDS if timeout is None else timeout
+        observations = processes.wait(timeout)
+        if time.monotonic() >= next_progress:
+            observations += processes.progress()
+            next_progress = time.monotonic() + PROGRESS_POLL_SECONDS
+
+
+def _carry_out(decision: Decision, processes: Processes, options: RunOptions) -> list[Observation]:
+    """Stops first (a timed-out attempt ends before its retry starts), then launches and approvals."""
+    for stop in decision.stops:
+        processes.stop(stop.node, stop.attempt)
+    if decision.stops:
+        processes.reap_stopped()
+    immediate = []
+    for launch in decision.launches:
+        failed = processes.start(launch, options.workdir)
+        if failed is not None:
+            immediate.append(failed)
+    for name, node in decision.status.nodes.items() if _awaits_approval(decision) else ():
+        if node.phase is NodePhase.AWAITING_APPROVAL:
+            immediate.append(_approval(name, node.message or "", options.approve))
+    return immediate
+
+
+def _awaits_approval(decision: Decision) -> bool:
+    return any(event.reason == "AwaitingApproval" for event in decision.events)
+
+
+def _approval(node: str, message: str, approve: Approver | None) -> Observation:
+    if approve is None:
+        reason, text = "Rejected", "approval needed, but there is no terminal to ask on (use --approve-all)"
+        return Observation(node, 1, AttemptState.FAILED, reason=reason, message=text, finished_at=_now())
+    if approve(node, message):
+        return Observation(node, 1, AttemptState.SUCCEEDED, reason="Approved", finished_at=_now())
+    return Observation(node, 1, AttemptState.FAILED, reason="Rejected", message="rejected", finished_at=_now())
+
+
+def _seconds_until(at: datetime | None) -> float | None:
+    return None if at is None else max(0.0, (at - _now()).total_seconds())
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class _InterruptWatch:
+    """Turns Ctrl-C (SIGINT) and SIGTERM into a counter and a readable fd, instead of KeyboardInterrupt.
+
+    The first interrupt stops the workflow cleanly (attempts are terminated, status says Stopped); a third one
+    gives up waiting and exits at once.
+    """
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.read_fd, self._write_fd = os.pipe()
+        os.set_blocking(self.read_fd, False)
+        os.set_blocking(self._write_fd, False)
+        self._previous: dict[int, Any] = {}
+        self._previous_wakeup = -1
+
+    def __enter__(self) -> _InterruptWatch:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            self._previous[signum] = signal.signal(signum, self._handle)
+        self._previous_wakeup = signal.set_wakeup_fd(self._write_fd)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        signal.set_wakeup_fd(self._previous_wakeup)
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+        os.close(self.read_fd)
+        os.close(self._write_fd)
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        self.count += 1
+        if self.count >= 3:
+            print("dagwright: interrupted three times, exiting without waiting", file=sys.stderr)
+            os._exit(130)

@@ -1,0 +1,56 @@
+"""Reading manifest files: YAML (or JSON) text to a plain object, with errors that say where.
+
+YAML 1.1, which PyYAML follows, reads `on`, `off`, `yes` and `no` as booleans, so `retry: {on: Transient}`
+would silently become `{true: Transient}`. The loader here follows YAML 1.2 for booleans (only true/false),
+which is what a user writing the manifest means. Note that kubectl's YAML reader still follows 1.1: quote
+`"on"` in manifests meant for the cluster (the examples do).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import yaml
+from dagwright.errors import Problem, SpecError
+
+
+class _Loader(yaml.SafeLoader):
+    pass
+
+
+# Dates stay strings too, as they do through kubectl: `date: 2026-11-25` is a string parameter.
+_DROPPED_TAGS = {"tag:yaml.org,2002:bool", "tag:yaml.org,2002:timestamp"}
+
+
+_Loader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag not in _DROPPED_TAGS]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
+)
+
+
+def parse(text: str, source: str = "<manifest>") -> Any:
+    try:
+        documents = [doc for doc in yaml.load_all(text, Loader=_Loader) if doc is not None]
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f"{source}:{mark.line + 1}:{mark.column + 1}" if mark else source
+        problem = getattr(error, "problem", None) or str(error)
+        raise SpecError([Problem(where, f"invalid YAML: {problem}")]) from None
+    if len(documents) != 1:
+        raise SpecError([Problem(source, f"expected one Workflow document, found {len(documents)}")])
+    return documents[0]
+
+
+def load(path: str | Path) -> Any:
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as error:
+        raise SpecError([Problem(str(path), f"cannot read the file: {error.strerror or error}")]) from None
+    except UnicodeDecodeError:
+        raise SpecError([Problem(str(path), "the file is not UTF-8 text")]) from None
+    return parse(text, str(path))
