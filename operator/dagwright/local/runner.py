@@ -78,8 +78,8 @@ def _loop(
             return status
         timeout = _seconds_until(decision.wake_at)
         if processes.running:
-            timeout = min(timeout, max(0.0, next_progress - time.monotonic())) if timeout is not None else None
-            timeout = PROGRESS_POLL_SECONDS if timeout is None else timeout
+            until_progress = max(0.0, next_progress - time.monotonic())
+            timeout = until_progress if timeout is None else min(timeout, until_progress)
         observations = processes.wait(timeout)
         if time.monotonic() >= next_progress:
             observations += processes.progress()
