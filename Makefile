@@ -1,0 +1,55 @@
+# dagwright developer targets.
+#
+# The e2e control plane (tests/e2e/cluster/plane.py) is built from pinned Go modules and run
+# as local processes; no Docker is needed. On a machine with Docker, kind-up gives the same
+# e2e suite a kind cluster instead (export the KUBECONFIG it prints).
+
+PYTHON ?= python3
+PLANE := $(PYTHON) -m tests.e2e.cluster.plane
+PYTEST_ARGS ?=
+
+KIND_CLUSTER ?= dagwright
+KIND_NODE_IMAGE ?= kindest/node:v1.34.0
+KIND_KUBECONFIG ?= $(HOME)/.cache/dagwright/cluster/kind/kubeconfig
+IMAGE ?= dagwright-operator:e2e
+
+.PHONY: cluster-build cluster-up cluster-down cluster-status e2e kind-up kind-down
+
+## Build (first time: many minutes) the control-plane binaries into ~/.cache/dagwright/cluster.
+cluster-build:
+	$(PLANE) build
+
+## Start the local control plane (or reuse a running one); prints export KUBECONFIG=...
+cluster-up:
+	$(PLANE) up
+
+## Stop the local control plane, ending only the processes cluster-up started.
+cluster-down:
+	$(PLANE) down
+
+cluster-status:
+	$(PLANE) status
+
+## The e2e suite: uses $$KUBECONFIG if set, else the local plane (started and stopped for the run).
+e2e:
+	$(PYTHON) -m pytest tests/e2e -m e2e $(PYTEST_ARGS)
+
+## kind, for machines with Docker: cluster, operator image loaded, kwok with fake nodes for the
+## annotated pod fates. The real nodes are tainted so that test pods land on the fake ones; the
+## operator's own pod must tolerate dagwright.io/real-node.
+kind-up:
+	$(PLANE) build
+	@mkdir -p $(dir $(KIND_KUBECONFIG))
+	KIND=$$($(PLANE) kind) && \
+	  if ! $$KIND get clusters | grep -qx '$(KIND_CLUSTER)'; then \
+	    $$KIND create cluster --name $(KIND_CLUSTER) --image $(KIND_NODE_IMAGE) --kubeconfig $(KIND_KUBECONFIG) --wait 120s; \
+	  fi && \
+	  $$KIND get kubeconfig --name $(KIND_CLUSTER) > $(KIND_KUBECONFIG) && \
+	  if [ -f Dockerfile ]; then docker build -t $(IMAGE) . && $$KIND load docker-image $(IMAGE) --name $(KIND_CLUSTER); fi
+	KUBECONFIG=$(KIND_KUBECONFIG) $(HOME)/.cache/dagwright/cluster/*/bin/kubectl taint nodes --all dagwright.io/real-node=true:NoSchedule --overwrite
+	$(PLANE) kwok-attach --kubeconfig $(KIND_KUBECONFIG)
+	@echo "export KUBECONFIG=$(KIND_KUBECONFIG)   # then: make e2e"
+
+kind-down:
+	-$(PLANE) kwok-detach
+	KIND=$$($(PLANE) kind) && $$KIND delete cluster --name $(KIND_CLUSTER)

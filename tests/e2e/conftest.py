@@ -1,0 +1,174 @@
+"""Fixtures for dagwright's end-to-end tests, which run against a real Kubernetes API server.
+
+Why real: watches, resourceVersions, owner references and garbage collection, the status
+subresource, CRD validation and printer columns all behave in ways a fake cannot reproduce.
+
+Which cluster: if ``KUBECONFIG`` is set, that cluster is used as it is (kind on a machine
+with Docker, or a plane a developer keeps running with ``make cluster-up``). Otherwise the
+local control plane of ``tests/e2e/cluster/plane.py`` is used: reused if one is already
+running, else built (first run only; progress is printed) and started, and then stopped at
+the end of the session unless ``DAGWRIGHT_KEEP_CLUSTER=1``. Every ``crds/*.yaml`` is applied
+at session start; each test gets its own namespace from the ``namespace`` fixture.
+
+Every test under tests/e2e is marked ``e2e``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import secrets
+import shutil
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import yaml
+from kubernetes import client, config
+from kubernetes.client.rest import ApiException
+
+from .cluster import plane
+from .cluster.helpers import wait_for
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+CRDS_DIR = REPO_ROOT / "crds"
+E2E_DIR = Path(__file__).resolve().parent
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "e2e: end-to-end test against a real Kubernetes API server")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if E2E_DIR in Path(str(item.fspath)).parents:
+            item.add_marker(pytest.mark.e2e)
+
+
+@dataclass
+class Kube:
+    """A cluster to test against: its kubeconfig, a kubectl, and a Python API client."""
+
+    kubeconfig: str
+    kubectl_path: Path
+    api_client: client.ApiClient
+    local_plane: bool
+
+    def kubectl(
+        self, *args: str, check: bool = True, input: str | None = None, timeout: float = 120
+    ) -> subprocess.CompletedProcess[str]:
+        env = {**os.environ, "KUBECONFIG": self.kubeconfig}
+        cmd = [str(self.kubectl_path), *args]
+        proc = subprocess.run(cmd, env=env, input=input, capture_output=True, text=True, timeout=timeout)
+        if check and proc.returncode != 0:
+            raise AssertionError(f"{' '.join(cmd)} exited {proc.returncode}:\n{proc.stdout}{proc.stderr}")
+        return proc
+
+
+def _progress(request: pytest.FixtureRequest) -> plane.Progress:
+    """Print past pytest's output capture, so a long first build shows it is alive."""
+    capman = request.config.pluginmanager.getplugin("capturemanager")
+
+    def say(msg: str) -> None:
+        ctx = capman.global_and_fixture_disabled() if capman else contextlib.nullcontext()
+        with ctx:
+            print(f"\n[e2e cluster] {msg}", flush=True)
+
+    return say
+
+
+def _kubectl_for_external_cluster(say: plane.Progress) -> Path:
+    cached = plane.binary("kubectl")
+    if cached.exists():
+        return cached
+    found = shutil.which("kubectl")
+    if found:
+        return Path(found)
+    plane.build(say)
+    return cached
+
+
+def _crd_names(path: Path) -> list[str]:
+    docs = yaml.safe_load_all(path.read_text())
+    return [d["metadata"]["name"] for d in docs if d and d.get("kind") == "CustomResourceDefinition"]
+
+
+def apply_crds(kube: Kube, files: list[Path]) -> None:
+    """Apply CRD files and wait until the API server serves them (Established)."""
+    for path in files:
+        kube.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(path))
+        for name in _crd_names(path):
+            kube.kubectl("wait", "--for=condition=Established", f"crd/{name}", "--timeout=60s")
+
+
+@pytest.fixture(scope="session")
+def kube(request: pytest.FixtureRequest) -> Iterator[Kube]:
+    say = _progress(request)
+    external = os.environ.get("KUBECONFIG")
+    started_here = False
+    if external:
+        kubeconfig = external
+        kubectl_path = _kubectl_for_external_cluster(say)
+        api = config.new_client_from_config()
+    else:
+        started_here = not plane.is_ready()
+        plane.up(say)
+        kubeconfig = str(plane.kubeconfig_path())
+        kubectl_path = plane.binary("kubectl")
+        api = config.new_client_from_config(config_file=kubeconfig)
+    cluster = Kube(kubeconfig=kubeconfig, kubectl_path=kubectl_path, api_client=api, local_plane=not external)
+    try:
+        apply_crds(cluster, sorted(CRDS_DIR.glob("*.yaml")))
+        yield cluster
+    finally:
+        api.close()
+        if started_here and os.environ.get("DAGWRIGHT_KEEP_CLUSTER") != "1":
+            plane.down(say)
+
+
+def _namespace_name(test_name: str) -> str:
+    slug = re.sub(r"[^a-z0-9]+", "-", test_name.lower()).strip("-")[:40].strip("-")
+    return f"e2e-{slug}-{secrets.token_hex(3)}"
+
+
+def _default_service_account(v1: client.CoreV1Api, namespace: str) -> bool:
+    try:
+        v1.read_namespaced_service_account("default", namespace)
+    except ApiException as err:
+        if err.status == 404:
+            return False
+        raise
+    return True
+
+
+@pytest.fixture
+def namespace(kube: Kube, request: pytest.FixtureRequest) -> Iterator[str]:
+    """A fresh namespace for one test (its default service account ready), deleted afterwards."""
+    v1 = client.CoreV1Api(kube.api_client)
+    name = _namespace_name(request.node.name)
+    body = {"metadata": {"name": name, "labels": {"dagwright.io/e2e": "true"}}}
+    v1.create_namespace(body)
+    wait_for(f"service account default in {name}", lambda: _default_service_account(v1, name), timeout=30)
+    yield name
+    try:
+        v1.delete_namespace(name, propagation_policy="Background")
+    except ApiException as err:
+        if err.status != 404:
+            raise
+
+
+def workflow_crd_file() -> Path:
+    """The real Workflow CRD when crds/ has it, else the placeholder kept for the smoke tests."""
+    real = CRDS_DIR / "workflows.dagwright.io.yaml"
+    return real if real.exists() else E2E_DIR / "cluster" / "testdata" / "workflows.dagwright.io.yaml"
+
+
+@pytest.fixture(scope="session")
+def workflow_crd(kube: Kube) -> Path:
+    """Make sure the Workflow CRD is installed; returns the file it came from."""
+    path = workflow_crd_file()
+    apply_crds(kube, [path])
+    return path
