@@ -405,7 +405,7 @@ class _Pass:
 
     def _await_approval(self, i: int) -> None:
         name = self.names[i]
-        self._set(i, **_launched(self.nodes[i], 1, self.now), phase=NodePhase.AWAITING_APPROVAL)
+        self._set(i, **{**_launched(self.nodes[i], 1, self.now), "phase": NodePhase.AWAITING_APPROVAL})
         self._event("Normal", "AwaitingApproval", f"node {name} is waiting for approval", name)
 
     def _launch(self, i: int, node: NodeStatus) -> None:

@@ -168,7 +168,7 @@ def _node_hint(loc: tuple[str | int, ...], document: Any) -> str:
         except (KeyError, IndexError, TypeError):
             return ""
         if isinstance(name, str) and loc[3:] != ("name",):
-            return f" (node '{_short(name)}')"
+            return f" (node {_short(name)})"
     return ""
 
 
