@@ -95,6 +95,18 @@ class Event:
     node: str | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class Ended:
+    """An attempt whose end this decision records (for metrics and logs, not for scheduling)."""
+
+    node: str
+    attempt: int
+    succeeded: bool
+    reason: str | None
+    started_at: datetime | None
+    finished_at: datetime
+
+
 @dataclass(slots=True)
 class Decision:
     status: WorkflowStatus
@@ -103,6 +115,9 @@ class Decision:
     events: list[Event] = field(default_factory=list)
     wake_at: datetime | None = None
     changed: bool = False
+    waiting: int = 0  # ready nodes not launched for lack of room (parallelism or capacity)
+    ended: list[Ended] = field(default_factory=list)  # attempts whose end this decision records
+    suspend: bool = False  # running attempts should be suspended (pauseMode Suspend while paused)
 
 
 def plan(
@@ -169,6 +184,14 @@ def invalid(status: WorkflowStatus | None, message: str, now: datetime, generati
     )
 
 
+def expires_at(workflow: Workflow, status: WorkflowStatus) -> datetime | None:
+    """When a finished workflow should be deleted (`ttlSecondsAfterFinished`), if ever."""
+    ttl = workflow.spec.ttl_seconds_after_finished
+    if ttl is None or not status.phase.finished or status.finished_at is None:
+        return None
+    return status.finished_at + timedelta(seconds=ttl)
+
+
 def _fresh(node: NodeStatus) -> NodeStatus:
     return NodeStatus(attempts=node.attempts, retry_budget_from=node.attempts + 1, started_at=node.started_at)
 
@@ -192,6 +215,8 @@ class _Pass:
         self.events: list[Event] = []
         self.wake_at: datetime | None = None
         self.terminal_reason: str | None = None
+        self.waiting = 0
+        self.ended: list[Ended] = []
         self.terminal_message: str = ""
 
     # -- helpers
@@ -231,22 +256,28 @@ class _Pass:
     # -- rule 1 and 2: observations
 
     def observe(self, observations: Iterable[Observation]) -> None:
+        # Backends report in any order; apply upstream nodes first and attempts in order, so adopting an
+        # attempt never depends on whether its dependencies' outcomes came earlier in the list.
         index = self.workflow.graph.index
+        by_node: dict[int, list[Observation]] = {}
         for seen in observations:
             i = index.get(seen.node)
-            if i is None:
-                continue
-            node = self.nodes[i]
-            if seen.attempt > node.attempts:
-                if node.phase.finished or not self._dependencies_met(i):
-                    continue
-                node = self._set(i, **_launched(node, seen.attempt, self.now))
-            elif seen.attempt != node.attempts or node.phase not in (
-                NodePhase.RUNNING,
-                NodePhase.AWAITING_APPROVAL,
-            ):
-                continue
-            self._apply(i, node, seen)
+            if i is not None:
+                by_node.setdefault(i, []).append(seen)
+        rank = self.workflow.rank
+        for i in sorted(by_node, key=rank.__getitem__):
+            for seen in sorted(by_node[i], key=_attempt_number):
+                self._observe(i, seen)
+
+    def _observe(self, i: int, seen: Observation) -> None:
+        node = self.nodes[i]
+        if seen.attempt > node.attempts:
+            if node.phase.finished or not self._dependencies_met(i):
+                return
+            node = self._set(i, **_launched(node, seen.attempt, self.now))
+        elif seen.attempt != node.attempts or node.phase not in (NodePhase.RUNNING, NodePhase.AWAITING_APPROVAL):
+            return
+        self._apply(i, node, seen)
 
     def _dependencies_met(self, i: int) -> bool:
         return all(self.nodes[p].phase is NodePhase.SUCCEEDED for p in self.workflow.graph.upstream[i])
@@ -258,6 +289,7 @@ class _Pass:
             return
         finished = seen.finished_at or self.now
         if seen.state is AttemptState.SUCCEEDED:
+            self.ended.append(Ended(seen.node, node.attempts, True, seen.reason, node.attempt_started_at, finished))
             self._set(
                 i,
                 phase=NodePhase.SUCCEEDED,
@@ -281,6 +313,7 @@ class _Pass:
         transient = failures.is_transient(policy, exit_code, reason)
         used = node.attempts - node.retry_budget_from
         detail = message or (f"exit code {exit_code}" if exit_code is not None else reason)
+        self.ended.append(Ended(name, node.attempts, False, reason, node.attempt_started_at, at))
         if failures.may_retry(policy, used, transient, reason):
             delay = failures.backoff_seconds(policy.backoff, used + 1, f"{self.workflow.key}/{name}/{node.attempts}")
             next_at = at + timedelta(seconds=delay)
@@ -311,6 +344,8 @@ class _Pass:
     # -- rule 3: per-attempt timeouts
 
     def enforce_timeouts(self) -> None:
+        if self.suspended():
+            return  # a suspended attempt is not running; Kubernetes restarts its deadline on resume
         for i, spec in enumerate(self.workflow.nodes):
             node = self.nodes[i]
             if spec.timeout_seconds is None or node.phase is not NodePhase.RUNNING or node.attempt_started_at is None:
@@ -402,6 +437,8 @@ class _Pass:
             elif room > 0:
                 self._launch(i, node)
                 room -= 1
+            else:
+                self.waiting += 1
 
     def _await_approval(self, i: int) -> None:
         name = self.names[i]
@@ -470,7 +507,14 @@ class _Pass:
             nodes=dict(zip(self.names, self.nodes, strict=True)) if self.changed else previous.nodes,
         )
         changed = self.changed or _summary(status) != _summary(previous)
-        return Decision(status, self.launches, self.stops, self.events, self.wake_at, changed)
+        suspend = self.suspended() and not phase.finished
+        return Decision(
+            status, self.launches, self.stops, self.events, self.wake_at, changed, self.waiting, self.ended, suspend
+        )
+
+    def suspended(self) -> bool:
+        spec = self.workflow.spec
+        return spec.paused and spec.pause_mode == "Suspend" and not spec.stopped
 
     def _finish_if_nothing_can_run(self) -> None:
         """With nothing running and nothing launched, close out nodes that can no longer run."""
@@ -505,6 +549,10 @@ class _Pass:
         if any(node.attempts for node in self.nodes) or self.phase is not WorkflowPhase.PENDING:
             return WorkflowPhase.RUNNING, "Running", ""
         return WorkflowPhase.PENDING, "Pending", ""
+
+
+def _attempt_number(seen: Observation) -> int:
+    return seen.attempt
 
 
 def _launched(node: NodeStatus, attempt: int, now: datetime) -> dict[str, Any]:

@@ -105,6 +105,13 @@ class Approval(Model):
     message: ShortText = ""
 
 
+class ApprovalDecision(Model):
+    """A person's answer for an approval node, written by `dagwright approve|reject`."""
+
+    approved: bool
+    message: ShortText = ""
+
+
 class NodeDefaults(Model):
     """Merged into every node: a node's own value wins, env lists are merged by name."""
 
@@ -139,6 +146,7 @@ class WorkflowSpec(Model):
     ttl_seconds_after_finished: Annotated[int, Field(ge=0, le=MAX_SECONDS)] | None = None
     priority: Annotated[int, Field(ge=-1000, le=1000)] = 0
     retry_token: Annotated[str, Field(max_length=63)] = ""
+    approvals: Annotated[dict[Annotated[str, Field(max_length=63)], ApprovalDecision], Field(max_length=MAX_NODES)] = {}
     defaults: NodeDefaults = NodeDefaults()
     pod_template: PodTemplate | None = None
     nodes: Annotated[list[NodeSpec], Field(min_length=1, max_length=MAX_NODES)]

@@ -24,10 +24,16 @@ class Workflow:
     uid: str | None = None
     generation: int | None = None
     topological: tuple[int, ...] = field(init=False)
+    rank: tuple[int, ...] = field(init=False)  # each node's position in `topological`
     retry: tuple[RetryPolicy, ...] = field(init=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "topological", tuple(self.graph.topological_order()))
+        order = self.graph.topological_order()
+        rank = [0] * len(order)
+        for position, node in enumerate(order):
+            rank[node] = position
+        object.__setattr__(self, "topological", tuple(order))
+        object.__setattr__(self, "rank", tuple(rank))
         object.__setattr__(self, "retry", tuple(node.retry or NO_RETRY for node in self.nodes))
 
     @property

@@ -1,0 +1,152 @@
+"""What the operator has seen of Workflows, their Jobs and pods, fed by kopf's watch streams.
+
+Reconciles read from here instead of listing from the API server on every pass. Two rules keep it honest:
+- an object is replaced only by a newer resourceVersion, so a late watch event cannot undo a newer object
+  that came back from our own write (write-through after creating a Job or patching status);
+- a Job that disappears without a final condition is remembered as gone, which the planner hears as a Lost
+  attempt (reason JobDeleted).
+The cache is shared between the event loop (watch events) and reconcile worker threads, hence the lock.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from dagwright.k8s import names
+
+Body = dict[str, Any]
+Key = tuple[str, str]  # (namespace, workflow name)
+
+
+@dataclass
+class Jobs:
+    """The Jobs owned by one Workflow (by uid), and the ones that vanished."""
+
+    live: dict[str, Body] = field(default_factory=dict)
+    gone: dict[str, Body] = field(default_factory=dict)
+
+
+class Cache:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._workflows: dict[Key, Body] = {}
+        self._jobs: dict[str, Jobs] = {}  # by owner uid
+        self._pods: dict[tuple[str, str], Body] = {}  # by (namespace, job name)
+        self._owners: dict[str, Key] = {}  # workflow uid -> key
+        self._job_owners: dict[tuple[str, str], str] = {}  # (namespace, job name) -> workflow uid
+
+    # -- workflows
+
+    def put_workflow(self, body: Body) -> bool:
+        """Store a Workflow if it is newer than what we have; True when it was stored."""
+        key = key_of(body)
+        with self._lock:
+            if not _newer(body, self._workflows.get(key)):
+                return False
+            self._workflows[key] = body
+            uid = body["metadata"].get("uid")
+            if uid:
+                self._owners[uid] = key
+            return True
+
+    def drop_workflow(self, body: Body) -> None:
+        key = key_of(body)
+        uid = body["metadata"].get("uid")
+        with self._lock:
+            current = self._workflows.get(key)
+            if current is not None and current["metadata"].get("uid") == uid:
+                del self._workflows[key]
+            if uid:
+                self._owners.pop(uid, None)
+                for name in self._jobs.pop(uid, Jobs()).live:
+                    self._pods.pop((key[0], name), None)
+                    self._job_owners.pop((key[0], name), None)
+
+    def workflow(self, key: Key) -> Body | None:
+        with self._lock:
+            return self._workflows.get(key)
+
+    def workflow_keys(self) -> list[Key]:
+        with self._lock:
+            return list(self._workflows)
+
+    # -- jobs and pods
+
+    def put_job(self, body: Body) -> Key | None:
+        """Store a Job; returns its workflow's key so the caller can enqueue it."""
+        uid = owner_uid(body)
+        if uid is None:
+            return None
+        name = body["metadata"]["name"]
+        with self._lock:
+            jobs = self._jobs.setdefault(uid, Jobs())
+            if _newer(body, jobs.live.get(name)):
+                jobs.live[name] = body
+            self._job_owners[(body["metadata"]["namespace"], name)] = uid
+            return self._owners.get(uid)
+
+    def drop_job(self, body: Body) -> Key | None:
+        uid = owner_uid(body)
+        if uid is None:
+            return None
+        name = body["metadata"]["name"]
+        with self._lock:
+            jobs = self._jobs.setdefault(uid, Jobs())
+            last = jobs.live.pop(name, body)
+            jobs.gone[name] = last
+            return self._owners.get(uid)
+
+    def jobs(self, uid: str) -> Jobs:
+        with self._lock:
+            jobs = self._jobs.get(uid, Jobs())
+            return Jobs(dict(jobs.live), dict(jobs.gone))
+
+    def put_pod(self, body: Body) -> Key | None:
+        job = (body["metadata"].get("labels") or {}).get("batch.kubernetes.io/job-name")
+        if job is None:
+            return None
+        namespace = body["metadata"]["namespace"]
+        with self._lock:
+            if _newer(body, self._pods.get((namespace, job))):
+                self._pods[(namespace, job)] = body
+            uid = self._job_owners.get((namespace, job))
+            return self._owners.get(uid) if uid else None
+
+    def drop_pod(self, body: Body) -> None:
+        job = (body["metadata"].get("labels") or {}).get("batch.kubernetes.io/job-name")
+        with self._lock:
+            current = self._pods.get((body["metadata"]["namespace"], job or ""))
+            if current is not None and current["metadata"].get("uid") == body["metadata"].get("uid"):
+                del self._pods[(body["metadata"]["namespace"], job or "")]
+
+    def pod(self, namespace: str, job: str) -> Body | None:
+        with self._lock:
+            return self._pods.get((namespace, job))
+
+
+def key_of(body: Mapping[str, Any]) -> Key:
+    meta = body["metadata"]
+    return meta.get("namespace") or "", meta["name"]
+
+
+def owner_uid(body: Mapping[str, Any]) -> str | None:
+    for ref in body["metadata"].get("ownerReferences") or []:
+        if ref.get("kind") == "Workflow" and ref.get("apiVersion", "").startswith(names.GROUP + "/"):
+            uid: str | None = ref.get("uid")
+            return uid
+    return None
+
+
+def _newer(body: Mapping[str, Any], current: Mapping[str, Any] | None) -> bool:
+    """Whether `body` supersedes `current`. resourceVersions are etcd revisions: integers in practice."""
+    if current is None:
+        return True
+    if body["metadata"].get("uid") != current["metadata"].get("uid"):
+        return True
+    try:
+        return int(body["metadata"]["resourceVersion"]) >= int(current["metadata"]["resourceVersion"])
+    except (KeyError, ValueError):
+        return True

@@ -1,0 +1,148 @@
+"""The few Kubernetes API calls the operator makes, as plain dicts in and out.
+
+The official client's generated models are slow to build for large objects, so every call asks for the raw
+JSON (`_preload_content=False`). Idempotency lives here too: creating a Job that exists and deleting one that
+is gone both count as success. This is the seam unit tests replace; e2e tests use the real API server.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+import kubernetes
+from dagwright.k8s import names
+from kubernetes.client.rest import ApiException
+
+log = logging.getLogger("dagwright.k8s")
+
+Body = dict[str, Any]
+
+
+class Api(Protocol):
+    def create_job(self, namespace: str, job: Body) -> Body | None: ...
+    def delete_job(self, namespace: str, name: str) -> None: ...
+    def get_job(self, namespace: str, name: str) -> Body | None: ...
+    def set_job_suspended(self, namespace: str, name: str, suspend: bool) -> None: ...
+    def list_pods(self, namespace: str, job_name: str) -> list[Body]: ...
+    def patch_status(self, namespace: str, name: str, patch: Body) -> Body | None: ...
+    def delete_workflow(self, namespace: str, name: str, uid: str) -> None: ...
+    def emit_event(self, workflow: Body, type_: str, reason: str, message: str) -> None: ...
+
+
+def load_config() -> kubernetes.client.ApiClient:
+    """In-cluster credentials when running in a pod, else the kubeconfig (KUBECONFIG or ~/.kube/config)."""
+    try:
+        kubernetes.config.load_incluster_config()
+    except kubernetes.config.ConfigException:
+        kubernetes.config.load_kube_config()
+    configuration = kubernetes.client.Configuration.get_default_copy()
+    configuration.connection_pool_maxsize = 32
+    return kubernetes.client.ApiClient(configuration)
+
+
+class KubeApi:
+    def __init__(self, api_client: kubernetes.client.ApiClient) -> None:
+        self.batch = kubernetes.client.BatchV1Api(api_client)
+        self.core = kubernetes.client.CoreV1Api(api_client)
+        self.custom = kubernetes.client.CustomObjectsApi(api_client)
+
+    def create_job(self, namespace: str, job: Body) -> Body | None:
+        """The created Job, or None when it already existed (an earlier launch of the same attempt)."""
+        try:
+            return _json(self.batch.create_namespaced_job(namespace, job, _preload_content=False))
+        except ApiException as error:
+            if error.status == 409:
+                return None
+            raise
+
+    def delete_job(self, namespace: str, name: str) -> None:
+        body = {"propagationPolicy": "Background", "gracePeriodSeconds": 30}
+        try:
+            self.batch.delete_namespaced_job(name, namespace, body=body, _preload_content=False)
+        except ApiException as error:
+            if error.status != 404:
+                raise
+
+    def get_job(self, namespace: str, name: str) -> Body | None:
+        try:
+            return _json(self.batch.read_namespaced_job(name, namespace, _preload_content=False))
+        except ApiException as error:
+            if error.status == 404:
+                return None
+            raise
+
+    def set_job_suspended(self, namespace: str, name: str, suspend: bool) -> None:
+        try:
+            self.batch.patch_namespaced_job(name, namespace, {"spec": {"suspend": suspend}}, _preload_content=False)
+        except ApiException as error:
+            if error.status != 404:
+                raise
+
+    def list_pods(self, namespace: str, job_name: str) -> list[Body]:
+        selector = f"batch.kubernetes.io/job-name={job_name}"
+        response = self.core.list_namespaced_pod(namespace, label_selector=selector, _preload_content=False)
+        items: list[Body] = _json(response).get("items", [])
+        return items
+
+    def patch_status(self, namespace: str, name: str, patch: Body) -> Body | None:
+        """The updated Workflow, or None when it no longer exists."""
+        try:
+            response = self.custom.api_client.call_api(
+                f"/apis/{names.GROUP}/{names.VERSION}/namespaces/{namespace}/{names.PLURAL}/{name}/status",
+                "PATCH",
+                body=patch,
+                header_params={"Content-Type": "application/merge-patch+json", "Accept": "application/json"},
+                auth_settings=["BearerToken"],
+                _preload_content=False,
+                _return_http_data_only=True,
+            )
+            return _json(response)
+        except ApiException as error:
+            if error.status == 404:
+                return None
+            raise
+
+    def delete_workflow(self, namespace: str, name: str, uid: str) -> None:
+        body = {"propagationPolicy": "Background", "preconditions": {"uid": uid}}
+        try:
+            self.custom.delete_namespaced_custom_object(
+                names.GROUP, names.VERSION, namespace, names.PLURAL, name, body=body, _preload_content=False
+            )
+        except ApiException as error:
+            if error.status not in (404, 409):
+                raise
+
+    def emit_event(self, workflow: Body, type_: str, reason: str, message: str) -> None:
+        """A core/v1 Event on the Workflow; failing to post one is logged, never fatal."""
+        meta = workflow["metadata"]
+        now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        event = {
+            "metadata": {"generateName": f"{meta['name']}.", "namespace": meta["namespace"]},
+            "involvedObject": {
+                "apiVersion": names.API_VERSION,
+                "kind": "Workflow",
+                "name": meta["name"],
+                "namespace": meta["namespace"],
+                "uid": meta["uid"],
+            },
+            "type": type_,
+            "reason": reason,
+            "message": message[:1024],
+            "source": {"component": "dagwright"},
+            "firstTimestamp": now,
+            "lastTimestamp": now,
+            "count": 1,
+            "reportingComponent": "dagwright.io/operator",
+            "reportingInstance": "dagwright",
+        }
+        try:
+            self.core.create_namespaced_event(meta["namespace"], event, _preload_content=False)
+        except ApiException as error:
+            log.warning("could not post event %s on %s: %s", reason, meta["name"], error.reason)
+
+
+def _json(response: Any) -> Any:
+    return json.loads(response.data)

@@ -1,0 +1,46 @@
+"""Names, labels and annotation keys the operator puts on Kubernetes objects, in one place."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+
+GROUP = "dagwright.io"
+VERSION = "v1alpha1"
+PLURAL = "workflows"
+API_VERSION = f"{GROUP}/{VERSION}"
+
+LABEL_WORKFLOW = "dagwright.io/workflow"
+LABEL_NODE = "dagwright.io/node"
+LABEL_ATTEMPT = "dagwright.io/attempt"
+LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
+MANAGED_BY = "dagwright"
+ANNOTATION_WORKFLOW_UID = "dagwright.io/workflow-uid"
+CONTAINER = "main"
+
+_MAX_NAME = 63
+_INVALID_LABEL_CHARS = re.compile(r"[^a-z0-9A-Z._-]")
+
+
+def job_name(workflow: str, node: str, attempt: int) -> str:
+    """A deterministic Job name for one attempt, at most 63 characters.
+
+    Deterministic so that creating it twice (a restarted operator, a lost status write) hits AlreadyExists
+    instead of running the attempt twice. Long names are shortened and made unique with a hash of the full
+    workflow/node pair.
+    """
+    name = f"{workflow}-{node}-{attempt}"
+    if len(name) <= _MAX_NAME:
+        return name
+    digest = hashlib.sha256(f"{workflow}/{node}".encode()).hexdigest()[:10]
+    suffix = f"-{digest}-{attempt}"
+    prefix = f"{workflow}-{node}"[: _MAX_NAME - len(suffix)].rstrip("-.")
+    return prefix + suffix
+
+
+def label_value(value: str) -> str:
+    """A label-safe form of a name (workflow names may be longer than a label value's 63 characters)."""
+    if len(value) <= _MAX_NAME and not _INVALID_LABEL_CHARS.search(value):
+        return value
+    digest = hashlib.sha256(value.encode()).hexdigest()[:10]
+    return (_INVALID_LABEL_CHARS.sub("-", value)[: _MAX_NAME - 11].rstrip("-._") + "-" + digest).lstrip("-._")

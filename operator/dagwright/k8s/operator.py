@@ -1,0 +1,230 @@
+"""The kopf wiring: watch Workflows, Jobs and pods, queue reconciles, run workers, elect a leader.
+
+Handlers are thin: a watch event only updates the cache and queues the Workflow's key. kopf's own
+change-tracking handlers (on.create/on.update) are not used, so kopf writes nothing to our objects: no
+annotations, no finalizers, no status fields of its own; all writes are the reconciler's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from typing import Any
+
+import kopf
+from dagwright.k8s import metrics, names
+from dagwright.k8s.cache import Cache, Key, key_of
+from dagwright.k8s.client import KubeApi, load_config
+from dagwright.k8s.leader import LeaseElector
+from dagwright.k8s.queue import WorkQueue
+from dagwright.k8s.reconcile import Reconciler, Settings
+
+log = logging.getLogger("dagwright.operator")
+
+_ERROR_BACKOFF_MAX = 60.0
+
+
+class Runtime:
+    """Everything one operator process holds, created at kopf start-up."""
+
+    def __init__(self, settings: Settings, lease_namespace: str, metrics_port: int | None) -> None:
+        self.settings = settings
+        self.lease_namespace = lease_namespace
+        self.metrics_port = metrics_port
+        self.cache = Cache()
+        self.queue: WorkQueue | None = None
+        self.reconciler: Reconciler | None = None
+        self.elector: LeaseElector | None = None
+        self.pool = ThreadPoolExecutor(max_workers=settings.workers, thread_name_prefix="reconcile")
+        self.tasks: list[asyncio.Task[Any]] = []
+        self.failures: dict[Key, int] = {}
+
+    def enqueue(self, key: Key | None) -> None:
+        if key is not None and self.queue is not None:
+            self.queue.add(key)
+
+    def order(self, key: Key) -> tuple[Any, ...]:
+        """Higher spec.priority first, then older workflows."""
+        body = self.cache.workflow(key) or {"metadata": {}, "spec": {}}
+        priority = (body.get("spec") or {}).get("priority") or 0
+        return (-int(priority) if isinstance(priority, int) else 0, body["metadata"].get("creationTimestamp") or "")
+
+
+def build_registry(runtime: Runtime) -> kopf.OperatorRegistry:
+    registry = kopf.OperatorRegistry()
+    managed = {names.LABEL_MANAGED_BY: names.MANAGED_BY}
+
+    @kopf.on.login(registry=registry)
+    def login(**kwargs: Any) -> Any:
+        return kopf.login_via_client(**kwargs)
+
+    @kopf.on.startup(registry=registry)
+    async def start(settings: kopf.OperatorSettings, **_: Any) -> None:
+        settings.posting.level = logging.WARNING
+        settings.watching.server_timeout = 300
+        settings.watching.client_timeout = 330
+        settings.networking.request_timeout = 30
+        await _start(runtime)
+
+    @kopf.on.cleanup(registry=registry)
+    async def stop(**_: Any) -> None:
+        for task in runtime.tasks:
+            task.cancel()
+        if runtime.elector is not None:
+            await asyncio.get_running_loop().run_in_executor(None, runtime.elector.release)
+        runtime.pool.shutdown(wait=False, cancel_futures=True)
+
+    @kopf.on.event(names.GROUP, names.VERSION, names.PLURAL, registry=registry)
+    async def workflow_event(event: dict[str, Any], **_: Any) -> None:
+        body = event["object"]
+        if event.get("type") == "DELETED":
+            runtime.cache.drop_workflow(body)
+            if runtime.reconciler is not None:
+                runtime.reconciler.forget_uid(body["metadata"].get("uid", ""))
+        elif runtime.cache.put_workflow(body):
+            runtime.enqueue(key_of(body))
+
+    @kopf.on.event("batch", "v1", "jobs", labels=managed, registry=registry)
+    async def job_event(event: dict[str, Any], **_: Any) -> None:
+        body = event["object"]
+        if event.get("type") == "DELETED":
+            runtime.enqueue(runtime.cache.drop_job(body))
+        else:
+            runtime.enqueue(runtime.cache.put_job(body))
+
+    @kopf.on.event("v1", "pods", labels=managed, registry=registry)
+    async def pod_event(event: dict[str, Any], **_: Any) -> None:
+        body = event["object"]
+        if event.get("type") == "DELETED":
+            runtime.cache.drop_pod(body)
+        else:
+            runtime.enqueue(runtime.cache.put_pod(body))
+
+    @kopf.on.probe(id="leader", registry=registry)
+    def leader_probe(**_: Any) -> bool:
+        return runtime.elector.is_leader() if runtime.elector is not None else True
+
+    return registry
+
+
+async def _start(runtime: Runtime) -> None:
+    loop = asyncio.get_running_loop()
+    api_client = load_config()
+    runtime.queue = WorkQueue(loop, runtime.order)
+    reconciler = Reconciler(KubeApi(api_client), runtime.cache, runtime.settings)
+    reconciler.requeue = lambda key, delay: runtime.queue.add(key, delay) if runtime.queue else None
+    runtime.reconciler = reconciler
+    if runtime.lease_namespace:
+        elector = LeaseElector(api_client, runtime.lease_namespace)
+        elector.on_elected = lambda: [runtime.queue.add(key) for key in runtime.cache.workflow_keys()]  # type: ignore[union-attr]
+        reconciler.is_leader = elector.is_leader
+        runtime.elector = elector
+        runtime.tasks.append(asyncio.create_task(_lead(elector)))
+    if runtime.metrics_port:
+        metrics.serve(runtime.metrics_port, metrics.FleetCollector(reconciler.phase_counts, reconciler.waiting_total))
+    for number in range(runtime.settings.workers):
+        runtime.tasks.append(asyncio.create_task(_work(runtime, reconciler, number)))
+
+
+async def _lead(elector: LeaseElector) -> None:
+    loop = asyncio.get_running_loop()
+    while True:
+        await loop.run_in_executor(None, elector.try_acquire_or_renew)
+        await asyncio.sleep(elector.renew_seconds)
+
+
+async def _work(runtime: Runtime, reconciler: Reconciler, number: int) -> None:
+    loop = asyncio.get_running_loop()
+    queue = runtime.queue
+    assert queue is not None
+    while True:
+        key = await queue.get()
+        try:
+            delay = await loop.run_in_executor(runtime.pool, reconciler.reconcile, key)
+        except asyncio.CancelledError:
+            raise
+        except Exception as error:
+            failures = runtime.failures.get(key, 0) + 1
+            runtime.failures[key] = failures
+            delay = min(_ERROR_BACKOFF_MAX, 0.25 * 2**failures)
+            metrics.RECONCILE_ERRORS.inc()
+            log.warning(
+                "reconcile of %s/%s failed (%s: %s); retrying in %.1fs",
+                key[0],
+                key[1],
+                type(error).__name__,
+                error,
+                delay,
+                extra={"namespace": key[0], "workflow": key[1]},
+            )
+        else:
+            runtime.failures.pop(key, None)
+        finally:
+            queue.done(key)
+        if delay is not None:
+            queue.add(key, delay)
+
+
+def run(
+    settings: Settings,
+    *,
+    lease_namespace: str,
+    metrics_port: int | None,
+    health_port: int | None,
+    json_logs: bool = False,
+) -> None:
+    """Run the operator until SIGTERM/SIGINT."""
+    _configure_logging(json_logs)
+    runtime = Runtime(settings, lease_namespace, metrics_port)
+    registry = build_registry(runtime)
+    liveness = f"http://0.0.0.0:{health_port}/healthz" if health_port else None
+    kopf.run(
+        registry=registry,
+        standalone=True,
+        clusterwide=not settings.namespaces,
+        namespaces=settings.namespaces or None,
+        liveness_endpoint=liveness,
+    )
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line, with the workflow and node a line is about when known."""
+
+    _FIELDS = ("workflow", "namespace", "node")
+
+    def format(self, record: logging.LogRecord) -> str:
+        import json
+
+        entry: dict[str, Any] = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        for name in self._FIELDS:
+            value = getattr(record, name, None)
+            if value is not None:
+                entry[name] = value
+        kopf_object = getattr(record, "k8s_ref", None)
+        if isinstance(kopf_object, dict):
+            entry.setdefault("workflow", kopf_object.get("name"))
+            entry.setdefault("namespace", kopf_object.get("namespace"))
+        if record.exc_info:
+            entry["error"] = self.formatException(record.exc_info)
+        return json.dumps(entry)
+
+
+def _configure_logging(json_logs: bool) -> None:
+    handler = logging.StreamHandler()
+    if json_logs:
+        handler.setFormatter(JsonFormatter())
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(os.environ.get("DAGWRIGHT_LOG_LEVEL", "INFO").upper())
+    logging.getLogger("kubernetes").setLevel(logging.WARNING)
+    logging.getLogger("urllib3").setLevel(logging.WARNING)

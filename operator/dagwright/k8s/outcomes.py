@@ -1,0 +1,118 @@
+"""Reading an attempt's outcome from its Job and pod: pure functions from Kubernetes objects to Observations.
+
+The Job says whether the attempt ended (conditions Complete / Failed); the pod says why (exit code, OOMKilled,
+eviction, termination message). Reasons are mapped onto the core's vocabulary (`failures.py`), which decides
+what is transient. A pod stuck Pending (unschedulable, image pull failing) past a threshold is reported as a
+failure here, because Kubernetes itself would wait forever.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime, timedelta
+from typing import Any
+
+from dagwright.k8s import names
+from dagwright.planner import AttemptState, Observation
+
+STUCK_AFTER = timedelta(minutes=5)
+MAX_MESSAGE = 1024
+_IMAGE_PULL = frozenset({"ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull"})
+
+Body = Mapping[str, Any]
+
+
+def attempt_of(job: Body) -> tuple[str, int] | None:
+    labels = job.get("metadata", {}).get("labels") or {}
+    try:
+        return labels[names.LABEL_NODE], int(labels[names.LABEL_ATTEMPT])
+    except (KeyError, ValueError):
+        return None
+
+
+def observe(job: Body, pod: Body | None, now: datetime, stuck_after: timedelta = STUCK_AFTER) -> Observation | None:
+    key = attempt_of(job)
+    if key is None:
+        return None
+    node, attempt = key
+    conditions = {c.get("type"): c for c in job.get("status", {}).get("conditions") or [] if c.get("status") == "True"}
+    if "Complete" in conditions or "SuccessCriteriaMet" in conditions:
+        return Observation(node, attempt, AttemptState.SUCCEEDED, exit_code=0, finished_at=_time(conditions, now))
+    failed = conditions.get("Failed") or conditions.get("FailureTarget")
+    if failed is not None:
+        return _failure(node, attempt, failed, pod, _time(conditions, now))
+    stuck = _stuck(pod, now, stuck_after)
+    if stuck is not None:
+        reason, message = stuck
+        return Observation(node, attempt, AttemptState.FAILED, reason=reason, message=message, finished_at=now)
+    return Observation(node, attempt, AttemptState.RUNNING)
+
+
+def _failure(node: str, attempt: int, condition: Body, pod: Body | None, at: datetime) -> Observation:
+    job_reason = condition.get("reason") or "Failed"
+    if job_reason == "DeadlineExceeded":
+        message = "attempt exceeded timeoutSeconds (Job activeDeadlineSeconds)"
+        return Observation(
+            node, attempt, AttemptState.FAILED, reason="DeadlineExceeded", message=message, finished_at=at
+        )
+    terminated = _terminated(pod)
+    pod_reason = (pod or {}).get("status", {}).get("reason")
+    if pod_reason in ("Evicted", "Preempted", "NodeLost", "Shutdown", "Terminated"):
+        message = _clip((pod or {}).get("status", {}).get("message") or pod_reason)
+        reason = "Evicted" if pod_reason in ("Evicted", "Shutdown", "Terminated") else pod_reason
+        return Observation(node, attempt, AttemptState.FAILED, reason=reason, message=message, finished_at=at)
+    if terminated is None:
+        message = _clip(condition.get("message") or f"Job failed ({job_reason})")
+        return Observation(node, attempt, AttemptState.FAILED, reason=job_reason, message=message, finished_at=at)
+    code = terminated.get("exitCode")
+    reason = "OOMKilled" if terminated.get("reason") == "OOMKilled" else "Error"
+    message = _clip(terminated.get("message") or terminated.get("reason") or f"exit code {code}")
+    return Observation(
+        node, attempt, AttemptState.FAILED, exit_code=code, reason=reason, message=message, finished_at=at
+    )
+
+
+def _terminated(pod: Body | None) -> Body | None:
+    for status in (pod or {}).get("status", {}).get("containerStatuses") or []:
+        if status.get("name") == names.CONTAINER:
+            terminated: Body | None = (status.get("state") or {}).get("terminated")
+            return terminated
+    return None
+
+
+def _stuck(pod: Body | None, now: datetime, stuck_after: timedelta) -> tuple[str, str] | None:
+    """(reason, message) when the pod has been unable to start for longer than `stuck_after`."""
+    if pod is None or pod.get("status", {}).get("phase") != "Pending":
+        return None
+    created = _parse(pod.get("metadata", {}).get("creationTimestamp"))
+    if created is None or now - created < stuck_after:
+        return None
+    for status in pod.get("status", {}).get("containerStatuses") or []:
+        waiting = (status.get("state") or {}).get("waiting") or {}
+        if waiting.get("reason") in _IMAGE_PULL:
+            return "ImagePullFailed", _clip(f"{waiting.get('reason')}: {waiting.get('message', '')}")
+    for condition in pod.get("status", {}).get("conditions") or []:
+        if condition.get("type") == "PodScheduled" and condition.get("reason") == "Unschedulable":
+            return "Unschedulable", _clip(condition.get("message") or "pod cannot be scheduled")
+    return None
+
+
+def _time(conditions: Mapping[str, Body], default: datetime) -> datetime:
+    for condition in conditions.values():
+        parsed = _parse(condition.get("lastTransitionTime"))
+        if parsed is not None:
+            return parsed
+    return default
+
+
+def _parse(value: Any) -> datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+
+
+def _clip(text: str) -> str:
+    return text if len(text) <= MAX_MESSAGE else text[: MAX_MESSAGE - 3] + "..."

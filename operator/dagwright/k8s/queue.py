@@ -1,0 +1,93 @@
+"""The reconcile work queue: which Workflows need a pass, in what order, and never two passes at once.
+
+The controller-runtime pattern: items are only keys (level-based, never "handle this event"), a key is queued
+at most once however many events arrive, a key being processed is re-queued after its pass instead of run in
+parallel, delayed adds (backoff wake-ups, error retries) keep only the earliest time, and ready keys come out
+highest `spec.priority` first, then oldest. The queue lives on the event loop; `add` may be called from any
+thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import itertools
+from collections.abc import Callable, Hashable
+from typing import Any
+
+Order = Callable[[Any], tuple[Any, ...]]
+
+
+class WorkQueue:
+    def __init__(self, loop: asyncio.AbstractEventLoop, order: Order) -> None:
+        self._loop = loop
+        self._order = order
+        self._heap: list[tuple[tuple[Any, ...], int, Hashable]] = []
+        self._queued: set[Hashable] = set()
+        self._processing: set[Hashable] = set()
+        self._again: set[Hashable] = set()
+        self._delayed: dict[Hashable, tuple[float, asyncio.TimerHandle]] = {}
+        self._ready = asyncio.Event()
+        self._sequence = itertools.count()
+
+    def __len__(self) -> int:
+        return len(self._queued)
+
+    def add(self, key: Hashable, delay: float = 0.0) -> None:
+        """Queue `key` now or after `delay` seconds; safe to call from any thread."""
+        if _on_loop(self._loop):
+            self._add(key, delay)
+        else:
+            self._loop.call_soon_threadsafe(self._add, key, delay)
+
+    def _add(self, key: Hashable, delay: float) -> None:
+        if delay > 0:
+            self._add_later(key, delay)
+        elif key in self._processing:
+            self._again.add(key)
+        elif key not in self._queued:
+            self._queued.add(key)
+            heapq.heappush(self._heap, (self._order(key), next(self._sequence), key))
+            self._ready.set()
+
+    def _add_later(self, key: Hashable, delay: float) -> None:
+        when = self._loop.time() + delay
+        current = self._delayed.get(key)
+        if current is not None:
+            if current[0] <= when:
+                return
+            current[1].cancel()
+        handle = self._loop.call_at(when, self._fire, key)
+        self._delayed[key] = (when, handle)
+
+    def _fire(self, key: Hashable) -> None:
+        self._delayed.pop(key, None)
+        self._add(key, 0.0)
+
+    async def get(self) -> Hashable:
+        while not self._heap:
+            self._ready.clear()
+            await self._ready.wait()
+        _, _, key = heapq.heappop(self._heap)
+        self._queued.discard(key)
+        self._processing.add(key)
+        return key
+
+    def done(self, key: Hashable) -> None:
+        """Mark a pass finished; a key added during the pass is queued again now."""
+        self._processing.discard(key)
+        if key in self._again:
+            self._again.discard(key)
+            self._add(key, 0.0)
+
+    def forget(self, key: Hashable) -> None:
+        current = self._delayed.pop(key, None)
+        if current is not None:
+            current[1].cancel()
+
+
+def _on_loop(loop: asyncio.AbstractEventLoop) -> bool:
+    try:
+        return asyncio.get_running_loop() is loop
+    except RuntimeError:
+        return False

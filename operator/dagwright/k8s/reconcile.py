@@ -1,0 +1,360 @@
+"""One reconcile pass of one Workflow: observe, plan, act, write status once.
+
+    observe the Workflow and its Jobs/pods (from the watch cache) -> stop if gone or not the leader
+    -> invalid spec: record InvalidSpec, do not retry -> plan (the core decides everything)
+    -> delete Jobs of stopped attempts, create Jobs of launched ones, (un)suspend
+    -> write status in one merge patch -> post Events -> requeue at the planner's wake-up time
+
+Nothing here decides what runs next. Order matters for restart safety: Jobs are created before the status
+that records them is written, and Job names are deterministic, so a pass interrupted anywhere is repeated
+by the next one without running an attempt twice (an existing Job is adopted, not recreated).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from dagwright import planner
+from dagwright.errors import Problem, SpecError
+from dagwright.k8s import metrics, names, outcomes
+from dagwright.k8s.cache import Body, Cache, Key, key_of
+from dagwright.k8s.client import Api
+from dagwright.k8s.jobs import build_job
+from dagwright.k8s.patches import merge_patch
+from dagwright.planner import AttemptState, Decision, Observation
+from dagwright.status import NodePhase, WorkflowStatus, to_wire
+from dagwright.validation import compile_spec, parse_spec
+from dagwright.workflows import Workflow
+
+log = logging.getLogger("dagwright.operator")
+
+_CLEANUP_REASONS = frozenset({"ImagePullFailed", "Unschedulable"})
+
+
+@dataclass
+class Settings:
+    namespaces: list[str] = field(default_factory=list)  # empty: all namespaces
+    max_running_nodes: int | None = None
+    stuck_after: timedelta = outcomes.STUCK_AFTER
+    workers: int = 4
+
+
+@dataclass
+class _Fleet:
+    """Per-workflow counts the operator-wide capacity and the metrics need."""
+
+    running: dict[Key, int] = field(default_factory=dict)
+    waiting: dict[Key, int] = field(default_factory=dict)
+    phases: dict[Key, str] = field(default_factory=dict)
+
+
+class Reconciler:
+    def __init__(self, api: Api, cache: Cache, settings: Settings) -> None:
+        self.api = api
+        self.cache = cache
+        self.settings = settings
+        self.is_leader: Callable[[], bool] = lambda: True
+        self.requeue: Callable[[Key, float], None] = lambda key, delay: None
+        self.fleet = _Fleet()
+        self._compiled: dict[str, tuple[int | None, Workflow | SpecError]] = {}
+        self._statuses: dict[str, tuple[str, WorkflowStatus]] = {}
+        self._capacity_lock = threading.Lock()
+
+    # -- the pass
+
+    def reconcile(self, key: Key) -> float | None:
+        """One pass; returns seconds until the next time-based pass is due, if any."""
+        body = self.cache.workflow(key)
+        if body is None:
+            self._forget(key)
+            return None
+        if not self.is_leader() or body["metadata"].get("deletionTimestamp"):
+            return None
+        started = time.perf_counter()
+        now = datetime.now(UTC)
+        compiled = self._compile(body)
+        if isinstance(compiled, SpecError):
+            self._record_invalid(body, compiled, now)
+            return None
+        status = self._status(body)
+        observations, cleanup = self._observe(compiled, status, now)
+        with self._capacity_guard():
+            decision = planner.plan(compiled, status, observations, now, capacity=self._capacity(key))
+            self._carry_out(compiled, decision, cleanup)
+            self._account(key, decision)
+        self._write_status(body, decision)
+        self._emit(body, decision)
+        _record_metrics(decision, now)
+        metrics.RECONCILE_DURATION.observe(time.perf_counter() - started)
+        return self._next_pass(compiled, decision, now)
+
+    def _compile(self, body: Body) -> Workflow | SpecError:
+        """The planner's view of the spec, rebuilt only when the generation changes."""
+        meta = body["metadata"]
+        cached = self._compiled.get(meta["uid"])
+        if cached is not None and cached[0] == meta.get("generation"):
+            return cached[1]
+        result: Workflow | SpecError
+        try:
+            spec = parse_spec(body.get("spec"))
+            result = compile_spec(
+                spec, name=meta["name"], namespace=meta["namespace"], uid=meta["uid"], generation=meta.get("generation")
+            )
+            _check_cluster_rules(result)
+        except SpecError as error:
+            result = error
+        self._compiled[meta["uid"]] = (meta.get("generation"), result)
+        return result
+
+    def _status(self, body: Body) -> WorkflowStatus | None:
+        """The stored status, parsed once per resourceVersion (our own writes are remembered, not re-parsed)."""
+        meta = body["metadata"]
+        cached = self._statuses.get(meta["uid"])
+        if cached is not None and cached[0] == meta.get("resourceVersion"):
+            return cached[1]
+        raw = body.get("status")
+        if not raw:
+            return None
+        try:
+            status = WorkflowStatus.model_validate(raw)
+        except ValueError as error:
+            log.warning("ignoring unreadable status of %s: %s", meta["name"], error)
+            return None
+        self._statuses[meta["uid"]] = (meta.get("resourceVersion", ""), status)
+        return status
+
+    def _observe(
+        self, workflow: Workflow, status: WorkflowStatus | None, now: datetime
+    ) -> tuple[list[Observation], list[str]]:
+        """Every attempt's outcome as Kubernetes shows it, and Jobs to clean up (pods stuck for good)."""
+        namespace = workflow.namespace or ""
+        jobs = self.cache.jobs(workflow.uid or "")
+        observations: list[Observation] = []
+        cleanup: list[str] = []
+        for name, job in jobs.live.items():
+            seen = outcomes.observe(job, self._pod(namespace, name, job), now, self.settings.stuck_after)
+            if seen is not None:
+                observations.append(seen)
+                if seen.reason in _CLEANUP_REASONS:
+                    cleanup.append(name)
+        for job in jobs.gone.values():
+            seen = outcomes.observe(job, None, now)
+            if seen is not None:
+                observations.append(seen if seen.state is not AttemptState.RUNNING else _lost(seen, now))
+        observations += self._missing(workflow, status, jobs.live.keys() | jobs.gone.keys(), now)
+        observations += _approvals(workflow)
+        return observations, cleanup
+
+    def _pod(self, namespace: str, job_name: str, job: Body) -> Body | None:
+        pod = self.cache.pod(namespace, job_name)
+        if pod is None and _job_failed(job):
+            pods = self.api.list_pods(namespace, job_name)  # the pod's watch event may not be here yet
+            pod = pods[0] if pods else None
+        return pod
+
+    def _missing(
+        self, workflow: Workflow, status: WorkflowStatus | None, known: set[str], now: datetime
+    ) -> Iterator[Observation]:
+        """Running attempts whose Job the cache does not hold: ask the API server; gone means Lost."""
+        if status is None:
+            return
+        for node_name, node in status.nodes.items():
+            if node.phase is not NodePhase.RUNNING:
+                continue
+            job_name = names.job_name(workflow.name, node_name, node.attempts)
+            if job_name in known:
+                continue
+            job = self.api.get_job(workflow.namespace or "", job_name)
+            if job is None:
+                message = f"Job {job_name} was deleted before the attempt finished"
+                yield Observation(node_name, node.attempts, AttemptState.LOST, reason="JobDeleted", message=message)
+            else:
+                self.cache.put_job(job)
+                seen = outcomes.observe(job, None, now)
+                if seen is not None:
+                    yield seen
+
+    def _carry_out(self, workflow: Workflow, decision: Decision, cleanup: list[str]) -> None:
+        namespace = workflow.namespace or ""
+        for stop in decision.stops:
+            self.api.delete_job(namespace, names.job_name(workflow.name, stop.node, stop.attempt))
+        for job_name in cleanup:
+            self.api.delete_job(namespace, job_name)
+        upstream_done = _upstream_finish_times(workflow, decision.status)
+        for launch in decision.launches:
+            created = self.api.create_job(namespace, build_job(workflow, launch, suspend=decision.suspend))
+            if created is not None:
+                self.cache.put_job(created)
+                ready_since = upstream_done(launch.node)
+                if ready_since is not None:
+                    metrics.LAUNCH_LATENCY.observe(max(0.0, (datetime.now(UTC) - ready_since).total_seconds()))
+            log.info("launched %s attempt %d", launch.node, launch.attempt, extra=_context(workflow, launch.node))
+        self._suspend(workflow, decision)
+
+    def _suspend(self, workflow: Workflow, decision: Decision) -> None:
+        """Make running Jobs' `suspend` match the planner's wish (pauseMode Suspend)."""
+        for name, job in self.cache.jobs(workflow.uid or "").live.items():
+            if bool(job.get("spec", {}).get("suspend")) != decision.suspend and not _job_finished(job):
+                self.api.set_job_suspended(workflow.namespace or "", name, decision.suspend)
+
+    def _write_status(self, body: Body, decision: Decision) -> None:
+        if not decision.changed:
+            return
+        meta = body["metadata"]
+        patch = merge_patch(body.get("status") or {}, to_wire(decision.status))
+        if not patch:
+            return
+        updated = self.api.patch_status(meta["namespace"], meta["name"], {"status": patch})
+        if updated is not None:
+            self.cache.put_workflow(updated)
+            self._statuses[meta["uid"]] = (updated["metadata"]["resourceVersion"], decision.status)
+
+    def _emit(self, body: Body, decision: Decision) -> None:
+        for event in decision.events:
+            self.api.emit_event(body, event.type, event.reason, event.message)
+
+    def _next_pass(self, workflow: Workflow, decision: Decision, now: datetime) -> float | None:
+        expires = planner.expires_at(workflow, decision.status)
+        if expires is not None:
+            if now >= expires:
+                self.api.delete_workflow(workflow.namespace or "", workflow.name, workflow.uid or "")
+                return None
+            return (expires - now).total_seconds()
+        if decision.wake_at is None:
+            return None
+        return max(0.0, (decision.wake_at - now).total_seconds())
+
+    # -- invalid specs
+
+    def _record_invalid(self, body: Body, error: SpecError, now: datetime) -> None:
+        meta = body["metadata"]
+        status = self._status(body)
+        message = "invalid spec: " + "; ".join(str(problem) for problem in error.problems)
+        if status is not None and status.message == message and status.observed_generation == meta.get("generation"):
+            return
+        new = planner.invalid(status, message[:4096], now, meta.get("generation"))
+        self._write_status(body, Decision(new, changed=True))
+        self.api.emit_event(body, "Warning", "InvalidSpec", message)
+        log.warning("%s", message, extra={"workflow": meta["name"], "namespace": meta["namespace"]})
+
+    # -- operator-wide capacity
+
+    @contextlib.contextmanager
+    def _capacity_guard(self) -> Iterator[None]:
+        if self.settings.max_running_nodes is None:
+            yield
+            return
+        with self._capacity_lock:
+            yield
+
+    def _capacity(self, key: Key) -> int | None:
+        limit = self.settings.max_running_nodes
+        if limit is None:
+            return None
+        return max(0, limit - sum(self.fleet.running.values()))
+
+    def _account(self, key: Key, decision: Decision) -> None:
+        nodes = decision.status.nodes.values()
+        before = self.fleet.running.get(key, 0)
+        running = sum(1 for node in nodes if node.phase is NodePhase.RUNNING)
+        self.fleet.running[key] = running
+        self.fleet.waiting[key] = decision.waiting
+        self.fleet.phases[key] = decision.status.phase.value
+        if running < before and self.settings.max_running_nodes is not None:
+            for other, count in self.fleet.waiting.items():
+                if count and other != key:
+                    self.requeue(other, 0.0)
+
+    def _forget(self, key: Key) -> None:
+        for table in (self.fleet.running, self.fleet.waiting, self.fleet.phases):
+            table.pop(key, None)
+
+    def forget_uid(self, uid: str) -> None:
+        self._compiled.pop(uid, None)
+        self._statuses.pop(uid, None)
+
+    def phase_counts(self) -> dict[str, int]:
+        return dict(Counter(self.fleet.phases.values()))
+
+    def waiting_total(self) -> int:
+        return sum(self.fleet.waiting.values())
+
+
+def _check_cluster_rules(workflow: Workflow) -> None:
+    """What only the cluster needs: every node that runs something needs an image."""
+    problems = [
+        Problem(f"spec.nodes[{i}].image", f"node '{node.name}' needs an image on Kubernetes (or spec.defaults.image)")
+        for i, node in enumerate(workflow.nodes)
+        if node.approval is None and not node.image
+    ]
+    if problems:
+        raise SpecError(problems)
+
+
+def _upstream_finish_times(workflow: Workflow, status: WorkflowStatus) -> Callable[[str], datetime | None]:
+    def ready_since(node: str) -> datetime | None:
+        parents = workflow.graph.upstream[workflow.graph.index[node]]
+        times = [status.nodes[workflow.graph.names[p]].finished_at for p in parents]
+        known = [t for t in times if t is not None]
+        return max(known) if known else None
+
+    return ready_since
+
+
+def _record_metrics(decision: Decision, now: datetime) -> None:
+    metrics.ATTEMPTS_STARTED.inc(len(decision.launches))
+    for ended in decision.ended:
+        metrics.ATTEMPTS_FINISHED.labels("succeeded" if ended.succeeded else "failed", ended.reason or "").inc()
+        if ended.started_at is not None:
+            metrics.NODE_DURATION.observe(max(0.0, (ended.finished_at - ended.started_at).total_seconds()))
+    metrics.RETRIES.inc(sum(1 for event in decision.events if event.reason == "NodeRetrying"))
+
+
+def _approvals(workflow: Workflow) -> list[Observation]:
+    """`spec.approvals` as the planner hears them: attempt 1 of the approval node succeeded or failed."""
+    observations = []
+    for node, verdict in workflow.spec.approvals.items():
+        if verdict.approved:
+            observations.append(
+                Observation(node, 1, AttemptState.SUCCEEDED, reason="Approved", message=verdict.message)
+            )
+        else:
+            message = verdict.message or "rejected"
+            observations.append(Observation(node, 1, AttemptState.FAILED, reason="Rejected", message=message))
+    return observations
+
+
+def _lost(seen: Observation, now: datetime) -> Observation:
+    message = "the attempt's Job was deleted before it finished"
+    return Observation(
+        seen.node, seen.attempt, AttemptState.LOST, reason="JobDeleted", message=message, finished_at=now
+    )
+
+
+def _job_failed(job: Body) -> bool:
+    return any(
+        c.get("type") in ("Failed", "FailureTarget") and c.get("status") == "True"
+        for c in job.get("status", {}).get("conditions") or []
+    )
+
+
+def _job_finished(job: Body) -> bool:
+    return any(
+        c.get("type") in ("Complete", "Failed", "SuccessCriteriaMet", "FailureTarget") and c.get("status") == "True"
+        for c in job.get("status", {}).get("conditions") or []
+    )
+
+
+def _context(workflow: Workflow, node: str) -> dict[str, Any]:
+    return {"workflow": workflow.name, "namespace": workflow.namespace, "node": node}
+
+
+__all__ = ["Reconciler", "Settings", "key_of"]
