@@ -71,6 +71,11 @@ class Driver:
             spec, name=wf.name, namespace=wf.namespace, uid=wf.uid, generation=(wf.generation or 0) + 1
         )
 
+    @property
+    def current(self) -> WorkflowStatus:
+        assert self.status is not None, "call step() first"
+        return self.status
+
     def phase(self, name: str) -> NodePhase:
         assert self.status is not None
         return self.status.nodes[name].phase

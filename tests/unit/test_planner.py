@@ -140,6 +140,7 @@ def test_adopts_an_attempt_the_status_does_not_know() -> None:
     run = Driver(workflow([node("a"), node("b", "a")]))
     run.step()
     lost_write = run.status
+    assert lost_write is not None
     run.step(ok("a"))  # launches b attempt 1 ...
     run.status = lost_write.model_copy(
         update={
@@ -148,7 +149,7 @@ def test_adopts_an_attempt_the_status_does_not_know() -> None:
     )  # ... but only a's success was saved
     decision = run.step(running("b", 1))
     assert launched(decision) == []
-    assert run.status.nodes["b"].attempts == 1
+    assert run.current.nodes["b"].attempts == 1
     assert run.phase("b") is NodePhase.RUNNING
     decision = run.step(ok("b", 1))
     assert decision.status.phase is WorkflowPhase.SUCCEEDED
@@ -158,7 +159,7 @@ def test_adopted_attempt_that_already_finished_counts() -> None:
     run = Driver(workflow([node("a", retry={"limit": 5})]))
     run.step()
     decision = run.step(fail("a", 3))
-    assert run.status.nodes["a"].attempts == 3
+    assert run.current.nodes["a"].attempts == 3
     assert run.phase("a") is NodePhase.RETRYING
     assert launched(decision) == []
 
@@ -236,7 +237,7 @@ def test_stop_while_retrying_ends_the_retry() -> None:
     decision = run.step(after=120)
     assert decision.launches == [] and decision.stops == []
     assert run.phase("a") is NodePhase.STOPPED
-    assert run.status.nodes["a"].next_attempt_at is None
+    assert run.current.nodes["a"].next_attempt_at is None
 
 
 # -- failures: failFast, skipping downstream
@@ -251,7 +252,7 @@ def test_fail_fast_launches_nothing_new_then_skips_pending() -> None:
     decision = run.step(ok("b"))
     assert decision.launches == []
     assert run.phases() == {"a": "Failed", "b": "Succeeded", "c": "Skipped", "d": "Skipped"}
-    assert run.status.nodes["d"].reason == "FailFast"
+    assert run.current.nodes["d"].reason == "FailFast"
     assert decision.status.phase is WorkflowPhase.FAILED
     assert decision.status.message.startswith("node a failed")
     assert {c.type: c.status for c in decision.status.conditions}["Succeeded"] == "False"
@@ -262,8 +263,8 @@ def test_without_fail_fast_other_branches_continue_and_downstream_is_skipped() -
     run.step()
     decision = run.step(fail("a"))
     assert run.phase("c") is NodePhase.SKIPPED and run.phase("d") is NodePhase.SKIPPED
-    assert run.status.nodes["c"].reason == "UpstreamFailed"
-    assert run.status.nodes["d"].reason == "UpstreamFailed"
+    assert run.current.nodes["c"].reason == "UpstreamFailed"
+    assert run.current.nodes["d"].reason == "UpstreamFailed"
     assert decision.status.phase is WorkflowPhase.RUNNING
     assert launched(run.step(ok("b"))) == [("e", 1)]
     decision = run.step(ok("e"))
@@ -306,14 +307,14 @@ def test_retry_waits_for_backoff_then_launches_next_attempt() -> None:
 
 
 def test_backoff_is_capped_and_jittered_deterministically() -> None:
-    backoff = Backoff(initialSeconds=10, factor=2, maxSeconds=60, jitter=0.5)
+    backoff = Backoff(initial_seconds=10, factor=2, max_seconds=60, jitter=0.5)
     delays = [failures.backoff_seconds(backoff, n, f"seed-{n}") for n in range(1, 12)]
     for n, delay in enumerate(delays, start=1):
         base = min(60, 10 * 2 ** (n - 1))
         assert base * 0.5 <= delay <= base * 1.5
     assert delays == [failures.backoff_seconds(backoff, n, f"seed-{n}") for n in range(1, 12)]
     assert len({failures.backoff_seconds(backoff, 1, f"node-{i}") for i in range(20)}) > 1
-    assert failures.backoff_seconds(Backoff(factor=100, maxSeconds=5), 1000, "x") <= 5 * 1.1
+    assert failures.backoff_seconds(Backoff(factor=100, max_seconds=5), 1000, "x") <= 5 * 1.1
 
 
 @pytest.mark.parametrize(
@@ -354,7 +355,7 @@ def test_lost_attempt_is_a_transient_job_deleted_failure() -> None:
     run.step()
     run.step(Observation("a", 1, AttemptState.LOST))
     assert run.phase("a") is NodePhase.RETRYING
-    assert run.status.nodes["a"].reason == "JobDeleted"
+    assert run.current.nodes["a"].reason == "JobDeleted"
 
 
 def test_defaults_retry_applies_to_nodes_without_their_own() -> None:
@@ -375,7 +376,7 @@ def test_attempt_timeout_stops_it_and_fails_with_reason_timeout() -> None:
     assert run.step(after=29).stops == []
     decision = run.step(after=1)
     assert stopped(decision) == [("a", 1, "Timeout")]
-    assert run.status.nodes["a"].reason == "Timeout"
+    assert run.current.nodes["a"].reason == "Timeout"
     assert decision.status.phase is WorkflowPhase.FAILED
 
 
@@ -480,7 +481,7 @@ def test_retry_failed_keeps_succeeded_and_numbers_keep_growing() -> None:
     assert run.status is not None
     status = retry_failed(run.status)
     assert status.phase is WorkflowPhase.PENDING
-    assert status.nodes["a"] == run.status.nodes["a"]
+    assert status.nodes["a"] == run.current.nodes["a"]
     assert status.nodes["b"].phase is NodePhase.PENDING
     assert status.nodes["b"].attempts == 1 and status.nodes["b"].retry_budget_from == 2
     decision = plan(run.workflow, status, [], run.now)

@@ -1,0 +1,15 @@
+"""Hypothesis profiles for the unit tests: `dev` (default, quick) and `ci` (more examples).
+
+Choose with HYPOTHESIS_PROFILE=ci. Deadlines are off: a planner loop over a random DAG takes a variable time,
+and a slow CI machine must not turn that into a flaky failure.
+"""
+
+from __future__ import annotations
+
+import os
+
+from hypothesis import HealthCheck, settings
+
+settings.register_profile("dev", max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.register_profile("ci", max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
