@@ -91,8 +91,8 @@ class PodTemplate(Model):
     metadata: PodMetadata = PodMetadata()
     service_account_name: Annotated[str | None, Field(max_length=253)] = None
     node_selector: StringMap = {}
-    tolerations: list[dict[str, Any]] = []
-    image_pull_secrets: list[dict[str, Any]] = []
+    tolerations: Annotated[list[dict[str, Any]], Field(max_length=MAX_LIST)] = []
+    image_pull_secrets: Annotated[list[dict[str, Any]], Field(max_length=MAX_LIST)] = []
     priority_class_name: Annotated[str | None, Field(max_length=253)] = None
     resources: dict[str, Any] | None = None
     security_context: dict[str, Any] | None = None
