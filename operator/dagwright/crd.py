@@ -108,6 +108,9 @@ def _convert(node: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:
             out[key] = {name: _convert(child, defs) for name, child in value.items()}
         elif key == "items":
             out[key] = _convert(value, defs)
+        elif key == "patternProperties":  # constrained map keys: Kubernetes has no such keyword
+            (value_schema,) = value.values()
+            out["additionalProperties"] = _convert(value_schema, defs)
         elif key == "additionalProperties":
             if value is False:  # extra="forbid": the API server prunes unknown fields, kubectl rejects them
                 continue

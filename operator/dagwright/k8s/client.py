@@ -14,7 +14,7 @@ from typing import Any, Protocol
 
 import kubernetes
 from dagwright.k8s import names
-from kubernetes.client.rest import ApiException
+from kubernetes.client.exceptions import ApiException
 
 log = logging.getLogger("dagwright.k8s")
 
@@ -45,9 +45,10 @@ def load_config() -> kubernetes.client.ApiClient:
 
 class KubeApi:
     def __init__(self, api_client: kubernetes.client.ApiClient) -> None:
-        self.batch = kubernetes.client.BatchV1Api(api_client)
-        self.core = kubernetes.client.CoreV1Api(api_client)
-        self.custom = kubernetes.client.CustomObjectsApi(api_client)
+        # Typed as Any on purpose: we pass and receive plain dicts, which the client accepts at run time.
+        self.batch: Any = kubernetes.client.BatchV1Api(api_client)
+        self.core: Any = kubernetes.client.CoreV1Api(api_client)
+        self.custom: Any = kubernetes.client.CustomObjectsApi(api_client)
 
     def create_job(self, namespace: str, job: Body) -> Body | None:
         """The created Job, or None when it already existed (an earlier launch of the same attempt)."""
@@ -84,20 +85,21 @@ class KubeApi:
     def list_pods(self, namespace: str, job_name: str) -> list[Body]:
         selector = f"batch.kubernetes.io/job-name={job_name}"
         response = self.core.list_namespaced_pod(namespace, label_selector=selector, _preload_content=False)
-        items: list[Body] = _json(response).get("items", [])
+        items: list[Body] = _json(response).get("items") or []
         return items
 
     def patch_status(self, namespace: str, name: str, patch: Body) -> Body | None:
         """The updated Workflow, or None when it no longer exists."""
         try:
-            response = self.custom.api_client.call_api(
-                f"/apis/{names.GROUP}/{names.VERSION}/namespaces/{namespace}/{names.PLURAL}/{name}/status",
-                "PATCH",
-                body=patch,
-                header_params={"Content-Type": "application/merge-patch+json", "Accept": "application/json"},
-                auth_settings=["BearerToken"],
+            response = self.custom.patch_namespaced_custom_object_status(
+                names.GROUP,
+                names.VERSION,
+                namespace,
+                names.PLURAL,
+                name,
+                patch,
+                _content_type="application/merge-patch+json",
                 _preload_content=False,
-                _return_http_data_only=True,
             )
             return _json(response)
         except ApiException as error:
@@ -144,5 +146,6 @@ class KubeApi:
             log.warning("could not post event %s on %s: %s", reason, meta["name"], error.reason)
 
 
-def _json(response: Any) -> Any:
-    return json.loads(response.data)
+def _json(response: Any) -> Body:
+    data: Body = json.loads(response.data)
+    return data

@@ -13,7 +13,7 @@ from typing import Any
 
 import kubernetes
 from dagwright.k8s import names
-from kubernetes.client.rest import ApiException
+from kubernetes.client.exceptions import ApiException
 
 
 class ControlError(Exception):

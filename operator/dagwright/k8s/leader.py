@@ -17,7 +17,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 import kubernetes
-from kubernetes.client.rest import ApiException
+from kubernetes.client.exceptions import ApiException
 
 log = logging.getLogger("dagwright.leader")
 
@@ -74,7 +74,7 @@ class LeaseElector:
         self._renewed_at = None
         try:
             lease = self.api.read_namespaced_lease(self.name, self.namespace)
-            if lease.spec.holder_identity == self.identity:
+            if lease.spec is not None and lease.spec.holder_identity == self.identity:
                 lease.spec.holder_identity = None
                 lease.spec.renew_time = None
                 self.api.replace_namespaced_lease(self.name, self.namespace, lease)
@@ -90,6 +90,8 @@ class LeaseElector:
                 raise
             return self._create(now)
         spec = lease.spec
+        if spec is None:
+            spec = lease.spec = kubernetes.client.V1LeaseSpec()
         holder = spec.holder_identity
         renewed = spec.renew_time or spec.acquire_time
         expired = renewed is None or (now - renewed).total_seconds() > (spec.lease_duration_seconds or self.duration)

@@ -35,7 +35,7 @@ class Runtime:
         self.lease_namespace = lease_namespace
         self.metrics_port = metrics_port
         self.cache = Cache()
-        self.queue: WorkQueue | None = None
+        self.queue: WorkQueue[Key] | None = None
         self.reconciler: Reconciler | None = None
         self.elector: LeaseElector | None = None
         self.pool = ThreadPoolExecutor(max_workers=settings.workers, thread_name_prefix="reconcile")
@@ -78,7 +78,8 @@ def build_registry(runtime: Runtime) -> kopf.OperatorRegistry:
         runtime.pool.shutdown(wait=False, cancel_futures=True)
 
     @kopf.on.event(names.GROUP, names.VERSION, names.PLURAL, registry=registry)
-    async def workflow_event(event: dict[str, Any], **_: Any) -> None:
+    async def workflow_event(**kwargs: Any) -> None:
+        event = kwargs["event"]
         body = event["object"]
         if event.get("type") == "DELETED":
             runtime.cache.drop_workflow(body)
@@ -88,7 +89,8 @@ def build_registry(runtime: Runtime) -> kopf.OperatorRegistry:
             runtime.enqueue(key_of(body))
 
     @kopf.on.event("batch", "v1", "jobs", labels=managed, registry=registry)
-    async def job_event(event: dict[str, Any], **_: Any) -> None:
+    async def job_event(**kwargs: Any) -> None:
+        event = kwargs["event"]
         body = event["object"]
         if event.get("type") == "DELETED":
             runtime.enqueue(runtime.cache.drop_job(body))
@@ -96,7 +98,8 @@ def build_registry(runtime: Runtime) -> kopf.OperatorRegistry:
             runtime.enqueue(runtime.cache.put_job(body))
 
     @kopf.on.event("v1", "pods", labels=managed, registry=registry)
-    async def pod_event(event: dict[str, Any], **_: Any) -> None:
+    async def pod_event(**kwargs: Any) -> None:
+        event = kwargs["event"]
         body = event["object"]
         if event.get("type") == "DELETED":
             runtime.cache.drop_pod(body)
@@ -119,7 +122,7 @@ async def _start(runtime: Runtime) -> None:
     runtime.reconciler = reconciler
     if runtime.lease_namespace:
         elector = LeaseElector(api_client, runtime.lease_namespace)
-        elector.on_elected = lambda: [runtime.queue.add(key) for key in runtime.cache.workflow_keys()]  # type: ignore[union-attr]
+        elector.on_elected = lambda: _enqueue_all(runtime)
         reconciler.is_leader = elector.is_leader
         runtime.elector = elector
         runtime.tasks.append(asyncio.create_task(_lead(elector)))
@@ -127,6 +130,11 @@ async def _start(runtime: Runtime) -> None:
         metrics.serve(runtime.metrics_port, metrics.FleetCollector(reconciler.phase_counts, reconciler.waiting_total))
     for number in range(runtime.settings.workers):
         runtime.tasks.append(asyncio.create_task(_work(runtime, reconciler, number)))
+
+
+def _enqueue_all(runtime: Runtime) -> None:
+    for key in runtime.cache.workflow_keys():
+        runtime.enqueue(key)
 
 
 async def _lead(elector: LeaseElector) -> None:
@@ -185,7 +193,7 @@ def run(
         registry=registry,
         standalone=True,
         clusterwide=not settings.namespaces,
-        namespaces=settings.namespaces or None,
+        namespaces=settings.namespaces,
         liveness_endpoint=liveness,
     )
 

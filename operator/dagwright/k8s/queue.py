@@ -13,34 +13,34 @@ import asyncio
 import heapq
 import itertools
 from collections.abc import Callable, Hashable
-from typing import Any
+from typing import Any, Generic, TypeVar
 
-Order = Callable[[Any], tuple[Any, ...]]
+K = TypeVar("K", bound=Hashable)
 
 
-class WorkQueue:
-    def __init__(self, loop: asyncio.AbstractEventLoop, order: Order) -> None:
+class WorkQueue(Generic[K]):
+    def __init__(self, loop: asyncio.AbstractEventLoop, order: Callable[[K], tuple[Any, ...]]) -> None:
         self._loop = loop
         self._order = order
-        self._heap: list[tuple[tuple[Any, ...], int, Hashable]] = []
-        self._queued: set[Hashable] = set()
-        self._processing: set[Hashable] = set()
-        self._again: set[Hashable] = set()
-        self._delayed: dict[Hashable, tuple[float, asyncio.TimerHandle]] = {}
+        self._heap: list[tuple[tuple[Any, ...], int, K]] = []
+        self._queued: set[K] = set()
+        self._processing: set[K] = set()
+        self._again: set[K] = set()
+        self._delayed: dict[K, tuple[float, asyncio.TimerHandle]] = {}
         self._ready = asyncio.Event()
         self._sequence = itertools.count()
 
     def __len__(self) -> int:
         return len(self._queued)
 
-    def add(self, key: Hashable, delay: float = 0.0) -> None:
+    def add(self, key: K, delay: float = 0.0) -> None:
         """Queue `key` now or after `delay` seconds; safe to call from any thread."""
         if _on_loop(self._loop):
             self._add(key, delay)
         else:
             self._loop.call_soon_threadsafe(self._add, key, delay)
 
-    def _add(self, key: Hashable, delay: float) -> None:
+    def _add(self, key: K, delay: float) -> None:
         if delay > 0:
             self._add_later(key, delay)
         elif key in self._processing:
@@ -50,7 +50,7 @@ class WorkQueue:
             heapq.heappush(self._heap, (self._order(key), next(self._sequence), key))
             self._ready.set()
 
-    def _add_later(self, key: Hashable, delay: float) -> None:
+    def _add_later(self, key: K, delay: float) -> None:
         when = self._loop.time() + delay
         current = self._delayed.get(key)
         if current is not None:
@@ -60,11 +60,11 @@ class WorkQueue:
         handle = self._loop.call_at(when, self._fire, key)
         self._delayed[key] = (when, handle)
 
-    def _fire(self, key: Hashable) -> None:
+    def _fire(self, key: K) -> None:
         self._delayed.pop(key, None)
         self._add(key, 0.0)
 
-    async def get(self) -> Hashable:
+    async def get(self) -> K:
         while not self._heap:
             self._ready.clear()
             await self._ready.wait()
@@ -73,14 +73,14 @@ class WorkQueue:
         self._processing.add(key)
         return key
 
-    def done(self, key: Hashable) -> None:
+    def done(self, key: K) -> None:
         """Mark a pass finished; a key added during the pass is queued again now."""
         self._processing.discard(key)
         if key in self._again:
             self._again.discard(key)
             self._add(key, 0.0)
 
-    def forget(self, key: Hashable) -> None:
+    def forget(self, key: K) -> None:
         current = self._delayed.pop(key, None)
         if current is not None:
             current[1].cancel()
