@@ -1,0 +1,320 @@
+"""`dagwright run` as a user runs it: a subprocess, real processes, exit codes, stdout and stderr."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+pytestmark = pytest.mark.timeout(60)
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+DAGWRIGHT = [sys.executable, "-m", "dagwright.cli"]
+
+
+def dagwright(*args: str | Path, timeout: float = 30) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "TERM": "dumb"}
+    return subprocess.run(
+        [*DAGWRIGHT, *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+        stdin=subprocess.DEVNULL,
+    )
+
+
+def write(tmp_path: Path, nodes: list[dict[str, Any]], name: str = "test", **spec: Any) -> Path:
+    path = tmp_path / f"{name}.yaml"
+    document = {"apiVersion": "dagwright.io/v1alpha1", "kind": "Workflow", "metadata": {"name": name}}
+    document["spec"] = {"nodes": nodes, **spec}
+    path.write_text(yaml.safe_dump(document, sort_keys=False))
+    return path
+
+
+def run_json(*args: str | Path) -> tuple[int, dict[str, Any], str]:
+    result = dagwright("run", "--output", "json", *args)
+    return result.returncode, json.loads(result.stdout), result.stderr
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie still answers kill(0); it has ended all the same.
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+# -- the examples
+
+
+@pytest.mark.parametrize(
+    ("example", "code", "phase", "progress"),
+    [
+        ("hello.yaml", 0, "Succeeded", "1/1"),
+        ("diamond.yaml", 0, "Succeeded", "4/4"),
+        ("fan-out-fan-in.yaml", 0, "Succeeded", "10/10"),
+        ("failing-branch.yaml", 1, "Failed", "2/4"),
+    ],
+)
+def test_examples_end_with_the_right_exit_code(example: str, code: int, phase: str, progress: str) -> None:
+    returncode, final, _ = run_json(EXAMPLES / example)
+    assert (returncode, final["status"]["phase"], final["status"]["progress"]) == (code, phase, progress)
+
+
+def test_failing_branch_other_branch_finishes_and_downstream_is_skipped(tmp_path: Path) -> None:
+    code, final, _ = run_json(EXAMPLES / "failing-branch.yaml", "--logs-dir", tmp_path)
+    nodes = final["status"]["nodes"]
+    assert code == 1
+    assert {name: node["phase"] for name, node in nodes.items()} == {
+        "start": "Succeeded",
+        "good": "Succeeded",
+        "bad": "Failed",
+        "report": "Skipped",
+    }
+    assert nodes["bad"]["exitCode"] == 3
+    assert "no such table: orders" in nodes["bad"]["message"]
+    assert nodes["report"]["reason"] == "UpstreamFailed"
+    assert "no such table: orders" in (tmp_path / "bad.1.log").read_text()
+
+
+def test_flaky_example_retries_with_backoff(tmp_path: Path) -> None:
+    counter = tmp_path / "counter"
+    started = time.monotonic()
+    code, final, stderr = run_json(EXAMPLES / "flaky.yaml", "-p", f"counter={counter}")
+    elapsed = time.monotonic() - started
+    flaky = final["status"]["nodes"]["flaky"]
+    assert code == 0
+    assert flaky["attempts"] == 3 and flaky["phase"] == "Succeeded"
+    assert counter.read_text().strip() == "3"
+    assert stderr.count("retrying in") == 2
+    assert elapsed >= 0.2 * 0.9 + 0.4 * 0.9  # the two backoffs, less the most jitter can take off
+
+
+# -- output, parameters, templates
+
+
+def test_json_output_is_the_cluster_shaped_object_alone_on_stdout(tmp_path: Path) -> None:
+    path = write(tmp_path, [{"name": "a", "command": ["echo", "hi"]}], parameters={"x": "1"})
+    result = dagwright("run", "--output", "json", path)
+    assert result.returncode == 0
+    final = json.loads(result.stdout)  # nothing but the object
+    assert list(final) == ["apiVersion", "kind", "metadata", "spec", "status"]
+    assert final["apiVersion"] == "dagwright.io/v1alpha1" and final["kind"] == "Workflow"
+    assert final["metadata"] == {"name": "test"}
+    assert final["spec"]["nodes"][0]["name"] == "a"
+    status = final["status"]
+    assert status["phase"] == "Succeeded" and status["progress"] == "1/1"
+    assert {c["type"]: c["status"] for c in status["conditions"]} == {"Succeeded": "True", "Paused": "False"}
+    assert status["nodes"]["a"]["exitCode"] == 0
+    assert "a attempt 1 started" in result.stderr
+    assert "workflow Succeeded" in result.stderr
+
+
+def test_text_output_tells_the_story_on_stdout(tmp_path: Path) -> None:
+    path = write(tmp_path, [{"name": "a", "command": ["true"]}, {"name": "b", "command": ["true"], "dependsOn": ["a"]}])
+    result = dagwright("run", path)
+    assert result.returncode == 0
+    lines = result.stdout.splitlines()
+    assert [line.split("] ", 1)[1] for line in lines] == [
+        "a attempt 1 started",
+        "a attempt 1 succeeded",
+        "b attempt 1 started",
+        "b attempt 1 succeeded",
+        "workflow Succeeded (2/2): all 2 nodes succeeded",
+    ]
+
+
+def test_parameters_override_and_metacharacters_arrive_literally(tmp_path: Path) -> None:
+    marker = tmp_path / "pwned"
+    nasty = f"$(touch {marker}); `touch {marker}` \"dq\" 'sq' {{{{ params.who }}}} * ~ \\n ; | &"
+    path = write(
+        tmp_path,
+        [
+            {"name": "argv", "command": ["printf", "%s"], "args": ["{{ params.who }}"]},
+            {
+                "name": "shell",
+                "command": ["sh", "-c", 'printf %s "$WHO"'],
+                "env": [{"name": "WHO", "value": "{{ params.who }}"}],
+            },
+        ],
+        parameters={"who": "default"},
+    )
+    result = dagwright("run", path, "-p", f"who={nasty}", "--logs-dir", tmp_path / "logs")
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "logs" / "argv.1.log").read_text() == nasty
+    assert (tmp_path / "logs" / "shell.1.log").read_text() == nasty
+    assert not marker.exists()
+
+
+def test_parameter_default_is_used_without_p(tmp_path: Path) -> None:
+    result = dagwright("run", EXAMPLES / "hello.yaml", "--logs-dir", tmp_path)
+    assert result.returncode == 0
+    assert (tmp_path / "hello.1.log").read_text() == "hello, world from hello\n"
+    result = dagwright("run", EXAMPLES / "hello.yaml", "-p", "who=dagwright", "--logs-dir", tmp_path / "again")
+    assert (tmp_path / "again" / "hello.1.log").read_text() == "hello, dagwright from hello\n"
+
+
+def test_outputs_flow_to_downstream_templates(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        [
+            {"name": "count", "command": ["sh", "-c", 'echo \'{"rows": 42}\' > "$DAGWRIGHT_OUTPUTS"']},
+            {"name": "report", "dependsOn": ["count"], "command": ["echo", "rows={{ nodes.count.outputs.rows }}"]},
+        ],
+    )
+    code, final, _ = run_json(path, "--logs-dir", tmp_path / "logs")
+    assert code == 0
+    assert final["status"]["nodes"]["count"]["outputs"] == {"rows": 42}
+    assert (tmp_path / "logs" / "report.1.log").read_text() == "rows=42\n"
+
+
+def test_unknown_parameter_is_a_validation_error(tmp_path: Path) -> None:
+    result = dagwright("run", EXAMPLES / "hello.yaml", "-p", "nonsense")
+    assert result.returncode == 1
+    assert result.stderr.splitlines()[1] == "  -p: expected KEY=VALUE, got 'nonsense'"
+    assert result.stdout == ""
+
+
+def test_command_that_cannot_start_fails_the_node(tmp_path: Path) -> None:
+    path = write(tmp_path, [{"name": "a", "command": ["/no/such/program"]}])
+    code, final, _ = run_json(path)
+    assert code == 1
+    assert final["status"]["nodes"]["a"]["exitCode"] == 127
+    assert "cannot start" in final["status"]["nodes"]["a"]["message"]
+
+
+# -- approvals
+
+
+def test_approval_without_a_terminal_is_rejected_and_approve_all_passes(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        [
+            {"name": "gate", "approval": {"message": "ship?"}},
+            {"name": "ship", "dependsOn": ["gate"], "command": ["true"]},
+        ],
+    )
+    code, final, _ = run_json(path)
+    assert code == 1
+    assert final["status"]["nodes"]["gate"]["reason"] == "Rejected"
+    assert "--approve-all" in final["status"]["nodes"]["gate"]["message"]
+    assert final["status"]["nodes"]["ship"]["phase"] == "Skipped"
+    code, final, _ = run_json(path, "--approve-all")
+    assert code == 0
+    assert final["status"]["progress"] == "2/2"
+
+
+# -- timeouts and interrupts end whole process groups
+
+
+def _group_workflow(tmp_path: Path, **node: Any) -> tuple[Path, Path]:
+    pids = tmp_path / "pids"
+    script = f"sleep 60 & echo $! >> {pids}; sh -c 'sleep 60' & echo $! >> {pids}; echo started; wait"
+    return write(tmp_path, [{"name": "sleeper", "command": ["sh", "-c", script], **node}]), pids
+
+
+def _assert_all_gone(pids: Path) -> None:
+    numbers = [int(line) for line in pids.read_text().split()]
+    assert len(numbers) == 2
+    deadline = time.monotonic() + 5
+    while any(alive(pid) for pid in numbers) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not [pid for pid in numbers if alive(pid)], "children of the node outlived it"
+
+
+def test_timeout_kills_the_whole_process_group(tmp_path: Path) -> None:
+    path, pids = _group_workflow(tmp_path, timeoutSeconds=1)
+    started = time.monotonic()
+    code, final, _ = run_json(path)
+    assert time.monotonic() - started < 15
+    node = final["status"]["nodes"]["sleeper"]
+    assert code == 1
+    assert (node["phase"], node["reason"]) == ("Failed", "Timeout")
+    _assert_all_gone(pids)
+
+
+def test_sigint_stops_running_nodes_and_exits_130(tmp_path: Path) -> None:
+    path, pids = _group_workflow(tmp_path)
+    process = subprocess.Popen(
+        [*DAGWRIGHT, "run", "--output", "json", str(path), "--logs-dir", str(tmp_path / "logs")],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+        text=True,
+        env={**os.environ, "TERM": "dumb"},
+    )
+    log = tmp_path / "logs" / "sleeper.1.log"
+    deadline = time.monotonic() + 15
+    while not (log.exists() and "started" in log.read_text()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert "started" in log.read_text()
+    process.send_signal(signal.SIGINT)
+    stdout, stderr = process.communicate(timeout=20)
+    assert process.returncode == 130, stderr
+    final = json.loads(stdout)
+    assert final["status"]["phase"] == "Stopped"
+    assert final["status"]["nodes"]["sleeper"]["phase"] == "Stopped"
+    _assert_all_gone(pids)
+
+
+# -- resuming from a state file
+
+
+def test_state_resume_skips_succeeded_nodes_and_reruns_failed_ones(tmp_path: Path) -> None:
+    side_effect = tmp_path / "extract-ran"
+    fixed = tmp_path / "fixed"
+    path = write(
+        tmp_path,
+        [
+            {"name": "extract", "command": ["sh", "-c", f"echo once >> {side_effect}"]},
+            {"name": "load", "dependsOn": ["extract"], "command": ["test", "-e", str(fixed)]},
+        ],
+        name="resume",
+    )
+    state = tmp_path / "state.json"
+    code, _, _ = run_json(path, "--state", state)
+    assert code == 1
+    saved = json.loads(state.read_text())
+    assert saved["status"]["phase"] == "Failed"
+    assert saved["status"]["nodes"]["load"]["phase"] == "Failed"
+
+    fixed.touch()
+    code, second, stderr = run_json(path, "--state", state)
+    assert code == 0, stderr
+    assert side_effect.read_text() == "once\n"  # extract did not run again
+    nodes = second["status"]["nodes"]
+    assert nodes["extract"]["attempts"] == 1
+    assert nodes["load"]["attempts"] == 2  # attempt numbers keep growing
+    assert "load attempt 2 started" in stderr and "extract attempt" not in stderr.split("load attempt 2")[0]
+    assert json.loads(state.read_text())["status"]["phase"] == "Succeeded"
+
+    code, _, stderr = run_json(path, "--state", state)  # already done: nothing runs
+    assert code == 0
+    assert "started" not in stderr
+    assert side_effect.read_text() == "once\n"
+
+
+def test_state_file_of_another_workflow_is_refused(tmp_path: Path) -> None:
+    state = tmp_path / "state.json"
+    assert dagwright("run", EXAMPLES / "hello.yaml", "--state", state).returncode == 0
+    result = dagwright("run", EXAMPLES / "diamond.yaml", "--state", state)
+    assert result.returncode == 1
+    assert "holds workflow 'hello', not 'diamond'" in result.stderr
+    state.write_text("{not json")
+    result = dagwright("run", EXAMPLES / "hello.yaml", "--state", state)
+    assert result.returncode == 1
+    assert "not a dagwright state file" in result.stderr
+    assert "Traceback" not in result.stderr
