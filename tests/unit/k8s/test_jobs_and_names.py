@@ -1,0 +1,93 @@
+"""The Job an attempt becomes, and the names that keep attempts unique across restarts."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+from dagwright.k8s import names
+from dagwright.k8s.jobs import RESTRICTED_CONTAINER, RESTRICTED_POD, build_job
+from dagwright.planner import plan
+from dagwright.validation import compile_manifest
+
+NOW = datetime(2026, 11, 26, tzinfo=UTC)
+
+
+def _workflow(name: str = "etl", **spec: object) -> object:
+    manifest = {
+        "apiVersion": "dagwright.io/v1alpha1",
+        "kind": "Workflow",
+        "metadata": {"name": name, "namespace": "team-a", "uid": "uid-1", "generation": 1},
+        "spec": {
+            "parameters": {"date": "2026-11-25"},
+            "nodes": [
+                {
+                    "name": "extract",
+                    "image": "python:3.12-slim",
+                    "command": ["python", "-c"],
+                    "args": ["print('{{ params.date }}')"],
+                    "env": [{"name": "DAY", "value": "{{ params.date }}"}],
+                    "timeoutSeconds": 600,
+                    "podMetadata": {"annotations": {"team": "data"}},
+                }
+            ],
+            **spec,
+        },
+    }
+    return compile_manifest(manifest)
+
+
+def test_job_for_first_attempt_is_owned_labelled_and_never_retries_itself() -> None:
+    workflow = _workflow()
+    launch = plan(workflow, None, [], NOW).launches[0]  # type: ignore[arg-type]
+    job = build_job(workflow, launch)  # type: ignore[arg-type]
+
+    assert job["metadata"]["name"] == "etl-extract-1"
+    assert job["metadata"]["labels"][names.LABEL_NODE] == "extract"
+    assert job["metadata"]["labels"][names.LABEL_ATTEMPT] == "1"
+    owner = job["metadata"]["ownerReferences"][0]
+    assert (owner["kind"], owner["name"], owner["uid"], owner["controller"]) == ("Workflow", "etl", "uid-1", True)
+    assert job["spec"]["backoffLimit"] == 0
+    assert job["spec"]["activeDeadlineSeconds"] == 600
+    pod = job["spec"]["template"]["spec"]
+    assert pod["restartPolicy"] == "Never"
+    container = pod["containers"][0]
+    assert container["args"] == ["print('2026-11-25')"]
+    assert container["env"] == [{"name": "DAY", "value": "2026-11-25"}]
+    assert job["spec"]["template"]["metadata"]["annotations"] == {"team": "data"}
+
+
+def test_pods_default_to_the_restricted_standard_unless_the_user_says_otherwise() -> None:
+    default = _workflow()
+    launch = plan(default, None, [], NOW).launches[0]  # type: ignore[arg-type]
+    pod = build_job(default, launch)["spec"]["template"]["spec"]  # type: ignore[arg-type]
+    assert pod["securityContext"] == RESTRICTED_POD
+    assert pod["containers"][0]["securityContext"] == RESTRICTED_CONTAINER
+
+    custom = _workflow(podTemplate={"securityContext": {"runAsUser": 0}, "serviceAccountName": "runner"})
+    launch = plan(custom, None, [], NOW).launches[0]  # type: ignore[arg-type]
+    pod = build_job(custom, launch)["spec"]["template"]["spec"]  # type: ignore[arg-type]
+    assert pod["securityContext"] == {"runAsUser": 0}
+    assert pod["serviceAccountName"] == "runner"
+
+
+@pytest.mark.parametrize("workflow", ["w", "a" * 60, "x" * 253])
+@pytest.mark.parametrize("attempt", [1, 12, 1000])
+def test_job_names_fit_63_characters_and_differ_per_attempt(workflow: str, attempt: int) -> None:
+    name = names.job_name(workflow, "n" * 63, attempt)
+    assert len(name) <= 63
+    assert name.endswith(f"-{attempt}")
+    assert name != names.job_name(workflow, "n" * 63, attempt + 1)
+    assert names.job_name(workflow, "n" * 63, attempt) == name  # deterministic
+
+
+def test_shortened_names_of_different_nodes_do_not_collide() -> None:
+    first = names.job_name("w" * 60, "node-a" + "x" * 50, 1)
+    second = names.job_name("w" * 60, "node-b" + "x" * 50, 1)
+    assert first != second
+
+
+def test_long_workflow_names_become_valid_label_values() -> None:
+    value = names.label_value("a." * 100)
+    assert len(value) <= 63
+    assert value[0].isalnum() and value[-1].isalnum()

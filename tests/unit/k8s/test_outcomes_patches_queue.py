@@ -1,0 +1,138 @@
+"""Reading outcomes from Jobs and pods, the status merge patch, the work queue and the watch cache."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from dagwright.k8s import names, outcomes
+from dagwright.k8s.cache import Cache
+from dagwright.k8s.patches import merge_patch
+from dagwright.k8s.queue import WorkQueue
+from dagwright.planner import AttemptState
+
+NOW = datetime(2026, 11, 26, 12, tzinfo=UTC)
+
+
+def _job(conditions: list[dict[str, Any]] | None = None, rv: str = "1", uid: str = "wf-uid") -> dict[str, Any]:
+    return {
+        "metadata": {
+            "name": "wf-a-1",
+            "namespace": "ns",
+            "resourceVersion": rv,
+            "uid": "job-uid",
+            "labels": {names.LABEL_NODE: "a", names.LABEL_ATTEMPT: "1"},
+            "ownerReferences": [{"apiVersion": "dagwright.io/v1alpha1", "kind": "Workflow", "uid": uid}],
+        },
+        "status": {"conditions": conditions or []},
+    }
+
+
+def _pod(terminated: dict[str, Any] | None = None, **status: Any) -> dict[str, Any]:
+    containers = [{"name": "main", "state": {"terminated": terminated}}] if terminated else []
+    return {
+        "metadata": {
+            "name": "wf-a-1-xyz",
+            "namespace": "ns",
+            "uid": "pod-uid",
+            "resourceVersion": "5",
+            "labels": {"batch.kubernetes.io/job-name": "wf-a-1"},
+            "creationTimestamp": "2026-11-26T11:00:00Z",
+        },
+        "status": {"containerStatuses": containers, **status},
+    }
+
+
+FAILED = [
+    {"type": "Failed", "status": "True", "reason": "BackoffLimitExceeded", "lastTransitionTime": "2026-11-26T12:00:00Z"}
+]
+
+
+def test_a_complete_job_is_a_success_and_an_active_one_is_running() -> None:
+    done = outcomes.observe(_job([{"type": "Complete", "status": "True"}]), None, NOW)
+    assert done is not None and done.state is AttemptState.SUCCEEDED and (done.node, done.attempt) == ("a", 1)
+    running = outcomes.observe(_job(), None, NOW)
+    assert running is not None and running.state is AttemptState.RUNNING
+
+
+def test_a_failed_job_reports_the_containers_exit_code_and_termination_message() -> None:
+    pod = _pod({"exitCode": 3, "reason": "Error", "message": "no such table: orders"})
+    seen = outcomes.observe(_job(FAILED), pod, NOW)
+    assert seen is not None
+    assert (seen.state, seen.exit_code, seen.reason, seen.message) == (
+        AttemptState.FAILED,
+        3,
+        "Error",
+        "no such table: orders",
+    )
+
+
+def test_oom_eviction_and_deadline_keep_their_reasons() -> None:
+    oom = outcomes.observe(_job(FAILED), _pod({"exitCode": 137, "reason": "OOMKilled"}), NOW)
+    assert oom is not None and oom.reason == "OOMKilled"
+    evicted = outcomes.observe(_job(FAILED), _pod(reason="Evicted", message="node low on memory"), NOW)
+    assert evicted is not None and evicted.reason == "Evicted" and evicted.message == "node low on memory"
+    deadline = [{"type": "Failed", "status": "True", "reason": "DeadlineExceeded"}]
+    late = outcomes.observe(_job(deadline), None, NOW)
+    assert late is not None and late.reason == "DeadlineExceeded"
+
+
+def test_a_pod_stuck_pulling_its_image_fails_only_after_the_threshold() -> None:
+    pod = _pod(phase="Pending")
+    pod["status"]["containerStatuses"] = [{"name": "main", "state": {"waiting": {"reason": "ImagePullBackOff"}}}]
+    early = outcomes.observe(_job(), pod, NOW, stuck_after=timedelta(hours=2))
+    assert early is not None and early.state is AttemptState.RUNNING
+    late = outcomes.observe(_job(), pod, NOW, stuck_after=timedelta(minutes=5))
+    assert late is not None and (late.state, late.reason) == (AttemptState.FAILED, "ImagePullFailed")
+
+
+def test_merge_patch_sends_only_changes_and_nulls_removed_fields() -> None:
+    old = {
+        "phase": "Running",
+        "nodes": {"a": {"phase": "Running", "attempts": 1}, "b": {"phase": "Retrying", "nextAttemptAt": "t"}},
+    }
+    new = {"phase": "Running", "nodes": {"a": {"phase": "Succeeded", "attempts": 1}, "b": {"phase": "Running"}}}
+    assert merge_patch(old, new) == {
+        "nodes": {"a": {"phase": "Succeeded"}, "b": {"phase": "Running", "nextAttemptAt": None}}
+    }
+    assert merge_patch(new, new) == {}
+
+
+def test_cache_keeps_the_newest_object_and_remembers_vanished_jobs() -> None:
+    cache = Cache()
+    workflow = {"metadata": {"name": "wf", "namespace": "ns", "uid": "wf-uid", "resourceVersion": "10"}}
+    cache.put_workflow(workflow)
+    stale = {"metadata": {**workflow["metadata"], "resourceVersion": "9"}}
+    assert not cache.put_workflow(stale)
+    assert cache.workflow(("ns", "wf")) is workflow
+
+    assert cache.put_job(_job(rv="3")) == ("ns", "wf")
+    cache.put_job(_job(rv="2"))
+    assert cache.jobs("wf-uid").live["wf-a-1"]["metadata"]["resourceVersion"] == "3"
+    assert cache.put_pod(_pod()) == ("ns", "wf")
+    cache.drop_job(_job(rv="4"))
+    jobs = cache.jobs("wf-uid")
+    assert not jobs.live and "wf-a-1" in jobs.gone
+
+
+def test_queue_deduplicates_orders_by_priority_and_never_hands_out_a_key_twice_at_once() -> None:
+    async def scenario() -> list[str]:
+        priority = {"low": 0, "high": 5, "mid": 1}
+        queue: WorkQueue[str] = WorkQueue(asyncio.get_running_loop(), lambda key: (-priority[key],))
+        for key in ["low", "mid", "low", "high", "mid"]:
+            queue.add(key)
+        order = [await queue.get(), await queue.get(), await queue.get()]
+        queue.add("high")  # while "high" is being processed: not handed out again until done
+        assert len(queue) == 0
+        queue.done("high")
+        assert len(queue) == 1
+        queue.done("mid")
+        queue.done("low")
+        queue.add("low", delay=0.05)
+        queue.add("low", delay=5.0)  # a later wake-up does not replace the earlier one
+        order.append(await queue.get())
+        order.append(await asyncio.wait_for(queue.get(), timeout=1.0))
+        return order
+
+    assert asyncio.run(scenario()) == ["high", "mid", "low", "high", "low"]
