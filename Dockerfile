@@ -1,0 +1,39 @@
+# syntax=docker/dockerfile:1
+# Two images from one file:
+#   docker build --target operator    -t dagwright-operator .
+#   docker build --target node-runner -t dagwright-node-runner .
+# Both install the package from this repository into a virtualenv in a build stage; the final stages carry
+# no compilers or pip caches and run as a non-root user.
+
+ARG PYTHON_IMAGE=python:3.12.8-slim-bookworm
+
+FROM ${PYTHON_IMAGE} AS build
+ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
+WORKDIR /src
+COPY pyproject.toml README.md ./
+COPY operator ./operator
+COPY crds ./crds
+RUN python -m venv /opt/dagwright \
+ && /opt/dagwright/bin/pip install --no-compile ".[operator,runner]"
+
+FROM ${PYTHON_IMAGE} AS base
+ARG VERSION=0.1.0
+LABEL org.opencontainers.image.title="dagwright" \
+      org.opencontainers.image.description="Workflow DAGs as Kubernetes Jobs" \
+      org.opencontainers.image.version="${VERSION}" \
+      org.opencontainers.image.licenses="Apache-2.0"
+RUN groupadd --system --gid 10001 dagwright \
+ && useradd --system --uid 10001 --gid dagwright --home-dir /nonexistent --shell /usr/sbin/nologin dagwright
+COPY --from=build /opt/dagwright /opt/dagwright
+ENV PATH=/opt/dagwright/bin:$PATH PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1
+USER 10001:10001
+
+FROM base AS node-runner
+LABEL org.opencontainers.image.title="dagwright-node-runner"
+ENTRYPOINT ["dagwright"]
+
+FROM base AS operator
+LABEL org.opencontainers.image.title="dagwright-operator"
+EXPOSE 8000 8080
+ENTRYPOINT ["dagwright", "operator"]
+CMD ["--log-format", "json"]
