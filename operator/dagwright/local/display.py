@@ -63,7 +63,8 @@ class LiveReport:
         )
         self.task = self.progress.add_task("workflow", total=total)
         self.status: WorkflowStatus | None = None
-        self.live = Live(self._render(), console=console, refresh_per_second=8, transient=False)
+        # get_renderable: redrawn on every refresh, so running nodes' elapsed times keep ticking.
+        self.live = Live(console=console, refresh_per_second=8, transient=False, get_renderable=self._render)
         self.live.start()
 
     def __call__(self, decision: Decision, observations: list[Observation]) -> None:
@@ -73,7 +74,6 @@ class LiveReport:
         for event in decision.events:
             if event.type == "Warning":
                 self.console.print(f"[yellow]{event.message}[/yellow]")
-        self.live.update(self._render())
 
     def _render(self) -> Group:
         table = Table.grid(padding=(0, 2))
