@@ -46,7 +46,7 @@ kind-up:
 	  fi && \
 	  $$KIND get kubeconfig --name $(KIND_CLUSTER) > $(KIND_KUBECONFIG) && \
 	  if [ -f Dockerfile ]; then docker build -t $(IMAGE) . && $$KIND load docker-image $(IMAGE) --name $(KIND_CLUSTER); fi
-	KUBECONFIG=$(KIND_KUBECONFIG) $(HOME)/.cache/dagwright/cluster/*/bin/kubectl taint nodes --all dagwright.io/real-node=true:NoSchedule --overwrite
+	KUBECONFIG=$(KIND_KUBECONFIG) $$($(PLANE) which kubectl) taint nodes --all dagwright.io/real-node=true:NoSchedule --overwrite
 	$(PLANE) kwok-attach --kubeconfig $(KIND_KUBECONFIG)
 	@echo "export KUBECONFIG=$(KIND_KUBECONFIG)   # then: make e2e"
 

@@ -6,8 +6,10 @@ subresource, CRD validation and printer columns all behave in ways a fake cannot
 Which cluster: if ``KUBECONFIG`` is set, that cluster is used as it is (kind on a machine
 with Docker, or a plane a developer keeps running with ``make cluster-up``). Otherwise the
 local control plane of ``tests/e2e/cluster/plane.py`` is used: reused if one is already
-running, else built (first run only; progress is printed) and started, and then stopped at
-the end of the session unless ``DAGWRIGHT_KEEP_CLUSTER=1``. Every ``crds/*.yaml`` is applied
+running, else built (first run only; progress is printed) and started. A plane started here
+is stopped when the last pytest session using it ends (sessions of several developers on one
+machine may share it), unless ``DAGWRIGHT_KEEP_CLUSTER=1``; one started with
+``make cluster-up`` runs until ``make cluster-down``. Every ``crds/*.yaml`` is applied
 at session start; each test gets its own namespace from the ``namespace`` fixture.
 
 Every test under tests/e2e is marked ``e2e``.
@@ -28,7 +30,7 @@ from pathlib import Path
 import pytest
 import yaml
 from kubernetes import client, config
-from kubernetes.client.rest import ApiException
+from kubernetes.client.exceptions import ApiException
 
 from .cluster import plane
 from .cluster.helpers import wait_for
@@ -104,18 +106,25 @@ def apply_crds(kube: Kube, files: list[Path]) -> None:
             kube.kubectl("wait", "--for=condition=Established", f"crd/{name}", "--timeout=60s")
 
 
+def _external_kubeconfig() -> str | None:
+    """$KUBECONFIG, unless it names the local plane's own kubeconfig (then the plane is managed here)."""
+    value = os.environ.get("KUBECONFIG")
+    if value and Path(value).expanduser().resolve() == plane.kubeconfig_path().resolve():
+        return None
+    return value or None
+
+
 @pytest.fixture(scope="session")
 def kube(request: pytest.FixtureRequest) -> Iterator[Kube]:
     say = _progress(request)
-    external = os.environ.get("KUBECONFIG")
-    started_here = False
+    external = _external_kubeconfig()
+    lease: plane.Lease | None = None
     if external:
         kubeconfig = external
         kubectl_path = _kubectl_for_external_cluster(say)
         api = config.new_client_from_config()
     else:
-        started_here = not plane.is_ready()
-        plane.up(say)
+        _, lease = plane.acquire(say)
         kubeconfig = str(plane.kubeconfig_path())
         kubectl_path = plane.binary("kubectl")
         api = config.new_client_from_config(config_file=kubeconfig)
@@ -125,8 +134,8 @@ def kube(request: pytest.FixtureRequest) -> Iterator[Kube]:
         yield cluster
     finally:
         api.close()
-        if started_here and os.environ.get("DAGWRIGHT_KEEP_CLUSTER") != "1":
-            plane.down(say)
+        if lease is not None:
+            plane.release(lease, say, keep=os.environ.get("DAGWRIGHT_KEEP_CLUSTER") == "1")
 
 
 def _namespace_name(test_name: str) -> str:

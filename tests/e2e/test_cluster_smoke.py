@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 from kubernetes import client
-from kubernetes.client.rest import ApiException
+from kubernetes.client.exceptions import ApiException
 
 from .cluster.helpers import condition, get_or_none, wait_for
 from .conftest import Kube
@@ -160,7 +160,9 @@ def test_duration_and_never_finish(kube: Kube, namespace: str) -> None:
     batch = client.BatchV1Api(kube.api_client)
     batch.create_namespaced_job(namespace, job("slow", {"kwok.dagwright.io/duration": "3s"}))
     batch.create_namespaced_job(namespace, job("forever", {"kwok.dagwright.io/never-finish": "true"}))
-    wait_for("pod of slow Running", lambda: [p for p in job_pods(kube, namespace, "slow") if p.status.phase == "Running"])
+    wait_for(
+        "pod of slow Running", lambda: [p for p in job_pods(kube, namespace, "slow") if p.status.phase == "Running"]
+    )
     assert not condition(batch.read_namespaced_job_status("slow", namespace), "Complete")
     done = wait_job(kube, namespace, "slow", "Complete", timeout=30)
     pod = job_pods(kube, namespace, "slow")[0]
@@ -183,7 +185,10 @@ def test_deleting_a_running_job_pod_removes_it_despite_the_job_finalizer(kube: K
     )
     assert "batch.kubernetes.io/job-tracking" in (pod.metadata.finalizers or [])
     v1.delete_namespaced_pod(pod.metadata.name, namespace)
-    wait_for("the deleted pod to be gone", lambda: get_or_none(lambda: v1.read_namespaced_pod(pod.metadata.name, namespace)) is None)
+    wait_for(
+        "the deleted pod to be gone",
+        lambda: get_or_none(lambda: v1.read_namespaced_pod(pod.metadata.name, namespace)) is None,
+    )
     failed = wait_job(kube, namespace, "stuck", "Failed")
     assert failed.status.failed == 1
 
@@ -202,12 +207,19 @@ def test_deleting_an_owner_deletes_its_jobs(kube: Kube, namespace: str, workflow
     }
     for name in ("owned-a", "owned-b"):
         batch.create_namespaced_job(namespace, job(name, {"kwok.dagwright.io/never-finish": "true"}, owner=ref))
-    wait_for("pods of the owned Jobs", lambda: len(job_pods(kube, namespace, "owned-a") + job_pods(kube, namespace, "owned-b")) == 2)
+    wait_for(
+        "pods of the owned Jobs",
+        lambda: len(job_pods(kube, namespace, "owned-a") + job_pods(kube, namespace, "owned-b")) == 2,
+    )
 
     custom.delete_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, "owner")
 
     wait_for("owned Jobs to be garbage-collected", lambda: not batch.list_namespaced_job(namespace).items, timeout=60)
-    wait_for("their pods to be gone", lambda: not client.CoreV1Api(kube.api_client).list_namespaced_pod(namespace).items, timeout=60)
+    wait_for(
+        "their pods to be gone",
+        lambda: not client.CoreV1Api(kube.api_client).list_namespaced_pod(namespace).items,
+        timeout=60,
+    )
 
 
 def test_apiserver_metrics_count_write_requests(kube: Kube) -> None:

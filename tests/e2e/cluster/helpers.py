@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from kubernetes.client.rest import ApiException
+from kubernetes.client.exceptions import ApiException
 
 T = TypeVar("T")
 

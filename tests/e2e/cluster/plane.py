@@ -32,9 +32,11 @@ import ssl
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.request
+from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -143,32 +145,42 @@ def _k8s_ldflags() -> str:
 def _run_go(
     args: Sequence[str], cwd: Path, label: str, progress: Progress, extra_env: dict[str, str] | None = None
 ) -> None:
-    """Run a go command, reporting how many packages it has compiled every 20 s."""
+    """Run a go command, saying every 30 s how far it got (a cold build takes many minutes)."""
     if shutil.which("go") is None:
         raise PlaneError("the Go toolchain (go) is needed to build the e2e control plane")
-    cmd = ["go", *args]
-    progress(f"{label}: {' '.join(cmd)}")
+    progress(f"{label}: go {args[0]} (GOTOOLCHAIN=local, -p {GO_PARALLELISM})")
     started = time.monotonic()
     proc = subprocess.Popen(
-        cmd,
+        ["go", *args],
         cwd=cwd,
         env={**_go_env(), **(extra_env or {})},
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
     )
-    assert proc.stdout is not None
-    count = 0
-    tail: list[str] = []
-    last = started
-    for line in proc.stdout:
-        count += 1
-        tail = (tail + [line.rstrip()])[-40:]
-        now = time.monotonic()
-        if now - last >= 20:
-            last = now
-            progress(f"{label}: {count} packages compiled, {now - started:.0f}s elapsed")
-    if proc.wait() != 0:
+    counts = {"downloaded": 0, "built": 0}
+    tail: deque[str] = deque(maxlen=40)
+
+    def read() -> None:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            tail.append(line.rstrip())
+            if line.startswith("go: downloading"):
+                counts["downloaded"] += 1
+            elif not line.startswith("go: "):
+                counts["built"] += 1
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    while proc.poll() is None:
+        reader.join(timeout=30)
+        if proc.poll() is None:
+            elapsed = time.monotonic() - started
+            progress(
+                f"{label}: {counts['downloaded']} modules fetched, {counts['built']} packages built, {elapsed:.0f}s"
+            )
+    reader.join()
+    if proc.returncode != 0:
         raise PlaneError(f"{label} failed:\n" + "\n".join(tail))
     progress(f"{label}: done in {time.monotonic() - started:.0f}s")
 
@@ -260,6 +272,9 @@ class State:
     token: str
     procs: list[Proc] = field(default_factory=list)
     start_seconds: float = 0.0
+    # True when started for test sessions (see acquire/release): the last session to leave
+    # stops it. False when a developer started it with `up`: it then runs until `down`.
+    managed: bool = False
 
     @property
     def server(self) -> str:
@@ -331,7 +346,8 @@ def ensure_pki() -> Path:
     tmp = Path(tempfile.mkdtemp(dir=cache_root(), prefix="pki-"))
     ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "3650"]
     _openssl("req", "-x509", *ec, "-keyout", "ca.key", "-out", "ca.crt", "-subj", "/CN=dagwright-e2e-ca", cwd=tmp)
-    sans = "subjectAltName=IP:127.0.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,IP:10.96.0.1"
+    names = ["IP:127.0.0.1", "DNS:localhost", "IP:10.96.0.1", "DNS:kubernetes", "DNS:kubernetes.default"]
+    sans = "subjectAltName=" + ",".join([*names, "DNS:kubernetes.default.svc"])
     _openssl(
         "req", "-x509", *ec, "-CA", "ca.crt", "-CAkey", "ca.key", "-keyout", "apiserver.key",
         "-out", "apiserver.crt", "-subj", "/CN=kube-apiserver", "-addext", sans, cwd=tmp,
@@ -502,7 +518,20 @@ def _component_args(name: str, run: Path, pki: Path) -> list[str]:
         f"--cluster-signing-key-file={pki / 'ca.key'}",
         "--use-service-account-credentials=true",
         f"--service-cluster-ip-range={SERVICE_CIDR}",
+        *_kcm_qps_args(),
     ]
+
+
+def _kcm_qps_args() -> list[str]:
+    """Kubernetes' own client limits (20 QPS, burst 30) unless DAGWRIGHT_KCM_QPS is set.
+
+    The Job controller's client rate is what bounds Jobs/s on this plane; the default keeps
+    it the same as kind or a kubeadm cluster, the variable shows what a tuned one does.
+    """
+    qps = os.environ.get("DAGWRIGHT_KCM_QPS")
+    if not qps:
+        return []
+    return [f"--kube-api-qps={qps}", f"--kube-api-burst={int(float(qps) * 2)}"]
 
 
 def kwok_args(kubeconfig: Path) -> list[str]:
@@ -547,11 +576,12 @@ def fake_nodes() -> list[dict[str, object]]:
     return nodes
 
 
-def kubectl(*args: str, kubeconfig: Path | None = None, check: bool = True, **kw: object) -> subprocess.CompletedProcess[str]:
+def kubectl(
+    *args: str, kubeconfig: Path | None = None, check: bool = True, input: str | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
     """Run the cached kubectl against the plane (or the given kubeconfig)."""
-    exe = binary("kubectl")
-    cmd = [str(exe), f"--kubeconfig={kubeconfig or kubeconfig_path()}", *args]
-    return subprocess.run(cmd, check=check, capture_output=True, text=True, **kw)  # type: ignore[call-overload]
+    cmd = [str(binary("kubectl")), f"--kubeconfig={kubeconfig or kubeconfig_path()}", *args]
+    return subprocess.run(cmd, check=check, capture_output=True, text=True, input=input, timeout=timeout)
 
 
 def _create_nodes(kubeconfig: Path) -> None:
@@ -569,34 +599,97 @@ def _nodes_ready(kubeconfig: Path) -> bool:
 
 
 def _default_sa_exists(kubeconfig: Path) -> bool:
-    return kubectl("get", "serviceaccount", "default", "-n", "default", kubeconfig=kubeconfig, check=False).returncode == 0
+    return (
+        kubectl("get", "serviceaccount", "default", "-n", "default", kubeconfig=kubeconfig, check=False).returncode == 0
+    )
 
 
 # --------------------------------------------------------------------------- up / down
 
 
-def up(progress: Progress = _say) -> State:
-    """Start the plane unless one is running; return its state. Builds binaries first if needed."""
+def up(progress: Progress = _say, managed: bool = False) -> State:
+    """Start the plane unless one is running; return its state. Builds binaries first if needed.
+
+    A plane started or reused by a developer (managed=False) is left running until ``down``.
+    """
     build(progress)
     with _file_lock(cache_root() / "run.lock"):
+        return _up_locked(progress, managed)
+
+
+def _up_locked(progress: Progress, managed: bool) -> State:
+    state = load_state()
+    if state is not None and is_ready(state):
+        progress(f"reusing the running plane at {state.server}")
+        if state.managed and not managed:
+            state.managed = False
+            _save_state(state)
+        return state
+    if state is not None:
+        progress("a previous plane is not healthy; stopping what is left of it")
+        _stop(state, progress)
+    return _start(progress, managed)
+
+
+@dataclass
+class Lease:
+    """One test session's use of the plane; the file exists while the session runs."""
+
+    path: Path
+
+
+def _users_dir() -> Path:
+    return run_dir() / "users"
+
+
+def _live_users(exclude: Path | None = None) -> list[Path]:
+    live = []
+    for path in _users_dir().glob("*"):
+        pid, _, ticks = path.name.partition("-")
+        if path != exclude and ticks.isdigit() and _start_ticks(int(pid)) == int(ticks):
+            live.append(path)
+    return live
+
+
+def acquire(progress: Progress = _say) -> tuple[State, Lease]:
+    """Use the plane for one test session: reuse a running one or start a managed one.
+
+    Several sessions (several developers' pytest runs on one machine) may share one plane;
+    each holds a lease, and ``release`` stops a managed plane only when the last one leaves.
+    """
+    build(progress)
+    with _file_lock(cache_root() / "run.lock"):
+        state = _up_locked(progress, managed=True)
+        _users_dir().mkdir(parents=True, exist_ok=True)
+        lease = Lease(_users_dir() / f"{os.getpid()}-{_start_ticks(os.getpid())}")
+        lease.path.touch()
+        return state, lease
+
+
+def release(lease: Lease, progress: Progress = _say, keep: bool = False) -> None:
+    """End a session's use; stop a managed plane if no other live session uses it."""
+    with _file_lock(cache_root() / "run.lock"):
+        lease.path.unlink(missing_ok=True)
         state = load_state()
-        if state is not None and is_ready(state):
-            progress(f"reusing the running plane at {state.server}")
-            return state
-        if state is not None:
-            progress("a previous plane is not healthy; stopping what is left of it")
-            _stop(state, progress)
-        return _start(progress)
+        if state is None or not state.managed or keep:
+            return
+        others = _live_users()
+        if others:
+            progress(f"leaving the plane running for {len(others)} other session(s)")
+            return
+        _stop(state, progress)
+        progress("plane stopped")
 
 
-def _start(progress: Progress) -> State:
+def _start(progress: Progress, managed: bool) -> State:
     started = time.monotonic()
     pki = ensure_pki()
     run = run_dir()
     with contextlib.suppress(FileNotFoundError):
         shutil.rmtree(run / "etcd")
     run.mkdir(parents=True, exist_ok=True)
-    state = State(apiserver_port=_free_port(), etcd_port=_free_port(), token=(pki / "token").read_text().strip())
+    token = (pki / "token").read_text().strip()
+    state = State(apiserver_port=_free_port(), etcd_port=_free_port(), token=token, managed=managed)
     _write_auth_files(run, pki, state)
     kubeconfig = kubeconfig_path()
     try:
@@ -641,10 +734,9 @@ def _stop(state: State, progress: Progress) -> None:
     if leftover:
         progress(f"killing {', '.join(p.name for p in leftover)}")
         _terminate(leftover, signal.SIGKILL)
-    with contextlib.suppress(FileNotFoundError):
-        _state_path().unlink()
-    with contextlib.suppress(FileNotFoundError):
-        shutil.rmtree(run_dir() / "etcd")
+    _state_path().unlink(missing_ok=True)
+    for path in (run_dir() / "etcd", _users_dir()):
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def down(progress: Progress = _say) -> bool:
@@ -711,6 +803,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     sub.add_parser("env", help="print export KUBECONFIG=... for a running plane")
     sub.add_parser("status", help="say whether the plane runs, with its processes and memory")
     sub.add_parser("kind", help="install kind into the cache and print its path")
+    which = sub.add_parser("which", help="print the path of a cached binary (building it if needed)")
+    which.add_argument("name", choices=ALL_BINARIES)
     attach = sub.add_parser("kwok-attach", help="run kwok with fake nodes against --kubeconfig")
     attach.add_argument("--kubeconfig", type=Path, required=True)
     sub.add_parser("kwok-detach", help="stop the kwok that kwok-attach started")
@@ -730,6 +824,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"export KUBECONFIG={kubeconfig_path()}")
         elif args.cmd == "status":
             return _status()
+        elif args.cmd == "which":
+            build()
+            print(binary(args.name))
         elif args.cmd == "kind":
             print(install_kind())
         elif args.cmd == "kwok-attach":
