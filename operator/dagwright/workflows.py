@@ -26,6 +26,7 @@ class Workflow:
     topological: tuple[int, ...] = field(init=False)
     rank: tuple[int, ...] = field(init=False)  # each node's position in `topological`
     retry: tuple[RetryPolicy, ...] = field(init=False)
+    timed: tuple[int, ...] = field(init=False)  # the nodes with a timeoutSeconds
 
     def __post_init__(self) -> None:
         order = self.graph.topological_order()
@@ -35,6 +36,7 @@ class Workflow:
         object.__setattr__(self, "topological", tuple(order))
         object.__setattr__(self, "rank", tuple(rank))
         object.__setattr__(self, "retry", tuple(node.retry or NO_RETRY for node in self.nodes))
+        object.__setattr__(self, "timed", tuple(i for i, node in enumerate(self.nodes) if node.timeout_seconds))
 
     @property
     def key(self) -> str:

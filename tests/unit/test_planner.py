@@ -534,3 +534,17 @@ def test_plan_does_not_modify_its_inputs_and_is_deterministic() -> None:
     assert first.status.model_dump() == before
     assert one == two
     assert names(launched(first)) == ["a"]
+
+
+def test_fast_node_status_copy_is_model_copy() -> None:
+    """The planner copies node statuses without pydantic's model_copy, for speed; the result must not differ."""
+    from dagwright.planner import _updated
+    from dagwright.status import NodeStatus
+
+    node = NodeStatus(phase=NodePhase.RUNNING, attempts=2, started_at=T0, outputs={"k": [1]})
+    update = {"phase": NodePhase.FAILED, "exit_code": 3, "finished_at": T0 + timedelta(seconds=1)}
+    fast, slow = _updated(node, update), node.model_copy(update=update)
+    assert fast == slow
+    assert fast.model_dump() == slow.model_dump()
+    assert fast.model_fields_set == slow.model_fields_set
+    assert node.phase is NodePhase.RUNNING  # the original is untouched
