@@ -1,0 +1,194 @@
+"""The operator runs Workflows as Jobs, in dependency order, and looks right to `kubectl`.
+
+Why: these are the promises every user relies on first: a DAG runs each node once, a node starts only after
+its dependencies finished, large fan-outs complete, invalid graphs are refused with a reason, deleting or
+expiring a Workflow cleans up, and the operator's metrics are served. Each check is made on the Jobs and
+objects the API server holds, not on the operator's word.
+"""
+
+# pytest fixtures are imported from operator_fixtures, then named as test parameters:
+# ruff: noqa: F811
+
+from __future__ import annotations
+
+import re
+import urllib.request
+
+import pytest
+
+from .cluster.helpers import wait_for
+from .conftest import Kube
+from .operator_fixtures import (  # noqa: F401 (fixtures)
+    OperatorProcess,
+    Operators,
+    Recorder,
+    apply,
+    condition,
+    events_of,
+    free_port,
+    get_workflow,
+    list_jobs,
+    node,
+    operator,
+    operators,
+    recorder,
+    wait_phase,
+    workflow,
+)
+
+pytestmark = pytest.mark.e2e
+
+
+def assert_after_dependencies(recorder: Recorder, name: str, edges: list[tuple[str, str]]) -> None:
+    """Each dependent's Job was created after (in etcd order and by timestamps) its dependency's Job succeeded."""
+    jobs = {record.node: record for record in recorder.jobs_of(name)}
+    for parent, child in edges:
+        before, after = jobs[parent], jobs[child]
+        assert before.outcome == "Succeeded", f"{parent}: {before.outcome}"
+        assert before.finished_seq is not None and before.finished_seq < after.added_seq, (
+            f"Job of {child} was created before the Job of {parent} completed"
+        )
+        assert before.finish_time is not None and after.created >= before.finish_time
+
+
+def test_diamond_runs_each_node_once_in_dependency_order(
+    kube: Kube, namespace: str, recorder: Recorder, operator: OperatorProcess
+) -> None:
+    nodes = [
+        node("extract", duration="300ms"),
+        node("transform-a", "extract", duration="300ms"),
+        node("transform-b", "extract", duration="600ms"),
+        node("load", "transform-a", "transform-b"),
+    ]
+    apply(kube, namespace, workflow("diamond", nodes))
+
+    status = wait_phase(kube, namespace, "diamond", "Succeeded", "Failed")
+
+    assert status["phase"] == "Succeeded", status
+    assert status["progress"] == "4/4"
+    assert condition(status, "Succeeded")["status"] == "True"
+    jobs = list_jobs(kube, namespace, "diamond")
+    assert sorted(j["metadata"]["labels"]["dagwright.io/node"] for j in jobs) == sorted(n["name"] for n in nodes)
+    assert {j["metadata"]["labels"]["dagwright.io/attempt"] for j in jobs} == {"1"}
+    assert len(recorder.jobs_of("diamond")) == 4  # no Job came and went unseen in the listing
+    edges = [("extract", "transform-a"), ("extract", "transform-b"), ("transform-a", "load"), ("transform-b", "load")]
+    assert_after_dependencies(recorder, "diamond", edges)
+    # Jobs are owned by the Workflow (so the garbage collector can remove them with it).
+    uid = get_workflow(kube, namespace, "diamond")["metadata"]["uid"]  # type: ignore[index]
+    for job in jobs:
+        owners = job["metadata"]["ownerReferences"]
+        assert [(o["kind"], o["uid"], o.get("controller")) for o in owners] == [("Workflow", uid, True)]
+
+
+@pytest.mark.slow
+def test_fan_out_of_fifty_then_fan_in(
+    kube: Kube, namespace: str, recorder: Recorder, operator: OperatorProcess
+) -> None:
+    leaves = [f"shard-{i:02d}" for i in range(50)]
+    nodes = [node("split"), *(node(leaf, "split") for leaf in leaves), node("merge", *leaves)]
+    apply(kube, namespace, workflow("fan", nodes))
+
+    status = wait_phase(kube, namespace, "fan", "Succeeded", "Failed", timeout=120)
+
+    assert status["phase"] == "Succeeded", status["message"]
+    assert status["progress"] == "52/52"
+    records = recorder.jobs_of("fan")
+    assert sorted(r.node for r in records) == sorted(n["name"] for n in nodes)
+    recorder.assert_one_job_per_attempt("fan")
+    assert_after_dependencies(
+        recorder, "fan", [("split", leaf) for leaf in leaves] + [(leaf, "merge") for leaf in leaves]
+    )
+    assert max(r.added_seq for r in records if r.node.startswith("shard")) < records[-1].added_seq
+
+
+def test_kubectl_get_shows_phase_and_progress(kube: Kube, namespace: str, operator: OperatorProcess) -> None:
+    apply(kube, namespace, workflow("hello", [node("a"), node("b", "a")]))
+    wait_phase(kube, namespace, "hello", "Succeeded")
+
+    out = kube.kubectl("get", "workflows", "-n", namespace).stdout.splitlines()
+    assert out[0].split() == ["NAME", "PHASE", "PROGRESS", "AGE"]
+    assert out[1].split()[:3] == ["hello", "Succeeded", "2/2"]
+    short = kube.kubectl("get", "dwf", "hello", "-n", namespace, "-o", "wide").stdout.splitlines()
+    assert short[0].split() == ["NAME", "PHASE", "PROGRESS", "AGE", "MESSAGE"]
+    assert "all 2 nodes succeeded" in short[1]
+
+
+def test_a_cycle_fails_the_workflow_with_invalid_spec(
+    kube: Kube, namespace: str, recorder: Recorder, operator: OperatorProcess
+) -> None:
+    apply(kube, namespace, workflow("loop", [node("start"), node("a", "start", "c"), node("b", "a"), node("c", "b")]))
+
+    status = wait_phase(kube, namespace, "loop", "Failed")
+
+    assert re.search(r"dependency cycle: (a -> b -> c -> a|b -> c -> a -> b|c -> a -> b -> c)", status["message"])
+    succeeded = condition(status, "Succeeded")
+    assert (succeeded["status"], succeeded["reason"]) == ("False", "InvalidSpec")
+    events = wait_for(
+        "an InvalidSpec event",
+        lambda: [e for e in events_of(kube, namespace, "loop") if e["reason"] == "InvalidSpec"],
+        timeout=30,
+    )
+    assert events[0]["type"] == "Warning" and "dependency cycle" in events[0]["message"]
+    assert not list_jobs(kube, namespace, "loop")
+    assert not recorder.jobs_of("loop")  # not even the node before the cycle ran
+
+
+def test_a_node_without_an_image_is_an_invalid_spec(kube: Kube, namespace: str, operator: OperatorProcess) -> None:
+    manifest = workflow("no-image", [node("a", command=["true"])])
+    del manifest["spec"]["defaults"]
+    apply(kube, namespace, manifest)
+
+    status = wait_phase(kube, namespace, "no-image", "Failed")
+
+    assert condition(status, "Succeeded")["reason"] == "InvalidSpec"
+    assert "needs an image on Kubernetes" in status["message"]
+
+
+def test_deleting_a_workflow_deletes_its_jobs(
+    kube: Kube, namespace: str, recorder: Recorder, operator: OperatorProcess
+) -> None:
+    apply(kube, namespace, workflow("doomed", [node("a", never_finish=True), node("b", never_finish=True)]))
+    wait_for("both Jobs", lambda: len(list_jobs(kube, namespace, "doomed")) == 2, timeout=30)
+
+    kube.kubectl("delete", "workflow", "doomed", "-n", namespace, "--wait=false")
+
+    wait_for("the Jobs to be garbage-collected", lambda: not list_jobs(kube, namespace, "doomed"), timeout=60)
+    wait_for("the Workflow to be gone", lambda: get_workflow(kube, namespace, "doomed") is None, timeout=30)
+    assert len(recorder.jobs_of("doomed")) == 2  # the operator did not recreate them
+
+
+def test_ttl_seconds_after_finished_deletes_the_finished_workflow(
+    kube: Kube, namespace: str, recorder: Recorder, operator: OperatorProcess
+) -> None:
+    apply(kube, namespace, workflow("short-lived", [node("a")], ttlSecondsAfterFinished=2))
+    wait_phase(kube, namespace, "short-lived", "Succeeded")
+    succeeded_at = recorder.workflow_phases["short-lived"][-1][1]
+
+    wait_for("the Workflow to be deleted", lambda: get_workflow(kube, namespace, "short-lived") is None, timeout=30)
+
+    deleted_at = recorder.workflow_phases["short-lived"][-1][1]
+    assert recorder.phases("short-lived")[-1] == "<deleted>"
+    assert deleted_at - succeeded_at >= 1.0  # 2 s after finishedAt (a whole-second timestamp)
+    wait_for("its Job to be garbage-collected", lambda: not list_jobs(kube, namespace, "short-lived"), timeout=60)
+
+
+def test_metrics_endpoint_serves_dagwright_metrics(kube: Kube, namespace: str, operators: Operators) -> None:
+    port = free_port()
+    operators.start(metrics_port=port)
+    apply(kube, namespace, workflow("measured", [node("a"), node("b", "a")]))
+    wait_phase(kube, namespace, "measured", "Succeeded")
+
+    def scrape() -> str | None:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+                text: str = response.read().decode()
+        except OSError:
+            return None
+        return text if 'dagwright_workflows{phase="Succeeded"} 1.0' in text else None
+
+    text = wait_for("the metrics to show the finished workflow", scrape, timeout=30)
+    samples = dict(line.rsplit(" ", 1) for line in text.splitlines() if line and not line.startswith("#"))
+    assert float(samples["dagwright_attempts_started_total"]) == 2
+    assert float(samples['dagwright_attempts_finished_total{reason="",result="succeeded"}']) == 2
+    assert "dagwright_reconcile_duration_seconds_count" in samples
+    assert "dagwright_launch_latency_seconds_count" in samples
