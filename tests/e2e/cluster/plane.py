@@ -62,6 +62,7 @@ FAKE_NODE_COUNT = 2
 SERVICE_CIDR = "10.96.0.0/16"
 POD_CIDR = "10.244.0.1/16"  # addresses kwok writes into pod status; nothing connects to them
 START_TIMEOUT_S = 120.0
+STOP_GRACE_S = 5.0  # then SIGKILL: a throwaway test plane needs no long graceful shutdown
 
 Progress = Callable[[str], None]
 
@@ -301,14 +302,16 @@ def _save_state(state: State) -> None:
 
 
 def _start_ticks(pid: int) -> int | None:
+    """The process's start time in clock ticks, or None if it is gone (or a zombie)."""
     try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except OSError:
         return None
-    return int(stat.rsplit(")", 1)[1].split()[19])
+    return None if fields[0] in ("Z", "X") else int(fields[19])
 
 
 def _is_ours(proc: Proc) -> bool:
+    """True while the recorded process runs: same pid and same start time (no pid reuse)."""
     return _start_ticks(proc.pid) == proc.start_ticks
 
 
@@ -435,22 +438,25 @@ def _wait(what: str, check: Callable[[], bool], procs: Sequence[Proc], timeout: 
 
 
 def _spawn(name: str, args: Sequence[str], run: Path) -> Proc:
-    """Start one component in its own session, logging to run/logs/<name>.log."""
+    """Start one component detached (its own session, not our child), logging to run/logs/<name>.log.
+
+    Detached because the plane may outlive the process that started it (another pytest session
+    may still use it), and a child left running would be reported by Python as a leak.
+    """
     logs = run / "logs"
     logs.mkdir(exist_ok=True)
-    with (logs / f"{name}.log").open("wb") as log:
-        popen = subprocess.Popen(
-            list(args), cwd=run, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-        )
-    ticks = None
-    for _ in range(50):
-        ticks = _start_ticks(popen.pid)
-        if ticks is not None:
-            break
-        time.sleep(0.01)
+    log = logs / f"{name}.log"
+    launcher = '"$@" >"$0" 2>&1 </dev/null & echo $!'
+    out = subprocess.run(
+        ["sh", "-c", launcher, str(log), *args], cwd=run, capture_output=True, text=True, start_new_session=True
+    )
+    if out.returncode != 0 or not out.stdout.strip().isdigit():
+        raise PlaneError(f"could not start {name}: {out.stderr.strip()}")
+    pid = int(out.stdout)
+    ticks = _start_ticks(pid)
     if ticks is None:
-        raise PlaneError(f"{name} exited at once; see {logs / f'{name}.log'}")
-    return Proc(name=name, pid=popen.pid, start_ticks=ticks, exe=str(args[0]))
+        raise PlaneError(f"{name} exited at once; see {log}")
+    return Proc(name=name, pid=pid, start_ticks=ticks, exe=str(args[0]))
 
 
 def _etcd_args(run: Path, state: State) -> list[str]:
@@ -727,7 +733,7 @@ def _stop(state: State, progress: Progress) -> None:
     """End exactly the processes recorded in state (checked by pid and start time)."""
     alive = [p for p in reversed(state.procs) if _is_ours(p)]
     _terminate(alive, signal.SIGTERM)
-    deadline = time.monotonic() + 15
+    deadline = time.monotonic() + STOP_GRACE_S
     while time.monotonic() < deadline and any(_is_ours(p) for p in alive):
         time.sleep(0.1)
     leftover = [p for p in alive if _is_ours(p)]
