@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from dagwright import nodeio
 from dagwright.k8s import names
 from dagwright.planner import Launch
 from dagwright.spec import PodTemplate
@@ -62,11 +63,19 @@ def build_job(workflow: Workflow, launch: Launch, *, suspend: bool = False) -> d
     }
 
 
+def _contract_env() -> list[dict[str, str]]:
+    """Where a plain command writes outputs and progress: the termination message carries outputs back."""
+    return [
+        {"name": "DAGWRIGHT_OUTPUTS", "value": nodeio.TERMINATION_LOG},
+        {"name": "DAGWRIGHT_PROGRESS", "value": "/dev/null"},
+    ]
+
+
 def _pod_spec(launch: Launch, template: PodTemplate) -> dict[str, Any]:
     container: dict[str, Any] = {
         "name": names.CONTAINER,
         "image": launch.spec.image,
-        "env": [{"name": name, "value": value} for name, value in launch.env],
+        "env": [*_contract_env(), *({"name": name, "value": value} for name, value in launch.env)],
         "securityContext": template.container_security_context or RESTRICTED_CONTAINER,
         "terminationMessagePolicy": "FallbackToLogsOnError",
     }

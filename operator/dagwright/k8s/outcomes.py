@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
+from dagwright import nodeio
 from dagwright.k8s import names
 from dagwright.planner import AttemptState, Observation
 
@@ -37,7 +38,7 @@ def observe(job: Body, pod: Body | None, now: datetime, stuck_after: timedelta =
     node, attempt = key
     conditions = {c.get("type"): c for c in job.get("status", {}).get("conditions") or [] if c.get("status") == "True"}
     if "Complete" in conditions or "SuccessCriteriaMet" in conditions:
-        return Observation(node, attempt, AttemptState.SUCCEEDED, exit_code=0, finished_at=_time(conditions, now))
+        return _success(node, attempt, pod, _time(conditions, now))
     failed = conditions.get("Failed") or conditions.get("FailureTarget")
     if failed is not None:
         return _failure(node, attempt, failed, pod, _time(conditions, now))
@@ -67,9 +68,30 @@ def _failure(node: str, attempt: int, condition: Body, pod: Body | None, at: dat
     code = terminated.get("exitCode")
     reason = "OOMKilled" if terminated.get("reason") == "OOMKilled" else "Error"
     message = _clip(terminated.get("message") or terminated.get("reason") or f"exit code {code}")
+    carried = nodeio.read_termination(terminated.get("message"), succeeded=False)
+    if carried.error_reason:  # node-runner's own failure (Redis unreachable, invalid outputs)
+        reason, message = carried.error_reason, _clip(carried.error_message or carried.error_reason)
     return Observation(
         node, attempt, AttemptState.FAILED, exit_code=code, reason=reason, message=message, finished_at=at
     )
+
+
+def _success(node: str, attempt: int, pod: Body | None, at: datetime) -> Observation:
+    """A completed Job; its outputs (if any) come from the container's termination message."""
+    terminated = _terminated(pod) or {}
+    carried = nodeio.read_termination(terminated.get("message"), succeeded=True)
+    if carried.error_reason:
+        message = _clip(carried.error_message or carried.error_reason)
+        return Observation(
+            node,
+            attempt,
+            AttemptState.FAILED,
+            exit_code=0,
+            reason=carried.error_reason,
+            message=message,
+            finished_at=at,
+        )
+    return Observation(node, attempt, AttemptState.SUCCEEDED, exit_code=0, finished_at=at, outputs=carried.outputs)
 
 
 def _terminated(pod: Body | None) -> Body | None:

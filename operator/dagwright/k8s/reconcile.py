@@ -155,8 +155,9 @@ class Reconciler:
 
     def _pod(self, namespace: str, job_name: str, job: Body) -> Body | None:
         pod = self.cache.pod(namespace, job_name)
-        if pod is None and _job_failed(job):
-            pods = self.api.list_pods(namespace, job_name)  # the pod's watch event may not be here yet
+        if pod is None and _job_finished(job):
+            # The pod carries the exit code and outputs; its watch event may not have arrived yet.
+            pods = self.api.list_pods(namespace, job_name)
             pod = pods[0] if pods else None
         return pod
 
@@ -336,13 +337,6 @@ def _lost(seen: Observation, now: datetime) -> Observation:
     message = "the attempt's Job was deleted before it finished"
     return Observation(
         seen.node, seen.attempt, AttemptState.LOST, reason="JobDeleted", message=message, finished_at=now
-    )
-
-
-def _job_failed(job: Body) -> bool:
-    return any(
-        c.get("type") in ("Failed", "FailureTarget") and c.get("status") == "True"
-        for c in job.get("status", {}).get("conditions") or []
     )
 
 

@@ -53,7 +53,9 @@ def test_job_for_first_attempt_is_owned_labelled_and_never_retries_itself() -> N
     assert pod["restartPolicy"] == "Never"
     container = pod["containers"][0]
     assert container["args"] == ["print('2026-11-25')"]
-    assert container["env"] == [{"name": "DAY", "value": "2026-11-25"}]
+    assert {"name": "DAY", "value": "2026-11-25"} in container["env"]
+    # Outputs written to $DAGWRIGHT_OUTPUTS come back in the termination message.
+    assert {"name": "DAGWRIGHT_OUTPUTS", "value": "/dev/termination-log"} in container["env"]
     assert job["spec"]["template"]["metadata"]["annotations"] == {"team": "data"}
 
 

@@ -6,11 +6,13 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from dagwright import failures, nodeio
 from dagwright.k8s import names, outcomes
 from dagwright.k8s.cache import Cache
 from dagwright.k8s.patches import merge_patch
 from dagwright.k8s.queue import WorkQueue
 from dagwright.planner import AttemptState
+from dagwright.spec import RetryPolicy
 
 NOW = datetime(2026, 11, 26, 12, tzinfo=UTC)
 
@@ -66,6 +68,32 @@ def test_a_failed_job_reports_the_containers_exit_code_and_termination_message()
         "Error",
         "no such table: orders",
     )
+
+
+COMPLETE = [{"type": "Complete", "status": "True"}]
+
+
+def test_outputs_arrive_in_the_termination_message_of_a_completed_job() -> None:
+    seen = outcomes.observe(_job(COMPLETE), _pod({"exitCode": 0, "message": '{"rows": 42, "key": "s3://b/k"}'}), NOW)
+    assert seen is not None and seen.state is AttemptState.SUCCEEDED
+    assert seen.outputs == {"rows": 42, "key": "s3://b/k"}
+
+
+def test_outputs_that_are_not_a_json_object_fail_the_attempt_for_good() -> None:
+    seen = outcomes.observe(_job(COMPLETE), _pod({"exitCode": 0, "message": "[1, 2]"}), NOW)
+    assert seen is not None and (seen.state, seen.reason) == (AttemptState.FAILED, "InvalidOutputs")
+    huge = "x" * 4096  # what the kubelet keeps of a message that was too long
+    seen = outcomes.observe(_job(COMPLETE), _pod({"exitCode": 0, "message": huge}), NOW)
+    assert seen is not None and seen.reason == "OutputsTooLarge"
+    assert seen.message is not None and "Redis" in seen.message and "3 KiB" in seen.message
+
+
+def test_node_runner_reporting_redis_unreachable_is_a_transient_failure_reason() -> None:
+    envelope = nodeio.envelope(error=("RunnerUnavailable", "redis at 10.0.0.1:6379 unreachable after 5 tries"))
+    pod = _pod({"exitCode": nodeio.EXIT_RUNNER_UNAVAILABLE, "message": envelope})
+    seen = outcomes.observe(_job(FAILED), pod, NOW)
+    assert seen is not None and seen.reason == "RunnerUnavailable"
+    assert failures.is_transient(RetryPolicy(), seen.exit_code, seen.reason)
 
 
 def test_oom_eviction_and_deadline_keep_their_reasons() -> None:

@@ -1,0 +1,120 @@
+"""The node I/O contract shared by node-runner, the operator and the local runner.
+
+A node's command
+- writes a JSON object to the file named by `$DAGWRIGHT_OUTPUTS` (no file: no outputs);
+- may write lines like `42` (percent) or `42/100` to `$DAGWRIGHT_PROGRESS`; the latest line counts;
+- keeps its exit code's meaning.
+
+In a pod the outputs travel in the container's termination message: either the command's own JSON object (a
+plain image: `$DAGWRIGHT_OUTPUTS` is `/dev/termination-log`), or an envelope written by node-runner,
+`{"dagwright/v1": {...}}`, which can also point to outputs stored in Redis or report node-runner's own failure.
+The kubelet keeps at most 4 KiB of a termination message, so outputs carried there are limited to 3 KiB; Redis
+takes up to 1 MiB per node.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from typing import Any
+
+ENVELOPE = "dagwright/v1"
+TERMINATION_LIMIT = 3 * 1024
+REDIS_LIMIT = 1024 * 1024
+TERMINATION_LOG = "/dev/termination-log"
+
+# node-runner's own exit codes (the command's exit codes pass through unchanged).
+EXIT_INVALID_OUTPUTS = 65  # EX_DATAERR: outputs are not a JSON object, or too large
+EXIT_RUNNER_UNAVAILABLE = 86  # node-runner could not reach its infrastructure (Redis): transient
+
+_PROGRESS = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(?:/\s*(\d+(?:\.\d+)?))?\s*$")
+
+
+@dataclass(frozen=True, slots=True)
+class Carried:
+    """What a termination message says about an attempt's outputs."""
+
+    outputs: dict[str, Any] | None = None
+    reference: str | None = None  # a Redis key holding the full outputs
+    error_reason: str | None = None  # node-runner's own failure: InvalidOutputs, OutputsTooLarge, RunnerUnavailable
+    error_message: str | None = None
+
+
+def envelope(
+    outputs: dict[str, Any] | None = None, reference: str | None = None, error: tuple[str, str] | None = None
+) -> str:
+    body: dict[str, Any] = {}
+    if outputs is not None:
+        body["outputs"] = outputs
+    if reference is not None:
+        body["ref"] = reference
+    if error is not None:
+        body["error"] = {"reason": error[0], "message": error[1]}
+    return json.dumps({ENVELOPE: body}, separators=(",", ":"))
+
+
+def read_termination(message: str | None, succeeded: bool) -> Carried:
+    """Interpret a termination message. On failure a non-envelope message is just the error text."""
+    text = (message or "").strip()
+    if not text:
+        return Carried()
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError:
+        value = None
+    if isinstance(value, dict) and isinstance(value.get(ENVELOPE), dict):
+        body = value[ENVELOPE]
+        error = body.get("error") or {}
+        outputs = body.get("outputs")
+        return Carried(
+            outputs=outputs if isinstance(outputs, dict) else None,
+            reference=body.get("ref") if isinstance(body.get("ref"), str) else None,
+            error_reason=error.get("reason"),
+            error_message=error.get("message"),
+        )
+    if not succeeded:
+        return Carried()
+    if isinstance(value, dict):
+        return Carried(outputs=value)
+    if len(text) >= 4000:
+        problem = (
+            f"outputs are larger than the {TERMINATION_LIMIT // 1024} KiB a termination message carries; "
+            "configure Redis (the operator's --redis-url) for outputs up to 1 MiB"
+        )
+        return Carried(error_reason="OutputsTooLarge", error_message=problem)
+    return Carried(error_reason="InvalidOutputs", error_message="$DAGWRIGHT_OUTPUTS must hold a JSON object")
+
+
+def parse_outputs(text: str, limit: int) -> tuple[dict[str, Any] | None, tuple[str, str] | None]:
+    """(outputs, None) or (None, (reason, message)) for the text a command wrote to $DAGWRIGHT_OUTPUTS."""
+    if len(text.encode()) > limit:
+        where = "Redis" if limit >= REDIS_LIMIT else "the termination message (configure Redis for up to 1 MiB)"
+        return None, ("OutputsTooLarge", f"outputs are {len(text.encode())} bytes; the limit in {where} is {limit}")
+    if not text.strip():
+        return None, None
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as error:
+        return None, ("InvalidOutputs", f"$DAGWRIGHT_OUTPUTS is not valid JSON: {error}")
+    if not isinstance(value, dict):
+        return None, ("InvalidOutputs", "$DAGWRIGHT_OUTPUTS must hold a JSON object")
+    return value, None
+
+
+def progress_fraction(text: str | None) -> float | None:
+    """`42` is 42 %, `42/100` is 42 of 100; anything else is unknown."""
+    match = _PROGRESS.match(text or "")
+    if match is None:
+        return None
+    done, total = float(match.group(1)), match.group(2)
+    fraction = done / float(total) if total is not None and float(total) > 0 else done / 100
+    return max(0.0, min(1.0, fraction))
+
+
+def outputs_key(workflow_uid: str, node: str) -> str:
+    return f"dagwright:{workflow_uid}:{node}:outputs"
+
+
+def progress_channel(workflow_uid: str) -> str:
+    return f"dagwright:{workflow_uid}:progress"
