@@ -119,6 +119,7 @@ class NodeDefaults(Model):
     retry: RetryPolicy | None = None
     timeout_seconds: PositiveSeconds | None = None
     env: Annotated[list[EnvVar], Field(max_length=MAX_LIST)] = []
+    node_runner: bool | None = None
 
 
 class NodeSpec(Model):
@@ -133,6 +134,8 @@ class NodeSpec(Model):
     pod_metadata: PodMetadata | None = None
     resources: dict[str, Any] | None = None
     approval: Approval | None = None
+    # Wrap the command in dagwright-node-runner (the image must contain it): progress and outputs via Redis.
+    node_runner: bool | None = None
 
 
 class WorkflowSpec(Model):
@@ -183,12 +186,14 @@ class WorkflowManifest(Model):
 
 def _merge_defaults(node: NodeSpec, defaults: NodeDefaults) -> NodeSpec:
     updates: dict[str, Any] = {}
-    if node.image is None and defaults.image is not None:
+    if node.image is None and defaults.image is not None and node.approval is None:  # approval nodes run nothing
         updates["image"] = defaults.image
     if node.retry is None and defaults.retry is not None:
         updates["retry"] = defaults.retry
     if node.timeout_seconds is None and defaults.timeout_seconds is not None:
         updates["timeout_seconds"] = defaults.timeout_seconds
+    if node.node_runner is None and defaults.node_runner is not None and node.approval is None:
+        updates["node_runner"] = defaults.node_runner
     if defaults.env:
         own = {var.name for var in node.env}
         updates["env"] = [var for var in defaults.env if var.name not in own] + list(node.env)
