@@ -1,0 +1,514 @@
+"""Shared pieces of the operator benchmarks: a plane, a namespace, the operator as a process, figures.
+
+Every operator benchmark runs against the local control plane (tests/e2e/cluster/plane.py; reused if it
+runs, else started and left running) unless $KUBECONFIG names another cluster, in its own namespace, with the
+operator started as a subprocess (`dagwright operator --namespace NS`) the way it runs in a pod. Figures are
+printed as plain "name: value" lines.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import json
+import os
+import re
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from kubernetes import client, config
+from kubernetes.client.exceptions import ApiException
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from tests.e2e.cluster import plane  # noqa: E402
+from tests.e2e.cluster.helpers import wait_for  # noqa: E402
+
+GROUP, VERSION, PLURAL = "dagwright.io", "v1alpha1", "workflows"
+IMAGE = "busybox:1.36"
+WRITE_VERBS = ("POST", "PUT", "PATCH", "DELETE")
+
+
+def figure(name: str, value: object) -> None:
+    print(f"{name}: {value}", flush=True)
+
+
+_T0 = time.monotonic()
+
+
+def note(text: str) -> None:
+    print(f"# [{time.monotonic() - _T0:7.1f}s] {text}", file=sys.stderr, flush=True)
+
+
+# --------------------------------------------------------------------------- the cluster
+
+
+@dataclass
+class Cluster:
+    kubeconfig: Path
+    api: client.ApiClient
+    local_plane: bool
+
+    @property
+    def core(self) -> client.CoreV1Api:
+        return client.CoreV1Api(self.api)
+
+    @property
+    def batch(self) -> client.BatchV1Api:
+        return client.BatchV1Api(self.api)
+
+    @property
+    def custom(self) -> client.CustomObjectsApi:
+        return client.CustomObjectsApi(self.api)
+
+    def kubectl(self, *args: str, check: bool = True, input: str | None = None) -> subprocess.CompletedProcess[str]:
+        return plane.kubectl(*args, kubeconfig=self.kubeconfig, check=check, input=input, timeout=600)
+
+
+def cluster() -> Cluster:
+    """$KUBECONFIG's cluster, or the local plane (started if it is not running, and left running)."""
+    external = os.environ.get("KUBECONFIG")
+    if external and Path(external).expanduser().resolve() != plane.kubeconfig_path().resolve():
+        kubeconfig, local = Path(external), False
+    else:
+        plane.up(lambda msg: note(f"plane: {msg}"))
+        kubeconfig, local = plane.kubeconfig_path(), True
+    configuration = client.Configuration()
+    config.load_kube_config(config_file=str(kubeconfig), client_configuration=configuration)
+    configuration.connection_pool_maxsize = 16
+    found = Cluster(kubeconfig, client.ApiClient(configuration), local)
+    for path in sorted((REPO / "crds").glob("*.yaml")):
+        found.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(path))
+    found.kubectl("wait", "--for=condition=Established", "crd/workflows.dagwright.io", "--timeout=60s")
+    return found
+
+
+@contextlib.contextmanager
+def namespace(kube: Cluster, prefix: str) -> Iterator[str]:
+    """A fresh namespace (its default service account ready), deleted in the background afterwards."""
+    name = f"{prefix}-{secrets.token_hex(3)}"
+    core = kube.core
+    core.create_namespace({"metadata": {"name": name, "labels": {"dagwright.io/bench": "true"}}})
+
+    def has_sa() -> bool:
+        try:
+            core.read_namespaced_service_account("default", name)
+        except ApiException as error:
+            if error.status == 404:
+                return False
+            raise
+        return True
+
+    wait_for(f"service account in {name}", has_sa, timeout=60)
+    try:
+        yield name
+    finally:
+        with contextlib.suppress(ApiException):
+            core.delete_namespace(name, propagation_policy="Background")
+
+
+# --------------------------------------------------------------------------- the operator
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@dataclass
+class Operator:
+    """A `dagwright operator` process watching one namespace."""
+
+    proc: subprocess.Popen[bytes]
+    metrics_port: int
+    log_path: Path
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def metrics(self) -> dict[str, float]:
+        return scrape(f"http://127.0.0.1:{self.metrics_port}/metrics")
+
+    def memory_kib(self) -> dict[str, int]:
+        """VmRSS and VmHWM (peak RSS) of the operator process, in KiB."""
+        values: dict[str, int] = {}
+        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
+            key, _, rest = line.partition(":")
+            if key in ("VmRSS", "VmHWM"):
+                values[key] = int(rest.split()[0])
+        return values
+
+    def cpu_seconds(self) -> float:
+        fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def log_tail(self, lines: int = 30) -> str:
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+
+@contextlib.contextmanager
+def operator(kube: Cluster, namespace: str, *extra: str, env: dict[str, str] | None = None) -> Iterator[Operator]:
+    """Start the operator on `namespace`, wait for its /metrics, stop it (SIGTERM) afterwards."""
+    port = free_port()
+    log_fd, log_name = tempfile.mkstemp(prefix=f"dagwright-operator-{namespace}-", suffix=".log")
+    cmd = [
+        sys.executable, "-m", "dagwright.cli", "operator", "--namespace", namespace, "--no-leader-election",
+        "--metrics-port", str(port), "--health-port", "0", *extra,
+    ]  # fmt: skip
+    full_env = {**os.environ, "KUBECONFIG": str(kube.kubeconfig), "DAGWRIGHT_LOG_LEVEL": "WARNING", **(env or {})}
+    proc = subprocess.Popen(cmd, stdout=log_fd, stderr=subprocess.STDOUT, env=full_env)
+    os.close(log_fd)
+    op = Operator(proc, port, Path(log_name))
+
+    def up() -> bool:
+        if proc.poll() is not None:
+            raise RuntimeError(f"operator exited {proc.returncode}:\n{op.log_tail()}")
+        try:
+            return bool(op.metrics())
+        except OSError:
+            return False
+
+    try:
+        wait_for("operator /metrics", up, timeout=60, interval=0.2)
+        time.sleep(1.0)  # let kopf's watches start before anything is created
+        yield op
+    finally:
+        note("stopping the operator")
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        note(f"operator log: {op.log_path}")
+
+
+def scrape(url: str) -> dict[str, float]:
+    """A Prometheus text exposition as {'name{labels}': value}."""
+    with urllib.request.urlopen(url, timeout=10) as response:
+        text = response.read().decode()
+    return parse_metrics(text)
+
+
+def parse_metrics(text: str) -> dict[str, float]:
+    values: dict[str, float] = {}
+    for line in text.splitlines():
+        if not line or line.startswith("#"):
+            continue
+        name, _, value = line.rpartition(" ")
+        with contextlib.suppress(ValueError):
+            values[name] = float(value)
+    return values
+
+
+def histogram_quantile(metrics: dict[str, float], name: str, q: float) -> float | None:
+    """The q-quantile of a Prometheus histogram, interpolated in its bucket as Prometheus does."""
+    buckets: list[tuple[float, float]] = []
+    for key, value in metrics.items():
+        if key.startswith(name + "_bucket{"):
+            le = key.split('le="', 1)[1].split('"', 1)[0]
+            buckets.append((float("inf") if le == "+Inf" else float(le), value))
+    buckets.sort()
+    if not buckets or buckets[-1][1] == 0:
+        return None
+    rank = q * buckets[-1][1]
+    lower_bound, lower_count = 0.0, 0.0
+    for bound, count in buckets:
+        if count >= rank:
+            if bound == float("inf"):
+                return lower_bound
+            return lower_bound + (bound - lower_bound) * (rank - lower_count) / max(count - lower_count, 1e-9)
+        lower_bound, lower_count = bound, count
+    return None
+
+
+# --------------------------------------------------------------------------- API server metrics
+
+
+def apiserver_writes(kube: Cluster) -> dict[tuple[str, str, str], float]:
+    """apiserver_request_total of write verbs as {(resource[/subresource], verb, code-class): count}."""
+    text = kube.kubectl("get", "--raw", "/metrics").stdout
+    counts: dict[tuple[str, str, str], float] = {}
+    for key, value in parse_metrics(text).items():
+        if not key.startswith("apiserver_request_total{"):
+            continue
+        labels = _labels(key)
+        verb = labels.get("verb", "")
+        if verb not in WRITE_VERBS:
+            continue
+        resource = labels.get("resource", "")
+        if labels.get("subresource"):
+            resource += "/" + labels["subresource"]
+        slot = (resource, verb, labels.get("code", "")[:1] + "xx")
+        counts[slot] = counts.get(slot, 0.0) + value
+    return counts
+
+
+_LABEL = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
+
+
+def _labels(key: str) -> dict[str, str]:
+    return dict(_LABEL.findall(key[key.index("{") :]))
+
+
+def delta(after: dict[Any, float], before: dict[Any, float]) -> dict[Any, float]:
+    return {k: v - before.get(k, 0.0) for k, v in after.items() if v - before.get(k, 0.0) > 0}
+
+
+def etcd_value_size(kube: Cluster, key: str) -> int | None:
+    """Bytes etcd stores under `key` (local plane only), through etcd's JSON gateway."""
+    if not kube.local_plane:
+        return None
+    state = plane.load_state()
+    if state is None:
+        return None
+    body = json.dumps({"key": base64.b64encode(key.encode()).decode()}).encode()
+    request = urllib.request.Request(f"http://127.0.0.1:{state.etcd_port}/v3/kv/range", data=body, method="POST")
+    with urllib.request.urlopen(request, timeout=30) as response:
+        kvs = json.loads(response.read()).get("kvs") or []
+    return len(base64.b64decode(kvs[0]["value"])) if kvs else None
+
+
+# --------------------------------------------------------------------------- workflows
+
+
+def workflow(name: str, nodes: Sequence[dict[str, Any]], **spec: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "Workflow",
+        "metadata": {"name": name},
+        "spec": {"defaults": {"image": IMAGE}, **spec, "nodes": list(nodes)},
+    }
+
+
+def node(name: str, *depends_on: str) -> dict[str, Any]:
+    body: dict[str, Any] = {"name": name, "command": ["true"]}
+    if depends_on:
+        body["dependsOn"] = list(depends_on)
+    return body
+
+
+def chain(length: int) -> list[dict[str, Any]]:
+    return [node(f"n{i:05d}", *([f"n{i - 1:05d}"] if i else [])) for i in range(length)]
+
+
+def diamonds(count: int) -> list[dict[str, Any]]:
+    """`count` diamonds in a row: top -> (left, right) -> bottom, each bottom the next top's parent."""
+    nodes: list[dict[str, Any]] = []
+    parent: str | None = None
+    for d in range(count):
+        top, left, right, bottom = (f"d{d:03d}-{part}" for part in ("top", "l", "r", "bottom"))
+        nodes.append(node(top, *([parent] if parent else [])))
+        nodes += [node(left, top), node(right, top), node(bottom, left, right)]
+        parent = bottom
+    return nodes
+
+
+def layered(width: int, depth: int) -> list[dict[str, Any]]:
+    """`depth` layers of `width` nodes; node j of a layer depends on nodes j and j+1 of the layer above."""
+    nodes: list[dict[str, Any]] = []
+    for layer in range(depth):
+        for j in range(width):
+            above = f"l{layer - 1:03d}"
+            parents = [] if layer == 0 else sorted({f"{above}-{j:04d}", f"{above}-{(j + 1) % width:04d}"})
+            nodes.append(node(f"l{layer:03d}-{j:04d}", *parents))
+    return nodes
+
+
+def create_workflows(kube: Cluster, namespace: str, bodies: Sequence[dict[str, Any]], threads: int = 8) -> None:
+    """Create Workflows, a few at a time."""
+    custom = kube.custom
+    errors: list[BaseException] = []
+    lock = threading.Lock()
+    pending = list(bodies)
+
+    def worker() -> None:
+        while True:
+            with lock:
+                if not pending or errors:
+                    return
+                body = pending.pop()
+            try:
+                custom.create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, body)
+            except BaseException as error:
+                with lock:
+                    errors.append(error)
+
+    workers = [threading.Thread(target=worker) for _ in range(threads)]
+    for thread in workers:
+        thread.start()
+    for thread in workers:
+        thread.join()
+    if errors:
+        raise errors[0]
+
+
+def workflow_phases(kube: Cluster, namespace: str) -> dict[str, str]:
+    response = kube.custom.list_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, _preload_content=False)
+    items = json.loads(response.data)["items"]
+    return {item["metadata"]["name"]: (item.get("status") or {}).get("phase", "") for item in items}
+
+
+def wait_finished(kube: Cluster, namespace: str, count: int, timeout: float, interval: float = 1.0) -> dict[str, str]:
+    """Wait until `count` Workflows are Succeeded/Failed/Stopped; fail on any that is not Succeeded."""
+
+    def done() -> dict[str, str] | None:
+        phases = workflow_phases(kube, namespace)
+        finished = {k: v for k, v in phases.items() if v in ("Succeeded", "Failed", "Stopped")}
+        return phases if len(finished) >= count else None
+
+    phases = wait_for(f"{count} workflows finished", done, timeout=timeout, interval=interval)
+    bad = {k: v for k, v in phases.items() if v != "Succeeded"}
+    if bad:
+        raise RuntimeError(f"workflows did not succeed: {dict(list(bad.items())[:5])}")
+    return phases
+
+
+# --------------------------------------------------------------------------- watching Jobs
+
+
+@dataclass
+class JobTimes:
+    created: dict[str, float] = field(default_factory=dict)  # job name -> monotonic receive time of ADDED
+    # job name -> receive time of the first success condition (SuccessCriteriaMet, then Complete, in 1.31+)
+    complete: dict[str, float] = field(default_factory=dict)
+    labels: dict[str, dict[str, str]] = field(default_factory=dict)
+
+
+class JobWatch:
+    """A client-side watch of a namespace's Jobs, recording when each was first seen and first seen Complete."""
+
+    def __init__(self, kube: Cluster, namespace: str, on_complete: Callable[[str, dict[str, Any]], None] | None = None):
+        self.kube = kube
+        self.namespace = namespace
+        self.times = JobTimes()
+        self.on_complete = on_complete
+        self._stop = threading.Event()
+        self._response: Any = None
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._cond = threading.Condition()
+
+    def __enter__(self) -> JobWatch:
+        self._thread.start()
+        wait_for("job watch started", lambda: self._response is not None, timeout=30, interval=0.05)
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        with contextlib.suppress(Exception):
+            self._response.close()
+        self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        version = ""
+        while not self._stop.is_set():
+            try:
+                response = self.kube.batch.list_namespaced_job(
+                    self.namespace,
+                    watch=True,
+                    resource_version=version or None,
+                    allow_watch_bookmarks=True,
+                    timeout_seconds=3600,
+                    _preload_content=False,
+                )
+                self._response = response
+                buffer = b""
+                for chunk in response.stream(65536, decode_content=False):
+                    received = time.monotonic()
+                    buffer += chunk
+                    *lines, buffer = buffer.split(b"\n")
+                    for line in lines:
+                        if line.strip():
+                            version = self._handle(json.loads(line), received) or version
+            except Exception:
+                if self._stop.is_set():
+                    return
+                time.sleep(0.2)
+
+    def _handle(self, event: dict[str, Any], received: float) -> str | None:
+        body = event.get("object") or {}
+        meta = body.get("metadata") or {}
+        name = meta.get("name")
+        if event.get("type") == "ERROR" or not name:
+            return None
+        times = self.times
+        with self._cond:
+            if name not in times.created and event.get("type") in ("ADDED", "MODIFIED"):
+                times.created[name] = received
+                times.labels[name] = meta.get("labels") or {}
+            conditions = (body.get("status") or {}).get("conditions") or []
+            if name not in times.complete and any(
+                c.get("type") in ("Complete", "SuccessCriteriaMet") and c.get("status") == "True" for c in conditions
+            ):
+                times.complete[name] = received
+                if self.on_complete is not None:
+                    self.on_complete(name, body)
+            self._cond.notify_all()
+        version: str | None = meta.get("resourceVersion")
+        return version
+
+    def wait_complete(self, name: str, timeout: float = 120) -> float:
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while name not in self.times.complete:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError(f"Job {name} not complete after {timeout:.0f}s")
+                self._cond.wait(left)
+            return self.times.complete[name]
+
+    def wait_count_complete(self, count: int, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while len(self.times.complete) < count:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError(f"{len(self.times.complete)}/{count} Jobs complete after {timeout:.0f}s")
+                self._cond.wait(min(left, 1.0))
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """The q-quantile (0..1) by the nearest-rank method."""
+    ordered = sorted(values)
+    if not ordered:
+        return float("nan")
+    rank = max(1, min(len(ordered), round(q * len(ordered) + 0.5)))
+    return ordered[rank - 1]
+
+
+def ms(seconds: float) -> str:
+    return f"{seconds * 1000:.0f} ms"
+
+
+def job_body(name: str, labels: dict[str, str] | None = None) -> dict[str, Any]:
+    """A Job like the operator's (one pod, no retries), for bare-loop baselines."""
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {"name": name, "labels": labels or {}},
+        "spec": {
+            "backoffLimit": 0,
+            "template": {
+                "spec": {
+                    "restartPolicy": "Never",
+                    "containers": [{"name": "main", "image": IMAGE, "command": ["true"]}],
+                }
+            },
+        },
+    }
