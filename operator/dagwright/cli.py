@@ -83,6 +83,10 @@ def _parser() -> argparse.ArgumentParser:
     operator.add_argument("--metrics-port", type=int, default=8000, help="0 disables /metrics")
     operator.add_argument("--health-port", type=int, default=8080, help="0 disables /healthz")
     operator.add_argument("--log-format", choices=["text", "json"], default="text")
+    operator.add_argument(
+        "--redis-url", default=os.environ.get("DAGWRIGHT_REDIS_URL"), help="node-runner outputs and progress"
+    )
+    operator.add_argument("--redis-password-secret", default=None, help="Secret (key `password`) for node pods")
     operator.set_defaults(handler=_operator)
 
     definition = commands.add_parser("crd", help="print the Workflow CustomResourceDefinition")
@@ -125,10 +129,14 @@ def _kubeconfig_namespace() -> str:
 
 def _operator(args: argparse.Namespace) -> int:
     from dagwright.k8s import operator
+    from dagwright.k8s.jobs import RedisSettings
     from dagwright.k8s.reconcile import Settings
 
     namespaces = args.namespace or [n for n in os.environ.get("DAGWRIGHT_NAMESPACES", "").split(",") if n]
-    settings = Settings(namespaces=namespaces, max_running_nodes=args.max_running_nodes, workers=args.workers)
+    redis = RedisSettings(args.redis_url, args.redis_password_secret) if args.redis_url else None
+    settings = Settings(
+        namespaces=namespaces, max_running_nodes=args.max_running_nodes, workers=args.workers, redis=redis
+    )
     lease_namespace = (
         "" if args.no_leader_election else (args.lease_namespace or os.environ.get("POD_NAMESPACE") or "default")
     )

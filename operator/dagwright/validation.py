@@ -109,6 +109,8 @@ def _check_nodes(nodes: list[NodeSpec]) -> list[Problem]:
                 problems.append(Problem(field, f"approval node '{node.name}' runs nothing: remove image/command/args"))
         elif not node.command and not node.image:
             problems.append(Problem(field, f"node '{node.name}' needs a command (or an image whose entrypoint runs)"))
+        elif node.node_runner and not node.command:
+            problems.append(Problem(field, f"node '{node.name}' uses nodeRunner, which needs an explicit command"))
     return problems
 
 

@@ -69,6 +69,10 @@ class Cache:
         with self._lock:
             return self._workflows.get(key)
 
+    def key_of_uid(self, uid: str) -> Key | None:
+        with self._lock:
+            return self._owners.get(uid)
+
     def workflow_keys(self) -> list[Key]:
         with self._lock:
             return list(self._workflows)

@@ -7,6 +7,7 @@ Security Standard; a user's podTemplate securityContext replaces those defaults.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from dagwright import nodeio
@@ -15,11 +16,25 @@ from dagwright.planner import Launch
 from dagwright.spec import PodTemplate
 from dagwright.workflows import Workflow
 
+NODE_RUNNER = (
+    "dagwright-node-runner"  # on the PATH of images built FROM the node-runner image or with dagwright[runner]
+)
 RESTRICTED_POD = {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}}
 RESTRICTED_CONTAINER = {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}}
 
 
-def build_job(workflow: Workflow, launch: Launch, *, suspend: bool = False) -> dict[str, Any]:
+@dataclass(frozen=True)
+class RedisSettings:
+    """How node-runner reaches Redis: the URL, and the Secret holding the password (never the password)."""
+
+    url: str
+    password_secret: str | None = None  # Secret name; the key is `password`
+    password_key: str = "password"
+
+
+def build_job(
+    workflow: Workflow, launch: Launch, *, suspend: bool = False, redis: RedisSettings | None = None
+) -> dict[str, Any]:
     template = workflow.spec.pod_template or PodTemplate()
     node = launch.spec
     labels = {
@@ -35,7 +50,7 @@ def build_job(workflow: Workflow, launch: Launch, *, suspend: bool = False) -> d
         "suspend": suspend,
         "template": {
             "metadata": {"labels": pod_labels, "annotations": pod_annotations},
-            "spec": _pod_spec(launch, template),
+            "spec": _pod_spec(workflow, launch, template, redis),
         },
     }
     if launch.timeout_seconds is not None:
@@ -63,23 +78,36 @@ def build_job(workflow: Workflow, launch: Launch, *, suspend: bool = False) -> d
     }
 
 
-def _contract_env() -> list[dict[str, str]]:
-    """Where a plain command writes outputs and progress: the termination message carries outputs back."""
-    return [
+def _contract_env(workflow: Workflow, launch: Launch, redis: RedisSettings | None) -> list[dict[str, Any]]:
+    """The node I/O contract: a plain command's outputs go to the termination message; node-runner, when it
+    wraps the command, gets its identity and Redis settings (the password by Secret reference only)."""
+    env: list[dict[str, Any]] = [
         {"name": "DAGWRIGHT_OUTPUTS", "value": nodeio.TERMINATION_LOG},
         {"name": "DAGWRIGHT_PROGRESS", "value": "/dev/null"},
+        {"name": "DAGWRIGHT_WORKFLOW_UID", "value": workflow.uid or ""},
+        {"name": "DAGWRIGHT_NODE", "value": launch.node},
+        {"name": "DAGWRIGHT_ATTEMPT", "value": str(launch.attempt)},
     ]
+    if launch.spec.node_runner and redis is not None:
+        env.append({"name": "DAGWRIGHT_REDIS_URL", "value": redis.url})
+        if redis.password_secret:
+            secret = {"name": redis.password_secret, "key": redis.password_key}
+            env.append({"name": "DAGWRIGHT_REDIS_PASSWORD", "valueFrom": {"secretKeyRef": secret}})
+    return env
 
 
-def _pod_spec(launch: Launch, template: PodTemplate) -> dict[str, Any]:
+def _pod_spec(workflow: Workflow, launch: Launch, template: PodTemplate, redis: RedisSettings | None) -> dict[str, Any]:
+    user_env = [{"name": name, "value": value} for name, value in launch.env]
     container: dict[str, Any] = {
         "name": names.CONTAINER,
         "image": launch.spec.image,
-        "env": [*_contract_env(), *({"name": name, "value": value} for name, value in launch.env)],
+        "env": [*_contract_env(workflow, launch, redis), *user_env],
         "securityContext": template.container_security_context or RESTRICTED_CONTAINER,
         "terminationMessagePolicy": "FallbackToLogsOnError",
     }
-    if launch.command:
+    if launch.spec.node_runner:
+        container["command"] = [NODE_RUNNER, "--", *launch.command]
+    elif launch.command:
         container["command"] = list(launch.command)
     if launch.args:
         container["args"] = list(launch.args)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
@@ -19,6 +20,7 @@ from dagwright.k8s import metrics, names
 from dagwright.k8s.cache import Cache, Key, key_of
 from dagwright.k8s.client import KubeApi, load_config
 from dagwright.k8s.leader import LeaseElector
+from dagwright.k8s.progress import ProgressFeed
 from dagwright.k8s.queue import WorkQueue
 from dagwright.k8s.reconcile import Reconciler, Settings
 
@@ -126,10 +128,25 @@ async def _start(runtime: Runtime) -> None:
         reconciler.is_leader = elector.is_leader
         runtime.elector = elector
         runtime.tasks.append(asyncio.create_task(_lead(elector)))
+    if runtime.settings.redis is not None:
+        feed = ProgressFeed(runtime.settings.redis.url, os.environ.get("DAGWRIGHT_REDIS_PASSWORD"), _waker(runtime))
+        reconciler.progress = feed.latest
+        feed.start()
     if runtime.metrics_port:
         metrics.serve(runtime.metrics_port, metrics.FleetCollector(reconciler.phase_counts, reconciler.waiting_total))
     for number in range(runtime.settings.workers):
         runtime.tasks.append(asyncio.create_task(_work(runtime, reconciler, number)))
+
+
+def _waker(runtime: Runtime) -> Callable[[str, float], None]:
+    """Progress arrives on a Redis thread: queue that workflow's pass after the given delay."""
+
+    def wake(uid: str, delay: float) -> None:
+        key = runtime.cache.key_of_uid(uid)
+        if key is not None and runtime.queue is not None:
+            runtime.queue.add(key, delay)
+
+    return wake
 
 
 def _enqueue_all(runtime: Runtime) -> None:

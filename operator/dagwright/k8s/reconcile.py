@@ -27,7 +27,7 @@ from dagwright.errors import Problem, SpecError
 from dagwright.k8s import metrics, names, outcomes
 from dagwright.k8s.cache import Body, Cache, Key, key_of
 from dagwright.k8s.client import Api
-from dagwright.k8s.jobs import build_job
+from dagwright.k8s.jobs import RedisSettings, build_job
 from dagwright.k8s.patches import merge_patch
 from dagwright.planner import AttemptState, Decision, Observation
 from dagwright.status import NodePhase, WorkflowStatus, to_wire
@@ -45,6 +45,7 @@ class Settings:
     max_running_nodes: int | None = None
     stuck_after: timedelta = outcomes.STUCK_AFTER
     workers: int = 4
+    redis: RedisSettings | None = None  # node-runner's outputs and progress
 
 
 @dataclass
@@ -63,6 +64,7 @@ class Reconciler:
         self.settings = settings
         self.is_leader: Callable[[], bool] = lambda: True
         self.requeue: Callable[[Key, float], None] = lambda key, delay: None
+        self.progress: Callable[[str, str, int], str | None] = lambda uid, node, attempt: None
         self.fleet = _Fleet()
         self._compiled: dict[str, tuple[int | None, Workflow | SpecError]] = {}
         self._statuses: dict[str, tuple[str, WorkflowStatus]] = {}
@@ -141,6 +143,8 @@ class Reconciler:
         cleanup: list[str] = []
         for name, job in jobs.live.items():
             seen = outcomes.observe(job, self._pod(namespace, name, job), now, self.settings.stuck_after)
+            if seen is not None and seen.state is AttemptState.RUNNING:
+                seen = _with_progress(seen, self.progress(workflow.uid or "", seen.node, seen.attempt))
             if seen is not None:
                 observations.append(seen)
                 if seen.reason in _CLEANUP_REASONS:
@@ -191,7 +195,8 @@ class Reconciler:
             self.api.delete_job(namespace, job_name)
         upstream_done = _upstream_finish_times(workflow, decision.status)
         for launch in decision.launches:
-            created = self.api.create_job(namespace, build_job(workflow, launch, suspend=decision.suspend))
+            job = build_job(workflow, launch, suspend=decision.suspend, redis=self.settings.redis)
+            created = self.api.create_job(namespace, job)
             if created is not None:
                 self.cache.put_job(created)
                 ready_since = upstream_done(launch.node)
@@ -331,6 +336,12 @@ def _approvals(workflow: Workflow) -> list[Observation]:
             message = verdict.message or "rejected"
             observations.append(Observation(node, 1, AttemptState.FAILED, reason="Rejected", message=message))
     return observations
+
+
+def _with_progress(seen: Observation, progress: str | None) -> Observation:
+    if progress is None or progress == seen.progress:
+        return seen
+    return Observation(seen.node, seen.attempt, seen.state, progress=progress)
 
 
 def _lost(seen: Observation, now: datetime) -> Observation:

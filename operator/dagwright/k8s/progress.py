@@ -1,0 +1,72 @@
+"""Node progress from node-runner, heard on Redis pub/sub and kept for the next reconcile pass.
+
+node-runner publishes `{"node", "attempt", "progress"}` on `dagwright:<workflow uid>:progress`. This feed keeps
+only the latest line per attempt and asks for a reconcile of that workflow at most every
+`PATCH_INTERVAL` seconds, so a chatty node costs one status patch per interval, not one per line.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable
+
+import redis
+
+log = logging.getLogger("dagwright.progress")
+
+PATCH_INTERVAL = 2.0
+PATTERN = "dagwright:*:progress"
+
+
+class ProgressFeed:
+    def __init__(self, url: str, password: str | None, wake: Callable[[str, float], None]) -> None:
+        self._client = redis.Redis.from_url(url, password=password or None, socket_timeout=None)
+        self._wake = wake  # (workflow uid, delay seconds)
+        self._latest: dict[tuple[str, str, int], str] = {}
+        self._woken: dict[str, float] = {}
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._listen, name="progress-feed", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def latest(self, workflow_uid: str, node: str, attempt: int) -> str | None:
+        with self._lock:
+            return self._latest.get((workflow_uid, node, attempt))
+
+    def record(self, channel: str, payload: str | bytes) -> None:
+        """Keep one progress message; public so tests can feed it without Redis."""
+        uid = channel.split(":")[1] if channel.count(":") == 2 else ""
+        try:
+            message = json.loads(payload)
+            key = (uid, str(message["node"]), int(message["attempt"]))
+            line = str(message["progress"])[:64]
+        except (ValueError, KeyError, TypeError):
+            return
+        now = time.monotonic()
+        with self._lock:
+            self._latest[key] = line
+            last = self._woken.get(uid, 0.0)
+            delay = max(0.0, last + PATCH_INTERVAL - now)
+            self._woken[uid] = now + delay
+        self._wake(uid, delay)
+
+    def _listen(self) -> None:
+        backoff = 0.5
+        while True:
+            try:
+                pubsub = self._client.pubsub(ignore_subscribe_messages=True)
+                pubsub.psubscribe(PATTERN)
+                backoff = 0.5
+                for message in pubsub.listen():
+                    channel = message.get("channel")
+                    if isinstance(channel, bytes):
+                        channel = channel.decode()
+                    self.record(str(channel), message.get("data") or b"")
+            except redis.RedisError as error:
+                log.warning("progress feed: %s; reconnecting in %.1fs", error, backoff)
+                time.sleep(backoff)
+                backoff = min(backoff * 2, 30.0)
