@@ -13,7 +13,34 @@ KIND_NODE_IMAGE ?= kindest/node:v1.34.0
 KIND_KUBECONFIG ?= $(HOME)/.cache/dagwright/cluster/kind/kubeconfig
 IMAGE ?= dagwright-operator:e2e
 
-.PHONY: cluster-build cluster-up cluster-down cluster-status e2e kind-up kind-down
+VENV ?= .venv
+VPY := $(VENV)/bin/python
+
+.PHONY: example test lint venv cluster-build cluster-up cluster-down cluster-status e2e kind-up kind-down
+
+## Run an example end to end on this machine, no cluster (installs dagwright into .venv first).
+example: $(VENV)/.installed
+	$(VENV)/bin/dagwright run examples/diamond.yaml
+
+## Everything CI runs: dependencies, lint, types, and the whole test suite including e2e on the local plane.
+test: $(VENV)/.installed
+	@command -v redis-server >/dev/null || { echo "installing redis-server (Debian package)"; \
+	  (apt-get update -qq && apt-get install -y -qq redis-server) >/dev/null; }
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+	$(VPY) -m pytest $(PYTEST_ARGS)
+
+lint: $(VENV)/.installed
+	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check . && $(VENV)/bin/mypy
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(VPY) || $(PYTHON) -m venv $(VENV)
+	$(VPY) -m pip install -q --upgrade pip
+	$(VPY) -m pip install -q -e '.[operator,runner,dev]'
+	touch $@
 
 ## Build (first time: many minutes) the control-plane binaries into ~/.cache/dagwright/cluster.
 cluster-build:
