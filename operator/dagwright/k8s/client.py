@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 import kubernetes
-from dagwright.k8s import names
+from dagwright.k8s import metrics, names
 from kubernetes.client.exceptions import ApiException
 
 log = logging.getLogger("dagwright.k8s")
@@ -52,6 +52,7 @@ class KubeApi:
 
     def create_job(self, namespace: str, job: Body) -> Body | None:
         """The created Job, or None when it already existed (an earlier launch of the same attempt)."""
+        _count("POST", "jobs")
         try:
             return _json(self.batch.create_namespaced_job(namespace, job, _preload_content=False))
         except ApiException as error:
@@ -61,6 +62,7 @@ class KubeApi:
 
     def delete_job(self, namespace: str, name: str) -> None:
         body = {"propagationPolicy": "Background", "gracePeriodSeconds": 30}
+        _count("DELETE", "jobs")
         try:
             self.batch.delete_namespaced_job(name, namespace, body=body, _preload_content=False)
         except ApiException as error:
@@ -68,6 +70,7 @@ class KubeApi:
                 raise
 
     def get_job(self, namespace: str, name: str) -> Body | None:
+        _count("GET", "jobs")
         try:
             return _json(self.batch.read_namespaced_job(name, namespace, _preload_content=False))
         except ApiException as error:
@@ -76,6 +79,7 @@ class KubeApi:
             raise
 
     def set_job_suspended(self, namespace: str, name: str, suspend: bool) -> None:
+        _count("PATCH", "jobs")
         try:
             self.batch.patch_namespaced_job(name, namespace, {"spec": {"suspend": suspend}}, _preload_content=False)
         except ApiException as error:
@@ -84,12 +88,14 @@ class KubeApi:
 
     def list_pods(self, namespace: str, job_name: str) -> list[Body]:
         selector = f"batch.kubernetes.io/job-name={job_name}"
+        _count("LIST", "pods")
         response = self.core.list_namespaced_pod(namespace, label_selector=selector, _preload_content=False)
         items: list[Body] = _json(response).get("items") or []
         return items
 
     def patch_status(self, namespace: str, name: str, patch: Body) -> Body | None:
         """The updated Workflow, or None when it no longer exists."""
+        _count("PATCH", "workflows/status")
         try:
             response = self.custom.patch_namespaced_custom_object_status(
                 names.GROUP,
@@ -109,6 +115,7 @@ class KubeApi:
 
     def delete_workflow(self, namespace: str, name: str, uid: str) -> None:
         body = {"propagationPolicy": "Background", "preconditions": {"uid": uid}}
+        _count("DELETE", "workflows")
         try:
             self.custom.delete_namespaced_custom_object(
                 names.GROUP, names.VERSION, namespace, names.PLURAL, name, body=body, _preload_content=False
@@ -140,10 +147,15 @@ class KubeApi:
             "reportingComponent": "dagwright.io/operator",
             "reportingInstance": "dagwright",
         }
+        _count("POST", "events")
         try:
             self.core.create_namespaced_event(meta["namespace"], event, _preload_content=False)
         except ApiException as error:
             log.warning("could not post event %s on %s: %s", reason, meta["name"], error.reason)
+
+
+def _count(verb: str, resource: str) -> None:
+    metrics.API_REQUESTS.labels(verb, resource).inc()
 
 
 def _json(response: Any) -> Body:

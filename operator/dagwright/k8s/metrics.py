@@ -31,6 +31,11 @@ LAUNCH_LATENCY = Histogram(
     "From the last dependency's completion to the dependent node's Job being created",
     buckets=_LATENCY_BUCKETS,
 )
+API_REQUESTS = Counter(
+    "dagwright_api_requests_total",
+    "Kubernetes API requests the reconciler made, by verb and resource",
+    ["verb", "resource"],
+)
 RECONCILE_ERRORS = Counter("dagwright_reconcile_errors_total", "Reconcile passes that failed and were retried")
 
 
