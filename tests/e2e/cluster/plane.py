@@ -10,8 +10,9 @@ the Stage files in ``stages/``.
 
 Everything listens on 127.0.0.1 only. Binaries are cached per version set under
 ``~/.cache/dagwright/cluster/<versions>/bin`` (override the root with
-``DAGWRIGHT_CLUSTER_CACHE``); the running plane lives in ``<root>/run`` with its
-kubeconfig at ``<root>/run/kubeconfig``. ``up`` is idempotent: a plane that answers
+``DAGWRIGHT_CLUSTER_CACHE``); the running plane lives in ``<root>/run`` (or
+``DAGWRIGHT_CLUSTER_RUN``, for a second plane sharing the binaries) with its kubeconfig
+at ``<root>/run/kubeconfig``. ``up`` is idempotent: a plane that answers
 /readyz is reused, so one plane can serve many pytest runs.
 
 CLI: ``python -m tests.e2e.cluster.plane build|up|down|env|status|kwok-attach``.
@@ -93,7 +94,17 @@ def bin_dir() -> Path:
 
 
 def run_dir() -> Path:
-    return cache_root() / "run"
+    """Where the running plane keeps its state, logs, etcd data, certificates and kubeconfig.
+
+    DAGWRIGHT_CLUSTER_RUN gives a separate plane (e.g. a benchmark's own) that shares the
+    cached binaries with the default one.
+    """
+    env = os.environ.get("DAGWRIGHT_CLUSTER_RUN")
+    return Path(env) if env else cache_root() / "run"
+
+
+def _run_lock() -> Path:
+    return run_dir() / "run.lock"
 
 
 def kubeconfig_path() -> Path:
@@ -332,7 +343,7 @@ def rss_bytes(state: State) -> int:
 
 
 def _pki_dir() -> Path:
-    return cache_root() / "pki"
+    return run_dir() / "pki"
 
 
 def _openssl(*args: str, cwd: Path) -> None:
@@ -346,7 +357,8 @@ def ensure_pki() -> Path:
     pki = _pki_dir()
     if (pki / "token").exists():
         return pki
-    tmp = Path(tempfile.mkdtemp(dir=cache_root(), prefix="pki-"))
+    run_dir().mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=run_dir(), prefix="pki-"))
     ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "3650"]
     _openssl("req", "-x509", *ec, "-keyout", "ca.key", "-out", "ca.crt", "-subj", "/CN=dagwright-e2e-ca", cwd=tmp)
     names = ["IP:127.0.0.1", "DNS:localhost", "IP:10.96.0.1", "DNS:kubernetes", "DNS:kubernetes.default"]
@@ -619,7 +631,7 @@ def up(progress: Progress = _say, managed: bool = False) -> State:
     A plane started or reused by a developer (managed=False) is left running until ``down``.
     """
     build(progress)
-    with _file_lock(cache_root() / "run.lock"):
+    with _file_lock(_run_lock()):
         return _up_locked(progress, managed)
 
 
@@ -664,7 +676,7 @@ def acquire(progress: Progress = _say) -> tuple[State, Lease]:
     each holds a lease, and ``release`` stops a managed plane only when the last one leaves.
     """
     build(progress)
-    with _file_lock(cache_root() / "run.lock"):
+    with _file_lock(_run_lock()):
         state = _up_locked(progress, managed=True)
         _users_dir().mkdir(parents=True, exist_ok=True)
         lease = Lease(_users_dir() / f"{os.getpid()}-{_start_ticks(os.getpid())}")
@@ -674,7 +686,7 @@ def acquire(progress: Progress = _say) -> tuple[State, Lease]:
 
 def release(lease: Lease, progress: Progress = _say, keep: bool = False) -> None:
     """End a session's use; stop a managed plane if no other live session uses it."""
-    with _file_lock(cache_root() / "run.lock"):
+    with _file_lock(_run_lock()):
         lease.path.unlink(missing_ok=True)
         state = load_state()
         if state is None or not state.managed or keep:
@@ -747,7 +759,7 @@ def _stop(state: State, progress: Progress) -> None:
 
 def down(progress: Progress = _say) -> bool:
     """Stop the plane that ``up`` started; True if there was one."""
-    with _file_lock(cache_root() / "run.lock"):
+    with _file_lock(_run_lock()):
         state = load_state()
         if state is None:
             progress("no plane is running")
