@@ -3,6 +3,9 @@
 Each attempt runs in its own session (process group), so stopping it also stops whatever the command started
 (a shell's children, a pool of workers). Waiting uses pidfds with a selector, so one thread waits on every
 running attempt, on the next planner wake-up time and on Ctrl-C at once, without polling.
+
+Starting a process costs about a millisecond, most of it in fork/exec with the GIL released, so a batch of
+launches is started from a few threads at once (`start_all`); everything else happens on the caller's thread.
 """
 
 from __future__ import annotations
@@ -14,6 +17,8 @@ import selectors
 import signal
 import subprocess
 import time
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,6 +26,7 @@ from pathlib import Path
 from dagwright.planner import AttemptState, Launch, Observation
 
 STOP_GRACE_SECONDS = 5.0
+SPAWN_THREADS = 8
 MAX_MESSAGE = 2000
 
 
@@ -43,22 +49,44 @@ class Processes:
         self.logs_dir = logs_dir
         self.selector = selectors.DefaultSelector()
         self.running: dict[tuple[str, int], Attempt] = {}
+        self.environ = dict(os.environ)
+        self._pool: ThreadPoolExecutor | None = None
         if wakeup_fd is not None:
             self.selector.register(wakeup_fd, selectors.EVENT_READ, None)
 
     def start(self, launch: Launch, workdir: Path | None = None) -> Observation | None:
         """Start an attempt; an Observation comes back at once only when it could not start at all."""
-        stem = self.logs_dir / f"{launch.node}.{launch.attempt}"
-        log_path = stem.with_suffix(stem.suffix + ".log")
-        outputs_path = stem.with_suffix(stem.suffix + ".outputs.json")
-        progress_path = stem.with_suffix(stem.suffix + ".progress")
-        env = dict(os.environ)
-        env.update(launch.env)
+        return self._register(self._spawn(launch, workdir))
+
+    def start_all(self, launches: Sequence[Launch], workdir: Path | None = None) -> list[Observation]:
+        """Start attempts, several at once; Observations come back only for those that could not start."""
+        if len(launches) > 1:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(SPAWN_THREADS, thread_name_prefix="dagwright-spawn")
+            spawned = list(self._pool.map(lambda launch: self._spawn(launch, workdir), launches))
+        else:
+            spawned = [self._spawn(launch, workdir) for launch in launches]
+        return [failed for failed in map(self._register, spawned) if failed is not None]
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown()
+        self.selector.close()
+
+    def _spawn(self, launch: Launch, workdir: Path | None) -> Attempt | Observation:
+        """Start one process; safe to call from several threads at once (it touches no shared state)."""
+        stem = f"{self.logs_dir}/{launch.node}.{launch.attempt}"
+        log_path, outputs_path, progress_path = (
+            Path(f"{stem}.log"),
+            Path(f"{stem}.outputs.json"),
+            Path(f"{stem}.progress"),
+        )
+        env = {**self.environ, **dict(launch.env)}
         env["DAGWRIGHT_OUTPUTS"] = str(outputs_path)
         env["DAGWRIGHT_PROGRESS"] = str(progress_path)
         argv = [*launch.command, *launch.args]
         try:
-            with open(log_path, "wb") as log:
+            with open(log_path, "wb", buffering=0) as log:
                 process = subprocess.Popen(
                     argv,
                     stdin=subprocess.DEVNULL,
@@ -79,9 +107,13 @@ class Processes:
                 finished_at=_utcnow(),
             )
         pidfd = os.pidfd_open(process.pid)
-        attempt = Attempt(launch, process, pidfd, log_path, outputs_path, progress_path, time.monotonic())
-        self.running[(launch.node, launch.attempt)] = attempt
-        self.selector.register(pidfd, selectors.EVENT_READ, attempt)
+        return Attempt(launch, process, pidfd, log_path, outputs_path, progress_path, time.monotonic())
+
+    def _register(self, spawned: Attempt | Observation) -> Observation | None:
+        if isinstance(spawned, Observation):
+            return spawned
+        self.running[(spawned.launch.node, spawned.launch.attempt)] = spawned
+        self.selector.register(spawned.pidfd, selectors.EVENT_READ, spawned)
         return None
 
     def wait(self, timeout: float | None) -> list[Observation]:

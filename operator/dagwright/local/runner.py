@@ -51,6 +51,7 @@ def run(workflow: Workflow, status: WorkflowStatus | None, options: RunOptions) 
             return _loop(workflow, status, options, processes, interrupts)
         finally:
             processes.stop_all()
+            processes.close()
 
 
 def _loop(
@@ -92,11 +93,7 @@ def _carry_out(decision: Decision, processes: Processes, options: RunOptions) ->
         processes.stop(stop.node, stop.attempt)
     if decision.stops:
         processes.reap_stopped()
-    immediate = []
-    for launch in decision.launches:
-        failed = processes.start(launch, options.workdir)
-        if failed is not None:
-            immediate.append(failed)
+    immediate = processes.start_all(decision.launches, options.workdir)
     for name, node in decision.status.nodes.items() if _awaits_approval(decision) else ():
         if node.phase is NodePhase.AWAITING_APPROVAL:
             immediate.append(_approval(name, node.message or "", options.approve))
