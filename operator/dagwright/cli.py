@@ -1,4 +1,4 @@
-"""The `dagwright` command line: run, validate, graph, crd.
+"""The `dagwright` command line: run, validate, graph, crd here; the cluster commands in `k8s/commands.py`.
 
 Every user error ends as one clear message and exit code 1, never a traceback. Exit codes of `run`: 0 when the
 workflow Succeeded, 1 when it Failed or the manifest is invalid, 130 when it was stopped with Ctrl-C.
@@ -60,94 +60,18 @@ def _parser() -> argparse.ArgumentParser:
     validate.set_defaults(handler=_validate)
 
     drawing = commands.add_parser("graph", help="draw the DAG of a manifest")
-    drawing.add_argument("file")
+    drawing.add_argument("file", help="a manifest file, or the name of a Workflow in the cluster")
+    drawing.add_argument("-n", "--namespace", default=None, help="for a Workflow in the cluster")
     drawing.add_argument("--format", choices=["text", "mermaid"], default="text")
     drawing.set_defaults(handler=_graph)
 
-    for action, text in _CONTROL.items():
-        control = commands.add_parser(action, help=text)
-        control.add_argument("name", help="the Workflow's name")
-        if action in ("approve", "reject"):
-            control.add_argument("node", help="the approval node")
-        if action == "reject":
-            control.add_argument("--message", default="", help="why it was rejected")
-        control.add_argument("-n", "--namespace", default=None, help="default: the kubeconfig's namespace")
-        control.set_defaults(handler=_control, action=action)
+    from dagwright.k8s import commands as cluster
 
-    operator = commands.add_parser("operator", help="run the Kubernetes operator (watches Workflows)")
-    operator.add_argument("--namespace", action="append", default=[], help="watch only these (repeatable)")
-    operator.add_argument("--max-running-nodes", type=int, default=None, help="operator-wide running attempts cap")
-    operator.add_argument("--workers", type=int, default=4, help="reconciles running at once")
-    operator.add_argument("--lease-namespace", default=None, help="namespace of the leader-election Lease")
-    operator.add_argument("--no-leader-election", action="store_true", help="act without holding the Lease")
-    operator.add_argument("--metrics-port", type=int, default=8000, help="0 disables /metrics")
-    operator.add_argument("--health-port", type=int, default=8080, help="0 disables /healthz")
-    operator.add_argument("--log-format", choices=["text", "json"], default="text")
-    operator.add_argument(
-        "--redis-url", default=os.environ.get("DAGWRIGHT_REDIS_URL"), help="node-runner outputs and progress"
-    )
-    operator.add_argument("--redis-password-secret", default=None, help="Secret (key `password`) for node pods")
-    operator.set_defaults(handler=_operator)
+    cluster.register(commands)
 
     definition = commands.add_parser("crd", help="print the Workflow CustomResourceDefinition")
     definition.set_defaults(handler=lambda args: _print(crd.render(), end=""))
     return parser
-
-
-_CONTROL = {
-    "pause": "pause a Workflow in the cluster: nothing new launches",
-    "resume": "resume a paused Workflow",
-    "stop": "stop a Workflow: running nodes are stopped, nothing more launches",
-    "retry": "run a failed or stopped Workflow's failed, skipped and stopped nodes again",
-    "approve": "approve an approval node",
-    "reject": "reject an approval node",
-}
-
-
-def _control(args: argparse.Namespace) -> int:
-    from dagwright.k8s import control
-
-    namespace = args.namespace or _kubeconfig_namespace()
-    patch = control.patch_for(args.action, getattr(args, "node", None), getattr(args, "message", ""))
-    try:
-        control.apply(args.name, namespace, patch)
-    except control.ControlError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
-    return _print(f"workflow {namespace}/{args.name}: {args.action} requested")
-
-
-def _kubeconfig_namespace() -> str:
-    from kubernetes import config
-
-    try:
-        _, context = config.list_kube_config_contexts()
-        return str(context.get("context", {}).get("namespace") or "default")
-    except Exception:
-        return "default"
-
-
-def _operator(args: argparse.Namespace) -> int:
-    from dagwright.k8s import operator
-    from dagwright.k8s.jobs import RedisSettings
-    from dagwright.k8s.reconcile import Settings
-
-    namespaces = args.namespace or [n for n in os.environ.get("DAGWRIGHT_NAMESPACES", "").split(",") if n]
-    redis = RedisSettings(args.redis_url, args.redis_password_secret) if args.redis_url else None
-    settings = Settings(
-        namespaces=namespaces, max_running_nodes=args.max_running_nodes, workers=args.workers, redis=redis
-    )
-    lease_namespace = (
-        "" if args.no_leader_election else (args.lease_namespace or os.environ.get("POD_NAMESPACE") or "default")
-    )
-    operator.run(
-        settings,
-        lease_namespace=lease_namespace,
-        metrics_port=args.metrics_port or None,
-        health_port=args.health_port or None,
-        json_logs=args.log_format == "json",
-    )
-    return 0
 
 
 def _print(text: str, end: str = "\n") -> int:
@@ -161,6 +85,10 @@ def _validate(args: argparse.Namespace) -> int:
 
 
 def _graph(args: argparse.Namespace) -> int:
+    if not os.path.exists(args.file):
+        from dagwright.k8s import commands as cluster
+
+        return cluster.graph_of(args)
     workflow = compile_manifest(manifests.load(args.file))
     render = graph.render_mermaid if args.format == "mermaid" else graph.render_text
     return _print(render(workflow.graph))
@@ -168,7 +96,7 @@ def _graph(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     data = manifests.load(args.file)
-    workflow = compile_manifest(data, _parameters(args.param))
+    workflow = compile_manifest(data, parameters(args.param))
     status = _resume(args.state, workflow) if args.state else None
     json_output = args.output == "json"
     stream = sys.stderr if json_output else sys.stdout
@@ -193,7 +121,8 @@ def _run(args: argparse.Namespace) -> int:
     return EXIT_CODES.get(final.phase, 1)
 
 
-def _parameters(pairs: list[str]) -> dict[str, str]:
+def parameters(pairs: list[str]) -> dict[str, str]:
+    """`-p key=value` pairs; shared with `dagwright submit`."""
     parameters = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
