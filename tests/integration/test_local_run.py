@@ -318,3 +318,21 @@ def test_state_file_of_another_workflow_is_refused(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert "not a dagwright state file" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_run_needs_none_of_the_operator_dependencies(tmp_path: Path) -> None:
+    """`pip install dagwright` without the [operator] or [runner] extras must be enough for `dagwright run`."""
+    script = f"""
+import importlib.abc, sys
+class Block(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in {{"kopf", "kubernetes", "redis", "prometheus_client"}}:
+            raise ImportError(f"{{name}} is not installed")
+        return None
+sys.meta_path.insert(0, Block())
+from dagwright.cli import main
+sys.exit(main(["run", {str(EXAMPLES / "hello.yaml")!r}, "--logs-dir", {str(tmp_path)!r}]))
+"""
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=30)
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "hello.1.log").read_text() == "hello, world from hello\n"

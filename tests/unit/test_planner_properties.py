@@ -9,6 +9,7 @@ invariants a user relies on are checked; every run must then finish within a bou
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -16,7 +17,7 @@ from typing import Any
 from builders import T0, manifest
 from dagwright.errors import SpecError
 from dagwright.planner import AttemptState, Decision, Observation, plan
-from dagwright.status import NodePhase, WorkflowPhase, WorkflowStatus
+from dagwright.status import NodePhase, WorkflowPhase, WorkflowStatus, to_wire
 from dagwright.validation import compile_manifest, compile_spec
 from dagwright.workflows import Workflow
 from hypothesis import event, given
@@ -131,6 +132,15 @@ def _check(workflow: Workflow, before: WorkflowStatus | None, decision: Decision
     assert plan(workflow, before, _last_observations, _last_now) == decision, "not deterministic"
 
 
+def _stored(status: WorkflowStatus) -> WorkflowStatus:
+    """The status as written to the cluster (or a --state file) and read back: it must come back the same."""
+    wire = to_wire(status)
+    back = WorkflowStatus.model_validate(json.loads(json.dumps(wire)))
+    assert to_wire(back) == wire
+    assert back == status
+    return back
+
+
 _last_observations: list[Observation] = []
 _last_now = T0
 
@@ -184,6 +194,8 @@ def test_random_runs_keep_the_invariants_and_terminate(workflow: Workflow, level
         lost_write = level and not decision.status.phase.finished and draw(st.integers(0, 5)) == 2
         if lost_write:
             event("a status write was lost")
+        elif level:
+            status = _stored(decision.status)  # the operator reads status back from the API server
         else:
             status = decision.status
         if status is not None and status.phase.finished and not backend.running:
