@@ -121,7 +121,7 @@ async def _start(runtime: Runtime) -> None:
     api_client = load_config()
     runtime.queue = WorkQueue(loop, runtime.order)
     reconciler = Reconciler(KubeApi(api_client), runtime.cache, runtime.settings)
-    reconciler.requeue = lambda key, delay: runtime.queue.add(key, delay) if runtime.queue else None
+    reconciler.requeue = lambda key, delay: runtime.queue.add(key, delay) if runtime.queue is not None else None
     runtime.reconciler = reconciler
     if runtime.lease_namespace:
         elector = LeaseElector(api_client, runtime.lease_namespace)
