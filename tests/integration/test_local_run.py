@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -72,6 +73,22 @@ def alive(pid: int) -> bool:
 def test_examples_end_with_the_right_exit_code(example: str, code: int, phase: str, progress: str) -> None:
     returncode, final, _ = run_json(EXAMPLES / example)
     assert (returncode, final["status"]["phase"], final["status"]["progress"]) == (code, phase, progress)
+
+
+def test_parallelism_limits_how_many_nodes_run_at_once() -> None:
+    code, final, _ = run_json(EXAMPLES / "fan-out-fan-in.yaml")  # 8 shards of 0.3 s, parallelism 4
+    assert code == 0
+    moments = []
+    for node in final["status"]["nodes"].values():
+        moments += [
+            (datetime.fromisoformat(node["attemptStartedAt"]), 1),
+            (datetime.fromisoformat(node["finishedAt"]), -1),
+        ]
+    running, most = 0, 0
+    for _, change in sorted(moments):  # an end sorts before a start at the same instant
+        running += change
+        most = max(most, running)
+    assert 2 <= most <= 4
 
 
 def test_failing_branch_other_branch_finishes_and_downstream_is_skipped(tmp_path: Path) -> None:
@@ -188,12 +205,15 @@ def test_unknown_parameter_is_a_validation_error(tmp_path: Path) -> None:
     assert result.stdout == ""
 
 
-def test_command_that_cannot_start_fails_the_node(tmp_path: Path) -> None:
-    path = write(tmp_path, [{"name": "a", "command": ["/no/such/program"]}])
-    code, final, _ = run_json(path)
+def test_command_that_cannot_start_fails_the_node_and_others_run(tmp_path: Path) -> None:
+    nodes = [{"name": f"ok-{i}", "command": ["true"]} for i in range(3)]
+    nodes.insert(1, {"name": "bad", "command": ["/no/such/program"]})  # started in the same batch as the others
+    code, final, _ = run_json(write(tmp_path, nodes, failFast=False))
     assert code == 1
-    assert final["status"]["nodes"]["a"]["exitCode"] == 127
-    assert "cannot start" in final["status"]["nodes"]["a"]["message"]
+    status = final["status"]
+    assert (status["nodes"]["bad"]["phase"], status["nodes"]["bad"]["exitCode"]) == ("Failed", 127)
+    assert "cannot start '/no/such/program'" in status["nodes"]["bad"]["message"]
+    assert status["progress"] == "3/4"
 
 
 # -- approvals
