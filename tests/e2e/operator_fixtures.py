@@ -80,8 +80,8 @@ class OperatorProcess:
             self.proc.send_signal(signal.SIGKILL)
         self.proc.wait(timeout=30)
 
-    def stop(self, timeout: float = 15) -> None:
-        if self.alive():
+    def stop(self, timeout: float = 15, *, signalled: bool = False) -> None:
+        if self.alive() and not signalled:
             self.proc.send_signal(signal.SIGTERM)
             try:
                 self.proc.wait(timeout=timeout)
@@ -126,7 +126,7 @@ class Operators:
             if process.alive():
                 process.proc.send_signal(signal.SIGTERM)
         for process in self.started:
-            process.stop()
+            process.stop(signalled=True)
 
     def report(self) -> None:
         for process in self.started:

@@ -67,7 +67,9 @@ def _failure(node: str, attempt: int, condition: Body, pod: Body | None, at: dat
         return Observation(node, attempt, AttemptState.FAILED, reason=job_reason, message=message, finished_at=at)
     code = terminated.get("exitCode")
     reason = "OOMKilled" if terminated.get("reason") == "OOMKilled" else "Error"
-    message = _clip(terminated.get("message") or terminated.get("reason") or f"exit code {code}")
+    # The kubelet's reason for any non-zero exit is just "Error": the exit code says more.
+    why = terminated.get("reason") if terminated.get("reason") not in (None, "", "Error") else None
+    message = _clip(terminated.get("message") or (f"{why} (exit code {code})" if why else f"exit code {code}"))
     carried = nodeio.read_termination(terminated.get("message"), succeeded=False)
     if carried.error_reason:  # node-runner's own failure (Redis unreachable, invalid outputs)
         reason, message = carried.error_reason, _clip(carried.error_message or carried.error_reason)

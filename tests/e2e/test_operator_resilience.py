@@ -1,0 +1,151 @@
+"""The operator dying, being replaced, and sharing limited capacity between Workflows.
+
+Why: an operator is killed without warning in real clusters (node loss, OOM, rollout). A restarted or newly
+elected operator must carry on from what the API server holds, never running an attempt twice: with
+deterministic Job names a duplicate would show as a second Job (a new uid) for the same (node, attempt),
+which the recorder would see. Capacity (`--max-running-nodes`) and `spec.priority` are judged from Jobs too.
+"""
+
+# pytest fixtures are imported from operator_fixtures, then named as test parameters:
+# ruff: noqa: F811
+
+from __future__ import annotations
+
+import re
+import time
+
+import pytest
+from kubernetes import client
+
+from .cluster.helpers import get_or_none, wait_for
+from .conftest import Kube
+from .operator_fixtures import (  # noqa: F401 (fixtures)
+    OperatorProcess,
+    Operators,
+    Recorder,
+    apply,
+    node,
+    operator,
+    operators,
+    recorder,
+    wait_phase,
+    workflow,
+)
+
+pytestmark = pytest.mark.e2e
+
+
+def layered(layers: int, width: int, duration: str) -> list[dict[str, object]]:
+    """`layers` rows of `width` nodes; every node depends on the whole row above it."""
+    nodes: list[dict[str, object]] = []
+    above: list[str] = []
+    for layer in range(layers):
+        row = [f"n{layer}-{i}" for i in range(width)]
+        nodes += [node(name, *above, duration=duration) for name in row]
+        above = row
+    return nodes
+
+
+@pytest.mark.slow
+def test_operator_killed_mid_run_and_restarted_runs_no_attempt_twice(
+    kube: Kube, namespace: str, recorder: Recorder, operators: Operators
+) -> None:
+    nodes = layered(4, 6, "700ms")
+    apply(kube, namespace, workflow("survivor", nodes))
+    first = operators.start()
+    wait_for("the first Jobs", lambda: len(recorder.jobs_of("survivor")) >= 3, timeout=60)
+
+    first.kill()
+    after_first_kill = len(recorder.jobs_of("survivor"))
+    second = operators.start()
+    wait_for("more Jobs from the restarted operator", lambda: len(recorder.jobs_of("survivor")) >= 14, timeout=60)
+    second.kill()
+    operators.start()
+
+    status = wait_phase(kube, namespace, "survivor", "Succeeded", "Failed", timeout=120)
+    assert status["phase"] == "Succeeded", status["message"]
+    assert status["progress"] == "24/24"
+    recorder.assert_one_job_per_attempt("survivor")
+    records = recorder.jobs_of("survivor")
+    assert sorted(r.node for r in records) == sorted(str(n["name"]) for n in nodes)
+    assert {r.attempt for r in records} == {1}, "a node was started again after the restart"
+    assert all(n["attempts"] == 1 for n in status["nodes"].values())
+    assert after_first_kill < len(records)
+
+
+def leader_identity(process: OperatorProcess) -> str | None:
+    found = re.findall(r"became the leader as (\S+)", process.log())
+    return found[-1] if found else None
+
+
+def lease_holder(kube: Kube, namespace: str) -> str | None:
+    lease = get_or_none(
+        lambda: client.CoordinationV1Api(kube.api_client).read_namespaced_lease("dagwright-operator", namespace)
+    )
+    return lease.spec.holder_identity if lease is not None and lease.spec is not None else None
+
+
+@pytest.mark.slow
+def test_standby_replica_takes_over_when_the_leader_is_killed(
+    kube: Kube, namespace: str, recorder: Recorder, operators: Operators
+) -> None:
+    replicas = [operators.start(leader_election=True), operators.start(leader_election=True)]
+    holder = wait_for("a lease holder", lambda: lease_holder(kube, namespace), timeout=60)
+    leader = wait_for(
+        "the leader's log line", lambda: next((p for p in replicas if leader_identity(p) == holder), None), timeout=30
+    )
+    standby = next(p for p in replicas if p is not leader)
+    nodes = [node(f"step-{i}", *([f"step-{i - 1}"] if i else []), duration="1s") for i in range(6)]
+    apply(kube, namespace, workflow("ha", nodes))
+    wait_for("two steps launched", lambda: len(recorder.jobs_of("ha")) >= 2, timeout=60)
+
+    leader.kill()
+    killed_at = time.monotonic()
+
+    new_holder = wait_for(
+        "the standby to take the lease",
+        lambda: (h := lease_holder(kube, namespace)) not in (None, holder) and h,
+        timeout=40,
+        interval=0.2,
+    )
+    took_over = time.monotonic() - killed_at
+    assert new_holder == leader_identity(standby)
+    assert took_over <= 20, f"takeover took {took_over:.1f}s"
+    status = wait_phase(kube, namespace, "ha", "Succeeded", "Failed", timeout=90)
+    assert status["phase"] == "Succeeded"
+    recorder.assert_one_job_per_attempt("ha")
+    assert {(r.node, r.attempt) for r in recorder.jobs_of("ha")} == {(f"step-{i}", 1) for i in range(6)}
+    assert standby.alive()
+
+
+def test_max_running_nodes_caps_jobs_and_does_not_stall(
+    kube: Kube, namespace: str, recorder: Recorder, operators: Operators
+) -> None:
+    operators.start(max_running_nodes=1)
+    apply(kube, namespace, workflow("one-by-one", [node(f"n{i}", duration="300ms") for i in range(4)]))
+
+    status = wait_phase(kube, namespace, "one-by-one", "Succeeded", "Failed", timeout=60)
+
+    assert status["phase"] == "Succeeded"
+    assert recorder.max_running() == 1
+    assert len(recorder.jobs_of("one-by-one")) == 4
+
+
+@pytest.mark.slow
+def test_higher_priority_workflow_gets_capacity_first(
+    kube: Kube, namespace: str, recorder: Recorder, operators: Operators
+) -> None:
+    operators.start(max_running_nodes=2)
+    apply(kube, namespace, workflow("low", [node(f"low-{i}", duration="2s") for i in range(6)], priority=0))
+    wait_for("low to fill the capacity", lambda: len(recorder.jobs_of("low")) == 2, timeout=60)
+    apply(kube, namespace, workflow("high", [node(f"high-{i}", duration="1s") for i in range(2)], priority=10))
+
+    for name in ("high", "low"):
+        status = wait_phase(kube, namespace, name, "Succeeded", "Failed", timeout=90)
+        assert status["phase"] == "Succeeded"
+
+    assert recorder.max_running() == 2, "more Jobs ran at once than --max-running-nodes"
+    low, high = recorder.jobs_of("low"), recorder.jobs_of("high")
+    assert len(low) == 6 and len(high) == 2
+    # Once low's first two finish, high (created later, higher priority) gets the freed room before low's third.
+    assert max(r.added_seq for r in high) < low[2].added_seq, [(r.node, r.added_seq) for r in low + high]
