@@ -183,6 +183,7 @@ def test_random_runs_keep_the_invariants_and_terminate(workflow: Workflow, level
         _check(workflow, status, decision, backend)
         # Carry out: stops, then launches; the operator style sometimes loses the status write.
         for stop in decision.stops:
+            event(f"stop: {stop.reason}")
             if backend.running.pop((stop.node, stop.attempt), None) is not None and level:
                 backend.outcomes[(stop.node, stop.attempt)] = Observation(stop.node, stop.attempt, AttemptState.LOST)
         for launch in decision.launches:
@@ -213,6 +214,8 @@ def test_random_runs_keep_the_invariants_and_terminate(workflow: Workflow, level
     assert status.phase.finished
     assert all(node.phase not in UNFINISHED for node in status.nodes.values())
     event(f"ended {status.phase.value} after {'few' if step < 10 else 'many'} calls")
+    for reason in {node.reason for node in status.nodes.values() if node.reason}:
+        event(f"a node ended with reason {reason}")
     event(f"attempts launched: {min(sum(backend.launched.values()), 10)}+" if backend.launched else "no launch")
 
 
