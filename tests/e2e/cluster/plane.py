@@ -162,36 +162,35 @@ def _run_go(
         raise PlaneError("the Go toolchain (go) is needed to build the e2e control plane")
     progress(f"{label}: go {args[0]} (GOTOOLCHAIN=local, -p {GO_PARALLELISM})")
     started = time.monotonic()
-    proc = subprocess.Popen(
+    counts = {"downloaded": 0, "built": 0}
+    tail: deque[str] = deque(maxlen=40)
+    with subprocess.Popen(
         ["go", *args],
         cwd=cwd,
         env={**_go_env(), **(extra_env or {})},
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
-    )
-    counts = {"downloaded": 0, "built": 0}
-    tail: deque[str] = deque(maxlen=40)
+    ) as proc:
 
-    def read() -> None:
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            tail.append(line.rstrip())
-            if line.startswith("go: downloading"):
-                counts["downloaded"] += 1
-            elif not line.startswith("go: "):
-                counts["built"] += 1
+        def read() -> None:
+            assert proc.stdout is not None
+            for line in proc.stdout:
+                tail.append(line.rstrip())
+                if line.startswith("go: downloading"):
+                    counts["downloaded"] += 1
+                elif not line.startswith("go: "):
+                    counts["built"] += 1
 
-    reader = threading.Thread(target=read, daemon=True)
-    reader.start()
-    while proc.poll() is None:
-        reader.join(timeout=30)
-        if proc.poll() is None:
-            elapsed = time.monotonic() - started
-            progress(
-                f"{label}: {counts['downloaded']} modules fetched, {counts['built']} packages built, {elapsed:.0f}s"
-            )
-    reader.join()
+        reader = threading.Thread(target=read, daemon=True)
+        reader.start()
+        while proc.poll() is None:
+            reader.join(timeout=30)
+            if proc.poll() is None:
+                elapsed = time.monotonic() - started
+                fetched, built = counts["downloaded"], counts["built"]
+                progress(f"{label}: {fetched} modules fetched, {built} packages built, {elapsed:.0f}s")
+        reader.join()
     if proc.returncode != 0:
         raise PlaneError(f"{label} failed:\n" + "\n".join(tail))
     progress(f"{label}: done in {time.monotonic() - started:.0f}s")
