@@ -11,7 +11,8 @@ PYTEST_ARGS ?=
 KIND_CLUSTER ?= dagwright
 KIND_NODE_IMAGE ?= kindest/node:v1.34.0
 KIND_KUBECONFIG ?= $(HOME)/.cache/dagwright/cluster/kind/kubeconfig
-IMAGE ?= dagwright-operator:e2e
+IMAGE_TAG ?= e2e
+IMAGE_TARGETS ?= operator node-runner
 
 VENV ?= .venv
 VPY := $(VENV)/bin/python
@@ -61,7 +62,7 @@ cluster-status:
 e2e:
 	$(PYTHON) -m pytest tests/e2e -m e2e $(PYTEST_ARGS)
 
-## kind, for machines with Docker: cluster, operator image loaded, kwok with fake nodes for the
+## kind, for machines with Docker: cluster, images (Dockerfile targets) loaded, kwok with fake nodes for the
 ## annotated pod fates. The real nodes are tainted so that test pods land on the fake ones; the
 ## operator's own pod must tolerate dagwright.io/real-node.
 kind-up:
@@ -72,7 +73,10 @@ kind-up:
 	    $$KIND create cluster --name $(KIND_CLUSTER) --image $(KIND_NODE_IMAGE) --kubeconfig $(KIND_KUBECONFIG) --wait 120s; \
 	  fi && \
 	  $$KIND get kubeconfig --name $(KIND_CLUSTER) > $(KIND_KUBECONFIG) && \
-	  if [ -f Dockerfile ]; then docker build -t $(IMAGE) . && $$KIND load docker-image $(IMAGE) --name $(KIND_CLUSTER); fi
+	  for target in $(IMAGE_TARGETS); do \
+	    docker build --target $$target -t dagwright-$$target:$(IMAGE_TAG) . && \
+	    $$KIND load docker-image dagwright-$$target:$(IMAGE_TAG) --name $(KIND_CLUSTER) || exit 1; \
+	  done
 	KUBECONFIG=$(KIND_KUBECONFIG) $$($(PLANE) which kubectl) taint nodes --all dagwright.io/real-node=true:NoSchedule --overwrite
 	$(PLANE) kwok-attach --kubeconfig $(KIND_KUBECONFIG)
 	@echo "export KUBECONFIG=$(KIND_KUBECONFIG)   # then: make e2e"
