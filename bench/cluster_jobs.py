@@ -10,7 +10,9 @@ unless --keep. --start-only measures start time and memory and creates no Jobs.
 
     python bench/cluster_jobs.py [--jobs 500] [--start-only] [--keep]
 
-Figures are printed as plain "name: value" lines.
+DAGWRIGHT_KCM_QPS raises the controller-manager's client rate (Kubernetes' default, 20 QPS, is what
+bounds Jobs/s here); it applies to a plane this script starts, e.g. with DAGWRIGHT_CLUSTER_RUN set
+to a fresh directory. Figures are printed as plain "name: value" lines.
 """
 
 from __future__ import annotations
