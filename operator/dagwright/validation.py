@@ -115,26 +115,41 @@ def _check_nodes(nodes: list[NodeSpec]) -> list[Problem]:
 
 
 def _check_templates(spec: WorkflowSpec, nodes: list[NodeSpec], graph: Graph) -> list[Problem]:
-    problems: list[Problem] = []
-    for i, node in enumerate(nodes):
-        fields = [(f"spec.nodes[{i}].args[{j}]", value) for j, value in enumerate(node.args)]
-        fields += [(f"spec.nodes[{i}].command[{j}]", value) for j, value in enumerate(node.command)]
-        fields += [(f"spec.nodes[{i}].env[{j}].value", var.value) for j, var in enumerate(node.env)]
+    """Template references and NUL characters, named by the field the user wrote (a node's own, or defaults)."""
+    problems: dict[Problem, None] = {}  # a bad value in spec.defaults is reported once, not once per node
+    for i, (own, node) in enumerate(zip(spec.nodes, nodes, strict=True)):
+        fields = [(f"spec.nodes[{i}].args[{j}]", value) for j, value in enumerate(own.args)]
+        fields += [(f"spec.nodes[{i}].command[{j}]", value) for j, value in enumerate(own.command)]
+        fields += [(f"spec.nodes[{i}].env[{j}].value", var.value) for j, var in enumerate(own.env)]
+        overridden = {var.name for var in own.env}
+        fields += [
+            (f"spec.defaults.env[{j}].value", var.value)
+            for j, var in enumerate(spec.defaults.env)
+            if var.name not in overridden
+        ]
         ancestors: set[int] | None = None
         for field, value in fields:
+            if "\x00" in value:
+                problems[Problem(field, "contains a NUL character, which no command line or environment can hold")] = (
+                    None
+                )
             for text in templates.references(value):
                 problem = templates.check_reference(text, spec.parameters)
                 upstream = templates.output_upstream(text) if problem is None else None
-                if upstream is not None:
+                source = graph.index.get(upstream) if upstream is not None else None
+                if upstream is not None and source not in graph.upstream[i]:  # direct parents are the usual case
                     ancestors = graph.ancestors(i) if ancestors is None else ancestors
-                    if graph.index.get(upstream) not in ancestors:
+                    if source not in ancestors:
                         problem = (
                             f"'{{{{ {text} }}}}' reads outputs of '{upstream}', "
                             f"which is not upstream of '{node.name}' (add it to dependsOn)"
                         )
                 if problem:
-                    problems.append(Problem(field, problem))
-    return problems
+                    problems[Problem(field, problem)] = None
+    for key, value in spec.parameters.items():
+        if "\x00" in value:
+            problems[Problem(f"spec.parameters.{key}", "contains a NUL character")] = None
+    return list(problems)
 
 
 def _problems_from_pydantic(

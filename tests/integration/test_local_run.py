@@ -198,6 +198,22 @@ def test_outputs_flow_to_downstream_templates(tmp_path: Path) -> None:
     assert (tmp_path / "logs" / "report.1.log").read_text() == "rows=42\n"
 
 
+def test_outputs_that_no_command_line_can_hold_fail_the_node_not_the_runner(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        [
+            {"name": "a", "command": ["sh", "-c", 'printf \'{"k": "x\\u0000y"}\' > "$DAGWRIGHT_OUTPUTS"']},
+            {"name": "b", "dependsOn": ["a"], "command": ["echo", "{{ nodes.a.outputs.k }}"]},
+        ],
+    )
+    code, final, stderr = run_json(path)
+    assert code == 1, stderr
+    b = final["status"]["nodes"]["b"]
+    assert (b["phase"], b["exitCode"]) == ("Failed", 127)
+    assert "null byte" in b["message"]
+    assert "Traceback" not in stderr
+
+
 def test_unknown_parameter_is_a_validation_error(tmp_path: Path) -> None:
     result = dagwright("run", EXAMPLES / "hello.yaml", "-p", "nonsense")
     assert result.returncode == 1

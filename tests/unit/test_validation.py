@@ -81,6 +81,39 @@ def test_template_references_in_env_and_command_name_their_field() -> None:
     ]
 
 
+def test_template_problems_in_defaults_are_named_there_once() -> None:
+    document = manifest(
+        [node("a", env=[{"name": "OWN", "value": "{{ params.nope }}"}]), node("b"), node("c")],
+        defaults={"env": [{"name": "SHARED", "value": "{{ params.missing }}"}]},
+    )
+    assert problems(document) == [
+        "spec.nodes[0].env[0].value: '{{ params.nope }}' names parameter 'nope', which spec.parameters does not define",
+        "spec.defaults.env[0].value: '{{ params.missing }}' names parameter 'missing', "
+        "which spec.parameters does not define",
+    ]
+
+
+def test_nul_characters_are_refused_where_a_process_would_get_them() -> None:
+    document = manifest(
+        [node("a", command=["echo", "a\x00b"], env=[{"name": "E", "value": "\x00"}])],
+        parameters={"p": "x\x00"},
+    )
+    assert [p.split(": ")[0] for p in problems(document)] == [
+        "spec.nodes[0].command[1]",
+        "spec.nodes[0].env[0].value",
+        "spec.parameters.p",
+    ]
+
+
+@pytest.mark.timeout(10)
+def test_long_chain_passing_outputs_compiles_in_linear_time() -> None:
+    """Each node reads its parent's outputs: checking that with every node's ancestors was quadratic."""
+    chain = [node("n0")] + [
+        node(f"n{i}", f"n{i - 1}", args=[f"{{{{ nodes.n{i - 1}.outputs.x }}}}"]) for i in range(1, 10_000)
+    ]
+    assert len(compile_manifest(manifest(chain)).nodes) == 10_000
+
+
 def test_empty_workflow() -> None:
     assert problems(manifest([])) == ["spec.nodes: List should have at least 1 item after validation, not 0"]
     assert problems({"apiVersion": "dagwright.io/v1alpha1", "kind": "Workflow", "metadata": {"name": "w"}}) == [

@@ -96,14 +96,14 @@ class Processes:
                     cwd=workdir,
                     start_new_session=True,
                 )
-        except OSError as error:
+        except (OSError, ValueError) as error:  # ValueError: a NUL byte, e.g. from an upstream node's outputs
             return Observation(
                 launch.node,
                 launch.attempt,
                 AttemptState.FAILED,
                 exit_code=127,
                 reason="Error",
-                message=f"cannot start {argv[0]!r}: {error.strerror or error}",
+                message=f"cannot start {argv[0]!r}: {getattr(error, 'strerror', None) or error}",
                 finished_at=_utcnow(),
             )
         pidfd = os.pidfd_open(process.pid)
