@@ -98,6 +98,7 @@ def _run(args: argparse.Namespace) -> int:
     data = manifests.load(args.file)
     workflow = compile_manifest(data, parameters(args.param))
     status = _resume(args.state, workflow) if args.state else None
+    _check_writable(args.logs_dir, args.state)
     json_output = args.output == "json"
     stream = sys.stderr if json_output else sys.stdout
     _notice_images(workflow)
@@ -130,6 +131,17 @@ def parameters(pairs: list[str]) -> dict[str, str]:
             raise SpecError([Problem("-p", f"expected KEY=VALUE, got {pair!r}")])
         parameters[key] = value
     return parameters
+
+
+def _check_writable(logs_dir: Path | None, state: Path | None) -> None:
+    """Refuse paths the run could not write to before it starts anything, instead of failing halfway."""
+    try:
+        if logs_dir is not None:
+            logs_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise SpecError([Problem("--logs-dir", f"cannot create {logs_dir}: {error.strerror or error}")]) from None
+    if state is not None and not state.parent.is_dir():
+        raise SpecError([Problem("--state", f"directory {state.parent} does not exist")])
 
 
 def _resume(path: Path, workflow: Workflow) -> WorkflowStatus | None:

@@ -221,6 +221,24 @@ def test_unknown_parameter_is_a_validation_error(tmp_path: Path) -> None:
     assert result.stdout == ""
 
 
+@pytest.mark.parametrize(
+    ("option", "path", "message"),
+    [
+        ("--logs-dir", "file", "  --logs-dir: cannot create "),
+        ("--state", "missing/state.json", "  --state: directory "),
+    ],
+)
+def test_unusable_paths_are_refused_before_anything_runs(tmp_path: Path, option: str, path: str, message: str) -> None:
+    (tmp_path / "file").write_text("")
+    marker = tmp_path / "ran"
+    workflow = write(tmp_path, [{"name": "a", "command": ["touch", str(marker)]}])
+    result = dagwright("run", workflow, option, tmp_path / path)
+    assert result.returncode == 1
+    assert result.stderr.splitlines()[1].startswith(message)
+    assert "Traceback" not in result.stderr
+    assert not marker.exists()
+
+
 def test_command_that_cannot_start_fails_the_node_and_others_run(tmp_path: Path) -> None:
     nodes = [{"name": f"ok-{i}", "command": ["true"]} for i in range(3)]
     nodes.insert(1, {"name": "bad", "command": ["/no/such/program"]})  # started in the same batch as the others
