@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from dagwright import crd, graph, manifests
+from dagwright import crd, graph, manifests, reference
 from dagwright.errors import Problem, SpecError
 from dagwright.local import display
 from dagwright.local.runner import RunOptions, run
@@ -70,7 +70,10 @@ def _parser() -> argparse.ArgumentParser:
     cluster.register(commands)
 
     definition = commands.add_parser("crd", help="print the Workflow CustomResourceDefinition")
-    definition.set_defaults(handler=lambda args: _print(crd.render(), end=""))
+    definition.add_argument("--reference", action="store_true", help="the field reference in Markdown instead")
+    definition.set_defaults(
+        handler=lambda args: _print((reference.render() if args.reference else crd.render()), end="")
+    )
     return parser
 
 

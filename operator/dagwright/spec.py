@@ -70,6 +70,8 @@ class RetryPolicy(Model):
 
 
 class EnvVar(Model):
+    """An environment variable of a node's command; `value` may use templates."""
+
     name: Annotated[str, Field(min_length=1, max_length=253, pattern=ENV_NAME)]
     value: Text = ""
 
@@ -123,6 +125,8 @@ class NodeDefaults(Model):
 
 
 class NodeSpec(Model):
+    """One step of the DAG. On a cluster each attempt is one Job; locally, one process group."""
+
     name: NodeName
     image: Annotated[str | None, Field(max_length=1024)] = None
     command: Annotated[list[Text], Field(max_length=MAX_LIST)] = []
@@ -139,6 +143,8 @@ class NodeSpec(Model):
 
 
 class WorkflowSpec(Model):
+    """What a user writes under `spec:`."""
+
     parameters: dict[Annotated[str, Field(max_length=63, pattern=PARAM_NAME)], Text] = {}
     parallelism: Annotated[int, Field(ge=1, le=MAX_NODES)] | None = None
     paused: bool = False

@@ -52,6 +52,8 @@ _FINISHED_NODE = frozenset({NodePhase.SUCCEEDED, NodePhase.FAILED, NodePhase.SKI
 
 
 class NodeStatus(Model):
+    """One node's state under `status.nodes.<name>`; `attempts` counts launches and only ever grows."""
+
     phase: NodePhase = NodePhase.PENDING
     attempts: Annotated[int, Field(ge=0)] = 0
     retry_budget_from: Annotated[int, Field(ge=1)] = 1
@@ -67,6 +69,8 @@ class NodeStatus(Model):
 
 
 class Condition(Model):
+    """Kubernetes-style conditions: `Succeeded` (True, False or Unknown while running) and `Paused`."""
+
     type: str
     status: str  # "True", "False" or "Unknown"
     reason: str
@@ -76,6 +80,8 @@ class Condition(Model):
 
 
 class WorkflowStatus(Model):
+    """Written only by dagwright: what `kubectl get workflow -o yaml` and `dagwright run --output json` show."""
+
     phase: WorkflowPhase = WorkflowPhase.PENDING
     progress: str = ""
     started_at: datetime | None = None

@@ -49,6 +49,7 @@ K8S_VERSION = "v1.34.4"
 ETCD_VERSION = "v3.6.5"  # what k8s v1.34.4's build/dependencies.yaml names
 KWOK_VERSION = "v0.7.0"
 KIND_VERSION = "v0.30.0"
+HELM_VERSION = "v3.19.0"
 
 K8S_BINARIES = ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl")
 KWOK_BINARIES = ("kwok", "kwokctl")
@@ -250,6 +251,18 @@ def _install_go_tools(target: Path, modules: Sequence[str], progress: Progress) 
         _run_go(args, HERE, " ".join(modules), progress, {"GOBIN": str(out)})
 
     _build_into(target, names, install)
+
+
+def install_helm(progress: Progress = _say) -> Path:
+    """helm, for the chart tests: built from its Go module into the same cache, once."""
+    target = bin_dir()
+    target.mkdir(parents=True, exist_ok=True)
+    helm = target / f"helm-{HELM_VERSION}"
+    with _file_lock(target.parent / "build.lock"):
+        if not helm.exists():
+            _install_go_tools(target, [f"helm.sh/helm/v3/cmd/helm@{HELM_VERSION}"], progress)
+            os.replace(target / "helm", helm)
+    return helm
 
 
 def install_kind(progress: Progress = _say) -> Path:
