@@ -214,6 +214,26 @@ def test_outputs_that_no_command_line_can_hold_fail_the_node_not_the_runner(tmp_
     assert "Traceback" not in stderr
 
 
+def test_invalid_manifest_is_reported_field_by_field_without_running(tmp_path: Path) -> None:
+    marker = tmp_path / "ran"
+    path = write(
+        tmp_path,
+        [
+            {"name": "a", "command": ["touch", str(marker)], "dependsOn": ["c"]},
+            {"name": "b", "command": ["true"], "dependsOn": ["a"]},
+            {"name": "c", "command": ["true"], "dependsOn": ["b"]},
+        ],
+    )
+    result = dagwright("run", path)
+    assert result.returncode == 1
+    assert result.stdout == ""
+    assert result.stderr.splitlines() == [
+        f"error: {path} is not a valid Workflow:",
+        "  spec.nodes: dependency cycle: a -> b -> c -> a",
+    ]
+    assert not marker.exists()
+
+
 def test_unknown_parameter_is_a_validation_error(tmp_path: Path) -> None:
     result = dagwright("run", EXAMPLES / "hello.yaml", "-p", "nonsense")
     assert result.returncode == 1
