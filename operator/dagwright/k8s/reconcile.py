@@ -55,6 +55,7 @@ class _Fleet:
     running: dict[Key, int] = field(default_factory=dict)
     waiting: dict[Key, int] = field(default_factory=dict)
     phases: dict[Key, str] = field(default_factory=dict)
+    starved: dict[Key, tuple[int, int]] = field(default_factory=dict)  # (priority, nodes held back by capacity)
 
 
 class Reconciler:
@@ -89,9 +90,10 @@ class Reconciler:
         status = self._status(body)
         observations, cleanup = self._observe(compiled, status, now)
         with self._capacity_guard():
-            decision = planner.plan(compiled, status, observations, now, capacity=self._capacity(key))
+            capacity = self._capacity(key, compiled.spec.priority)
+            decision = planner.plan(compiled, status, observations, now, capacity=capacity)
             self._carry_out(compiled, decision, cleanup)
-            self._account(key, decision)
+            self._account(key, decision, compiled)
         self._write_status(body, decision)
         self._emit(body, decision)
         _record_metrics(decision, now)
@@ -261,26 +263,31 @@ class Reconciler:
         with self._capacity_lock:
             yield
 
-    def _capacity(self, key: Key) -> int | None:
+    def _capacity(self, key: Key, priority: int) -> int | None:
         limit = self.settings.max_running_nodes
         if limit is None:
             return None
-        return max(0, limit - sum(self.fleet.running.values()))
+        # Room a higher-priority workflow is waiting for is not handed to this one, whichever pass runs first.
+        reserved = sum(n for other, (rank, n) in self.fleet.starved.items() if other != key and rank > priority)
+        return max(0, limit - sum(self.fleet.running.values()) - reserved)
 
-    def _account(self, key: Key, decision: Decision) -> None:
+    def _account(self, key: Key, decision: Decision, workflow: Workflow) -> None:
         nodes = decision.status.nodes.values()
         before = self.fleet.running.get(key, 0)
         running = sum(1 for node in nodes if node.phase is NodePhase.RUNNING)
         self.fleet.running[key] = running
         self.fleet.waiting[key] = decision.waiting
         self.fleet.phases[key] = decision.status.phase.value
+        room = (workflow.spec.parallelism or len(workflow.nodes)) - running  # what parallelism alone would allow
+        self.fleet.starved[key] = (workflow.spec.priority, max(0, min(decision.waiting, room)))
         if running < before and self.settings.max_running_nodes is not None:
+            # This workflow too: its pass was given room computed with its old, higher running count.
             for other, count in self.fleet.waiting.items():
-                if count and other != key:
+                if count:
                     self.requeue(other, 0.0)
 
     def _forget(self, key: Key) -> None:
-        for table in (self.fleet.running, self.fleet.waiting, self.fleet.phases):
+        for table in (self.fleet.running, self.fleet.waiting, self.fleet.phases, self.fleet.starved):
             table.pop(key, None)
 
     def forget_uid(self, uid: str) -> None:
