@@ -136,7 +136,9 @@ def test_higher_priority_workflow_gets_capacity_first(
     kube: Kube, namespace: str, recorder: Recorder, operators: Operators
 ) -> None:
     operators.start(max_running_nodes=2)
-    apply(kube, namespace, workflow("low", [node(f"low-{i}", duration="2s") for i in range(6)], priority=0))
+    # low's nodes end at different times, so capacity frees one slot at a time.
+    low_nodes = [node(f"low-{i}", duration=f"{1500 + 300 * i}ms") for i in range(6)]
+    apply(kube, namespace, workflow("low", low_nodes, priority=0))
     wait_for("low to fill the capacity", lambda: len(recorder.jobs_of("low")) == 2, timeout=60)
     apply(kube, namespace, workflow("high", [node(f"high-{i}", duration="1s") for i in range(2)], priority=10))
 
