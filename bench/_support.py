@@ -166,8 +166,10 @@ def operator(kube: Cluster, namespace: str, *extra: str, env: dict[str, str] | N
     """Start the operator on `namespace`, wait for its /metrics, stop it (SIGTERM) afterwards."""
     port = free_port()
     log_fd, log_name = tempfile.mkstemp(prefix=f"dagwright-operator-{namespace}-", suffix=".log")
+    profile = os.environ.get("DAGWRIGHT_BENCH_PROFILE")  # a path: run the operator under cProfile
+    launcher = [str(REPO / "bench" / "_profiled_operator.py"), profile] if profile else ["-m", "dagwright.cli"]
     cmd = [
-        sys.executable, "-m", "dagwright.cli", "operator", "--namespace", namespace, "--no-leader-election",
+        sys.executable, *launcher, "operator", "--namespace", namespace, "--no-leader-election",
         "--metrics-port", str(port), "--health-port", "0", *extra,
     ]  # fmt: skip
     full_env = {**os.environ, "KUBECONFIG": str(kube.kubeconfig), "DAGWRIGHT_LOG_LEVEL": "WARNING", **(env or {})}
@@ -248,7 +250,7 @@ def apiserver_writes(kube: Cluster) -> dict[tuple[str, str, str], float]:
     for key, value in parse_metrics(text).items():
         if not key.startswith("apiserver_request_total{"):
             continue
-        labels = _labels(key)
+        labels = labels_of(key)
         verb = labels.get("verb", "")
         if verb not in WRITE_VERBS:
             continue
@@ -263,7 +265,7 @@ def apiserver_writes(kube: Cluster) -> dict[tuple[str, str, str], float]:
 _LABEL = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
 
 
-def _labels(key: str) -> dict[str, str]:
+def labels_of(key: str) -> dict[str, str]:
     return dict(_LABEL.findall(key[key.index("{") :]))
 
 
@@ -401,6 +403,8 @@ class JobWatch:
         self.on_complete = on_complete
         self._stop = threading.Event()
         self._response: Any = None
+        self.relists = 0  # lists done (1 at start); more mean some receive times are list times
+        self.errors = 0
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._cond = threading.Condition()
 
@@ -419,13 +423,16 @@ class JobWatch:
         version = ""
         while not self._stop.is_set():
             try:
+                if not version:
+                    version = self._relist()
                 response = self.kube.batch.list_namespaced_job(
                     self.namespace,
                     watch=True,
-                    resource_version=version or None,
+                    resource_version=version,
                     allow_watch_bookmarks=True,
-                    timeout_seconds=3600,
+                    timeout_seconds=600,
                     _preload_content=False,
+                    _request_timeout=(10, 120),
                 )
                 self._response = response
                 buffer = b""
@@ -435,11 +442,29 @@ class JobWatch:
                     *lines, buffer = buffer.split(b"\n")
                     for line in lines:
                         if line.strip():
-                            version = self._handle(json.loads(line), received) or version
+                            event = json.loads(line)
+                            if event.get("type") == "ERROR":  # 410 Gone: too old a version; list again
+                                self.errors += 1
+                                version = ""
+                                break
+                            version = self._handle(event, received) or version
+                    if not version:
+                        break
             except Exception:
                 if self._stop.is_set():
                     return
+                self.errors += 1
                 time.sleep(0.2)
+
+    def _relist(self) -> str:
+        """List the Jobs (at start, or after the watch lost its place) and record what was missed, as seen now."""
+        listed = json.loads(self.kube.batch.list_namespaced_job(self.namespace, _preload_content=False).data)
+        received = time.monotonic()
+        for item in listed["items"]:
+            self._handle({"type": "ADDED", "object": item}, received)
+        version: str = listed["metadata"]["resourceVersion"]
+        self.relists += 1
+        return version
 
     def _handle(self, event: dict[str, Any], received: float) -> str | None:
         body = event.get("object") or {}
@@ -512,3 +537,46 @@ def job_body(name: str, labels: dict[str, str] | None = None) -> dict[str, Any]:
             },
         },
     }
+
+
+# --------------------------------------------------------------------------- the cluster's own ceiling
+
+
+@dataclass
+class Ceiling:
+    jobs: int
+    seconds: float
+    writes: dict[tuple[str, str, str], float]
+
+    @property
+    def jobs_per_second(self) -> float:
+        return self.jobs / self.seconds
+
+
+def cluster_ceiling(kube: Cluster, jobs: int) -> Ceiling:
+    """bench/cluster_jobs.py's measurement: a plain loop creates `jobs` single-pod Jobs, then waits for all.
+
+    Timed from the first create to the last Complete seen on a watch; also returns the API server's write
+    requests by resource during the run (what the Job controller, scheduler and kwok do per Job).
+    """
+    with namespace(kube, "bench-ceiling") as ns, JobWatch(kube, ns) as watch:
+        batch = kube.batch
+        before = apiserver_writes(kube)
+        started = time.monotonic()
+        for i in range(jobs):
+            batch.create_namespaced_job(ns, job_body(f"job-{i:05d}"))
+        watch.wait_count_complete(jobs, timeout=max(600, jobs))
+        last = max(watch.times.complete.values())
+        # the Complete condition follows SuccessCriteriaMet; wait for the last writes to land
+        time.sleep(3)
+        writes = delta(apiserver_writes(kube), before)
+        return Ceiling(jobs, last - started, writes)
+
+
+def writes_table(writes: dict[tuple[str, str, str], float], per: float) -> list[tuple[str, float]]:
+    """(resource verb, count per `per`) rows, largest first."""
+    merged: dict[str, float] = {}
+    for (resource, verb, _code), count in writes.items():
+        key = f"{resource} {verb}"
+        merged[key] = merged.get(key, 0.0) + count
+    return sorted(((k, v / per) for k, v in merged.items()), key=lambda row: -row[1])

@@ -67,6 +67,7 @@ def main() -> int:
     s.figure("jobs", jobs)
     s.figure("dependency edges", sum(len(p) for p in deps.values()))
     s.figure("dependent launches measured", len(latencies))
+    s.figure("job watch relists", watch.relists - 1)
     s.figure("wall seconds", f"{elapsed:.1f}")
     s.figure("launch latency p50 (watch; target 50 ms)", s.ms(s.percentile(latencies, 0.50)))
     s.figure("launch latency p90 (watch)", s.ms(s.percentile(latencies, 0.90)))

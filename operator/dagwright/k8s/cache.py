@@ -13,6 +13,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from dagwright.k8s import names
@@ -37,6 +38,7 @@ class Cache:
         self._pods: dict[tuple[str, str], Body] = {}  # by (namespace, job name)
         self._owners: dict[str, Key] = {}  # workflow uid -> key
         self._job_owners: dict[tuple[str, str], str] = {}  # (namespace, job name) -> workflow uid
+        self._finished_seen: dict[tuple[str, str], datetime] = {}  # (namespace, job name) -> first seen finished
 
     # -- workflows
 
@@ -61,9 +63,11 @@ class Cache:
                 del self._workflows[key]
             if uid:
                 self._owners.pop(uid, None)
-                for name in self._jobs.pop(uid, Jobs()).live:
+                jobs = self._jobs.pop(uid, Jobs())
+                for name in [*jobs.live, *jobs.gone]:
                     self._pods.pop((key[0], name), None)
                     self._job_owners.pop((key[0], name), None)
+                    self._finished_seen.pop((key[0], name), None)
 
     def workflow(self, key: Key) -> Body | None:
         with self._lock:
@@ -85,11 +89,16 @@ class Cache:
         if uid is None:
             return None
         name = body["metadata"]["name"]
+        namespace = body["metadata"]["namespace"]
+        finished = _finished(body)
+        body = slim_job(body)
         with self._lock:
             jobs = self._jobs.setdefault(uid, Jobs())
             if _newer(body, jobs.live.get(name)):
                 jobs.live[name] = body
-            self._job_owners[(body["metadata"]["namespace"], name)] = uid
+            self._job_owners[(namespace, name)] = uid
+            if finished and (namespace, name) not in self._finished_seen:
+                self._finished_seen[(namespace, name)] = datetime.now(UTC)
             return self._owners.get(uid)
 
     def drop_job(self, body: Body) -> Key | None:
@@ -99,7 +108,7 @@ class Cache:
         name = body["metadata"]["name"]
         with self._lock:
             jobs = self._jobs.setdefault(uid, Jobs())
-            last = jobs.live.pop(name, body)
+            last = jobs.live.pop(name, None) or slim_job(body)
             jobs.gone[name] = last
             return self._owners.get(uid)
 
@@ -113,6 +122,7 @@ class Cache:
         if job is None:
             return None
         namespace = body["metadata"]["namespace"]
+        body = slim_pod(body)
         with self._lock:
             if _newer(body, self._pods.get((namespace, job))):
                 self._pods[(namespace, job)] = body
@@ -129,6 +139,52 @@ class Cache:
     def pod(self, namespace: str, job: str) -> Body | None:
         with self._lock:
             return self._pods.get((namespace, job))
+
+    def finished_seen(self, namespace: str, job: str) -> datetime | None:
+        """When this process first saw the Job with a final condition (finer than the condition's 1 s time)."""
+        with self._lock:
+            return self._finished_seen.get((namespace, job))
+
+
+_JOB_META = ("name", "namespace", "uid", "resourceVersion", "labels", "annotations", "ownerReferences")
+_POD_META = ("name", "namespace", "uid", "resourceVersion", "labels", "annotations", "ownerReferences")
+_TIMES = ("creationTimestamp", "deletionTimestamp")
+_POD_STATUS = ("phase", "reason", "message", "conditions", "containerStatuses", "startTime")
+
+
+def slim_job(body: Mapping[str, Any]) -> Body:
+    """The parts of a Job the reconciler reads (identity, labels, owner, `spec.suspend`, status), not the pod
+    template: with thousands of Jobs cached, the template is most of the operator's memory."""
+    spec = body.get("spec") or {}
+    return {
+        "metadata": _pick(body.get("metadata") or {}, _JOB_META + _TIMES),
+        "spec": {"suspend": spec["suspend"]} if "suspend" in spec else {},
+        "status": body.get("status") or {},
+    }
+
+
+def slim_pod(body: Mapping[str, Any]) -> Body:
+    """The parts of a pod that say how its container ended or why it cannot start; not its spec."""
+    status = body.get("status") or {}
+    containers = [
+        {key: value for key, value in container.items() if key in ("name", "state", "lastState")}
+        for container in status.get("containerStatuses") or []
+    ]
+    slim_status = _pick(status, _POD_STATUS)
+    if containers:
+        slim_status["containerStatuses"] = containers
+    return {"metadata": _pick(body.get("metadata") or {}, _POD_META + _TIMES), "status": slim_status}
+
+
+def _pick(source: Mapping[str, Any], keys: tuple[str, ...]) -> Body:
+    return {key: source[key] for key in keys if key in source}
+
+
+def _finished(job: Mapping[str, Any]) -> bool:
+    return any(
+        c.get("type") in ("Complete", "Failed", "SuccessCriteriaMet", "FailureTarget") and c.get("status") == "True"
+        for c in (job.get("status") or {}).get("conditions") or []
+    )
 
 
 def key_of(body: Mapping[str, Any]) -> Key:

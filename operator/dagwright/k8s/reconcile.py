@@ -18,6 +18,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -29,7 +30,7 @@ from dagwright.k8s.cache import Body, Cache, Key, key_of
 from dagwright.k8s.client import Api
 from dagwright.k8s.jobs import RedisSettings, build_job
 from dagwright.k8s.patches import merge_patch
-from dagwright.planner import AttemptState, Decision, Observation
+from dagwright.planner import AttemptState, Decision, Launch, Observation
 from dagwright.status import NodePhase, WorkflowStatus, to_wire
 from dagwright.validation import compile_spec, parse_spec
 from dagwright.workflows import Workflow
@@ -37,6 +38,7 @@ from dagwright.workflows import Workflow
 log = logging.getLogger("dagwright.operator")
 
 _CLEANUP_REASONS = frozenset({"ImagePullFailed", "Unschedulable"})
+_LAUNCH_THREADS = 8  # Job creates in flight at once for one pass's launches
 
 
 @dataclass
@@ -70,6 +72,7 @@ class Reconciler:
         self._compiled: dict[str, tuple[int | None, Workflow | SpecError]] = {}
         self._statuses: dict[str, tuple[str, WorkflowStatus]] = {}
         self._capacity_lock = threading.Lock()
+        self._launcher = ThreadPoolExecutor(max_workers=_LAUNCH_THREADS, thread_name_prefix="launch")
 
     # -- the pass
 
@@ -94,7 +97,7 @@ class Reconciler:
             decision = planner.plan(compiled, status, observations, now, capacity=capacity)
             self._carry_out(compiled, decision, cleanup)
             self._account(key, decision, compiled)
-        self._write_status(body, decision)
+        self._write_status(body, decision, status)
         self._emit(body, decision)
         _record_metrics(decision, now)
         metrics.RECONCILE_DURATION.observe(time.perf_counter() - started)
@@ -195,17 +198,47 @@ class Reconciler:
             self.api.delete_job(namespace, names.job_name(workflow.name, stop.node, stop.attempt))
         for job_name in cleanup:
             self.api.delete_job(namespace, job_name)
-        upstream_done = _upstream_finish_times(workflow, decision.status)
-        for launch in decision.launches:
-            job = build_job(workflow, launch, suspend=decision.suspend, redis=self.settings.redis)
-            created = self.api.create_job(namespace, job)
-            if created is not None:
-                self.cache.put_job(created)
-                ready_since = upstream_done(launch.node)
-                if ready_since is not None:
-                    metrics.LAUNCH_LATENCY.observe(max(0.0, (datetime.now(UTC) - ready_since).total_seconds()))
-            log.info("launched %s attempt %d", launch.node, launch.attempt, extra=_context(workflow, launch.node))
+        launches = decision.launches
+        if len(launches) > 1:
+            # A fan-out launches many Jobs at once: one create round trip each, so run them side by side.
+            # Every create is finished (or failed) before the status that records them is written.
+            results = list(self._launcher.map(lambda launch: self._launch(workflow, decision, launch), launches))
+            for result in results:
+                if isinstance(result, Exception):
+                    raise result
+        elif launches:
+            self._launch(workflow, decision, launches[0], catch=False)
         self._suspend(workflow, decision)
+
+    def _launch(self, workflow: Workflow, decision: Decision, launch: Launch, catch: bool = True) -> Exception | None:
+        try:
+            job = build_job(workflow, launch, suspend=decision.suspend, redis=self.settings.redis)
+            created = self.api.create_job(workflow.namespace or "", job)
+        except Exception as error:
+            if not catch:
+                raise
+            return error
+        if created is not None:
+            self.cache.put_job(created)
+            ready_since = self._ready_since(workflow, decision.status, launch.node)
+            if ready_since is not None:
+                metrics.LAUNCH_LATENCY.observe(max(0.0, (datetime.now(UTC) - ready_since).total_seconds()))
+        log.info("launched %s attempt %d", launch.node, launch.attempt, extra=_context(workflow, launch.node))
+        return None
+
+    def _ready_since(self, workflow: Workflow, status: WorkflowStatus, node: str) -> datetime | None:
+        """When the last of `node`'s dependencies finished: when the operator first saw its Job finish (the
+        Job's own condition times have 1 s resolution), else the status' finishedAt."""
+        graph = workflow.graph
+        latest: datetime | None = None
+        for parent in graph.upstream[graph.index[node]]:
+            name = graph.names[parent]
+            parent_status = status.nodes[name]
+            job_name = names.job_name(workflow.name, name, parent_status.attempts)
+            seen = self.cache.finished_seen(workflow.namespace or "", job_name) or parent_status.finished_at
+            if seen is not None and (latest is None or seen > latest):
+                latest = seen
+        return latest
 
     def _suspend(self, workflow: Workflow, decision: Decision) -> None:
         """Make running Jobs' `suspend` match the planner's wish (pauseMode Suspend)."""
@@ -213,11 +246,11 @@ class Reconciler:
             if bool(job.get("spec", {}).get("suspend")) != decision.suspend and not _job_finished(job):
                 self.api.set_job_suspended(workflow.namespace or "", name, decision.suspend)
 
-    def _write_status(self, body: Body, decision: Decision) -> None:
+    def _write_status(self, body: Body, decision: Decision, previous: WorkflowStatus | None = None) -> None:
         if not decision.changed:
             return
         meta = body["metadata"]
-        patch = merge_patch(body.get("status") or {}, to_wire(decision.status))
+        patch = status_patch(body.get("status") or {}, previous, decision.status)
         if not patch:
             return
         updated = self.api.patch_status(meta["namespace"], meta["name"], {"status": patch})
@@ -312,14 +345,42 @@ def _check_cluster_rules(workflow: Workflow) -> None:
         raise SpecError(problems)
 
 
-def _upstream_finish_times(workflow: Workflow, status: WorkflowStatus) -> Callable[[str], datetime | None]:
-    def ready_since(node: str) -> datetime | None:
-        parents = workflow.graph.upstream[workflow.graph.index[node]]
-        times = [status.nodes[workflow.graph.names[p]].finished_at for p in parents]
-        known = [t for t in times if t is not None]
-        return max(known) if known else None
+def status_patch(stored: Body, previous: WorkflowStatus | None, new: WorkflowStatus) -> Body:
+    """The merge patch from the stored status to `new`, serializing only the nodes the planner changed.
 
-    return ready_since
+    `previous` is the status the planner started from, parsed from `stored` (or the one we wrote, which
+    `stored` holds). The planner hands back the very same NodeStatus object for every node it left alone, so
+    those are skipped by identity; a 10,000-node workflow pays for the few nodes that moved, not for
+    serializing and diffing all of them on every pass. Without `previous`, the whole status is diffed.
+    """
+    if previous is None:
+        return merge_patch(stored, to_wire(new))
+    old_summary = {key: value for key, value in stored.items() if key != "nodes"}
+    new_summary = new.model_dump(mode="json", by_alias=True, exclude_none=True, exclude={"nodes"})
+    patch = merge_patch(old_summary, new_summary)
+    if new.nodes is previous.nodes:
+        return patch
+    stored_nodes: Body = stored.get("nodes") or {}
+    nodes: Body = {}
+    before_nodes = previous.nodes
+    for name, node in new.nodes.items():
+        if before_nodes.get(name) is node and name in stored_nodes:
+            continue
+        wire = node.model_dump(mode="json", by_alias=True, exclude_none=True)
+        before = stored_nodes.get(name)
+        if before is None:
+            nodes[name] = wire
+        else:
+            inner = merge_patch(before, wire)
+            if inner:
+                nodes[name] = inner
+    if len(stored_nodes) != len(new.nodes) or any(name not in new.nodes for name in stored_nodes):
+        for name in stored_nodes:
+            if name not in new.nodes:
+                nodes[name] = None
+    if nodes:
+        patch["nodes"] = nodes
+    return patch
 
 
 def _record_metrics(decision: Decision, now: datetime) -> None:
