@@ -381,6 +381,35 @@ def test_state_resume_skips_succeeded_nodes_and_reruns_failed_ones(tmp_path: Pat
     assert side_effect.read_text() == "once\n"
 
 
+def test_state_file_follows_the_run_while_it_is_still_going(tmp_path: Path) -> None:
+    """Saves are spaced out, but a change is on disk within about a second even when nothing else happens."""
+    release = tmp_path / "release"
+    path = write(
+        tmp_path,
+        [
+            {"name": "quick", "command": ["true"]},
+            {"name": "slow", "command": ["sh", "-c", f"while [ ! -e {release} ]; do sleep 0.05; done"]},
+        ],
+    )
+    state = tmp_path / "state.json"
+    process = subprocess.Popen([*DAGWRIGHT, "run", str(path), "--state", str(state)], stdout=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 15
+        nodes: dict[str, Any] = {}
+        while time.monotonic() < deadline:
+            if state.exists():
+                nodes = json.loads(state.read_text())["status"]["nodes"]
+                if nodes.get("quick", {}).get("phase") == "Succeeded":
+                    break
+            time.sleep(0.1)
+        assert nodes["quick"]["phase"] == "Succeeded"
+        assert nodes["slow"]["phase"] == "Running"
+    finally:
+        release.touch()
+        assert process.wait(timeout=20) == 0
+    assert json.loads(state.read_text())["status"]["phase"] == "Succeeded"
+
+
 def test_state_file_of_another_workflow_is_refused(tmp_path: Path) -> None:
     state = tmp_path / "state.json"
     assert dagwright("run", EXAMPLES / "hello.yaml", "--state", state).returncode == 0

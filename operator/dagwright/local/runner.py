@@ -9,6 +9,7 @@ process ends, the planner's wake-up time comes, or the user presses Ctrl-C (whic
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import signal
 import sys
@@ -26,6 +27,7 @@ from dagwright.status import NodePhase, WorkflowStatus
 from dagwright.workflows import Workflow
 
 PROGRESS_POLL_SECONDS = 1.0
+SAVE_INTERVAL_SECONDS = 0.5
 
 Approver = Callable[[str, str], bool]  # (node, message) -> approved?
 Reporter = Callable[[Decision, list[Observation]], None]
@@ -63,6 +65,7 @@ def _loop(
 ) -> WorkflowStatus:
     observations: list[Observation] = []
     next_progress = time.monotonic() + PROGRESS_POLL_SECONDS
+    saves = _Saves(options.save)
     while True:
         if interrupts.count and not workflow.spec.stopped:
             workflow = dataclasses.replace(workflow, spec=workflow.spec.model_copy(update={"stopped": True}))
@@ -71,8 +74,8 @@ def _loop(
         if options.report:
             options.report(decision, observations)
         observations = _carry_out(decision, processes, options)
-        if decision.changed and options.save:
-            options.save(status)
+        if decision.changed:
+            saves.changed(status)
         if observations:
             continue  # attempts that could not start, or approval answers: plan again at once
         if status.phase.finished and not processes.running:
@@ -81,10 +84,44 @@ def _loop(
         if processes.running:
             until_progress = max(0.0, next_progress - time.monotonic())
             timeout = until_progress if timeout is None else min(timeout, until_progress)
+        until_save = saves.seconds_until_due()
+        if until_save is not None:
+            timeout = until_save if timeout is None else min(timeout, until_save)
         observations = processes.wait(timeout)
+        saves.flush()
         if time.monotonic() >= next_progress:
             observations += processes.progress()
             next_progress = time.monotonic() + PROGRESS_POLL_SECONDS
+
+
+class _Saves:
+    """Hands the latest changed status to `save` at most every SAVE_INTERVAL_SECONDS (and a finished one at once).
+
+    Writing the whole object after every change made a 3,000-node run with --state three times slower, and a
+    10,000-node one far worse; a change waits at most half a second before it is on disk.
+    """
+
+    def __init__(self, save: Saver | None) -> None:
+        self.save = save
+        self.pending: WorkflowStatus | None = None
+        self.last = -math.inf
+
+    def changed(self, status: WorkflowStatus) -> None:
+        if self.save is not None:
+            self.pending = status
+            self.flush(force=status.phase.finished)
+
+    def flush(self, force: bool = False) -> None:
+        due = force or time.monotonic() - self.last >= SAVE_INTERVAL_SECONDS
+        if self.save is not None and self.pending is not None and due:
+            self.save(self.pending)
+            self.pending = None
+            self.last = time.monotonic()
+
+    def seconds_until_due(self) -> float | None:
+        if self.pending is None:
+            return None
+        return max(0.0, self.last + SAVE_INTERVAL_SECONDS - time.monotonic())
 
 
 def _carry_out(decision: Decision, processes: Processes, options: RunOptions) -> list[Observation]:
