@@ -50,7 +50,7 @@ def _parser() -> argparse.ArgumentParser:
     runner.add_argument("file", help="the Workflow manifest (YAML or JSON)")
     runner.add_argument("-p", "--param", action="append", default=[], metavar="KEY=VALUE", help="set a parameter")
     runner.add_argument("--output", choices=["text", "json"], default="text", help="json: print the final object")
-    runner.add_argument("--state", type=Path, help="save status here after every change; resume from it")
+    runner.add_argument("--state", type=Path, help="save status here (within 0.5 s of a change); resume from it")
     runner.add_argument("--logs-dir", type=Path, help="write each attempt's output to DIR/NODE.ATTEMPT.log")
     runner.add_argument("--approve-all", action="store_true", help="approve every approval node without asking")
     runner.set_defaults(handler=_run)
