@@ -548,3 +548,19 @@ def test_fast_node_status_copy_is_model_copy() -> None:
     assert fast.model_dump() == slow.model_dump()
     assert fast.model_fields_set == slow.model_fields_set
     assert node.phase is NodePhase.RUNNING  # the original is untouched
+
+
+def test_retry_failed_after_a_crash_reruns_running_and_retrying_nodes_with_new_attempt_numbers() -> None:
+    """A state file saved mid-run (the runner was killed): its Running attempt is gone and must run again."""
+    run = Driver(workflow([node("a"), node("b", retry={"limit": 2, "backoff": {"initialSeconds": 60}}), node("c")]))
+    run.step()
+    run.step(ok("c"), fail("b"))
+    crashed = run.current
+    assert (crashed.phase, crashed.nodes["a"].phase, crashed.nodes["b"].phase) == (
+        WorkflowPhase.RUNNING,
+        NodePhase.RUNNING,
+        NodePhase.RETRYING,
+    )
+    decision = plan(run.workflow, retry_failed(crashed), [], run.now)
+    assert launched(decision) == [("a", 2), ("b", 2)]
+    assert decision.status.nodes["c"] == crashed.nodes["c"]
