@@ -34,7 +34,7 @@ from enum import StrEnum
 from itertools import repeat
 from typing import Any
 
-from dagwright import failures, templates
+from dagwright import failures, nodeio, templates
 from dagwright.spec import NodeSpec
 from dagwright.status import Condition, NodePhase, NodeStatus, WorkflowPhase, WorkflowStatus
 from dagwright.workflows import Workflow
@@ -520,11 +520,17 @@ class _Pass:
             self._event("Normal" if phase is WorkflowPhase.SUCCEEDED else "Warning", phase.value, message)
             self.wake_at = None
         succeeded = [node.phase for node in self.nodes].count(NodePhase.SUCCEEDED)
+        partial = sum(
+            nodeio.progress_fraction(node.progress) or 0.0
+            for node in self.nodes
+            if node.progress is not None and node.phase is NodePhase.RUNNING
+        )
         previous = self.previous
         # Not validated: every value is built here, and validating 10,000 node statuses costs 2 ms a call.
         status = WorkflowStatus.model_construct(
             phase=phase,
             progress=f"{succeeded}/{len(self.nodes)}",
+            percent=int(100 * (succeeded + partial) / len(self.nodes)),
             started_at=self.started_at,
             finished_at=self.now if phase.finished else None,
             message=message,
@@ -629,6 +635,7 @@ def _summary(status: WorkflowStatus) -> tuple[Any, ...]:
     return (
         status.phase,
         status.progress,
+        status.percent,
         status.message,
         status.observed_generation,
         status.retry_token,

@@ -84,6 +84,9 @@ class WorkflowStatus(Model):
 
     phase: WorkflowPhase = WorkflowPhase.PENDING
     progress: str = ""
+    percent: Annotated[int, Field(ge=0, le=100)] | None = (
+        None  # finer than progress: counts running nodes' own progress
+    )
     started_at: datetime | None = None
     finished_at: datetime | None = None
     message: str = ""
