@@ -21,10 +21,14 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import FrameType
+from typing import TYPE_CHECKING
 
 from dagwright import nodeio
 
-from dagwright_node_runner.store import RedisStore, StoreUnavailable
+from dagwright_node_runner.errors import StoreUnavailable
+
+if TYPE_CHECKING:
+    from dagwright_node_runner.store import RedisStore
 
 PROGRESS_INTERVAL = 1.0
 OUTPUTS_TTL = 7 * 24 * 3600
@@ -81,6 +85,8 @@ class _Identity:
 def _store(args: argparse.Namespace) -> RedisStore | None:
     if not args.redis_url:
         return None
+    from dagwright_node_runner.store import RedisStore  # redis costs ~150 ms to import: only when used
+
     return RedisStore(
         args.redis_url,
         password=os.environ.get("DAGWRIGHT_REDIS_PASSWORD"),
@@ -118,9 +124,12 @@ def _follow_progress(
     last = None
     poll = 0.05
     next_send = 0.0
-    while child.poll() is None:
-        time.sleep(poll)
-        poll = min(poll * 2, 0.25)
+    while True:
+        try:
+            child.wait(timeout=poll)  # returns as soon as the command exits
+            return
+        except subprocess.TimeoutExpired:
+            poll = min(poll * 2, 0.25)
         if store is None or time.monotonic() < next_send:
             continue
         line = _last_line(progress)

@@ -15,11 +15,9 @@ from typing import TypeVar
 
 import redis
 
+from dagwright_node_runner.errors import StoreUnavailable
+
 T = TypeVar("T")
-
-
-class StoreUnavailable(Exception):
-    """Redis could not be reached or refused the credentials, after retries."""
 
 
 class RedisStore:

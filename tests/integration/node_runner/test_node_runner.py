@@ -172,3 +172,17 @@ def test_operator_progress_feed_keeps_the_latest_line_and_throttles_wakeups() ->
 @pytest.mark.parametrize(("text", "fraction"), [("42", 0.42), ("42/100", 0.42), ("3/4", 0.75), ("x", None)])
 def test_progress_lines_mean_percent_or_done_of_total(text: str, fraction: float | None) -> None:
     assert nodeio.progress_fraction(text) == fraction
+
+
+def test_operator_progress_feed_hears_node_runner_over_a_real_redis(redis_server: RedisServer) -> None:
+    woken: list[str] = []
+    feed = ProgressFeed(redis_server.url, None, lambda uid, delay: woken.append(uid))
+    feed.start()
+    client = redis_server.client()
+    message = json.dumps({"node": "extract", "attempt": 1, "progress": "7/10"})
+    deadline = time.monotonic() + 10
+    while feed.latest("uid-1", "extract", 1) is None and time.monotonic() < deadline:
+        client.publish(nodeio.progress_channel("uid-1"), message)  # until the subscription is in place
+        time.sleep(0.1)
+    assert feed.latest("uid-1", "extract", 1) == "7/10"
+    assert "uid-1" in woken
