@@ -11,10 +11,12 @@ objects the API server holds, not on the operator's word.
 
 from __future__ import annotations
 
+import json
 import re
 import urllib.request
 
 import pytest
+import yaml
 
 from .cluster.helpers import wait_for
 from .conftest import Kube
@@ -27,8 +29,10 @@ from .operator_fixtures import (  # noqa: F401 (fixtures)
     events_of,
     free_port,
     get_workflow,
+    hold,
     list_jobs,
     node,
+    node_status,
     operator,
     operators,
     recorder,
@@ -192,3 +196,46 @@ def test_metrics_endpoint_serves_dagwright_metrics(kube: Kube, namespace: str, o
     assert float(samples['dagwright_attempts_finished_total{reason="",result="succeeded"}']) == 2
     assert "dagwright_reconcile_duration_seconds_count" in samples
     assert "dagwright_launch_latency_seconds_count" in samples
+
+
+def test_long_names_give_valid_jobs(kube: Kube, namespace: str, recorder: Recorder, operator: OperatorProcess) -> None:
+    name = "a-workflow-name-that-is-long-" + "x" * 50  # 79 characters: longer than a label value may be
+    first, second = "n" * 63, "m" * 63  # node names at their 63-character limit
+    apply(kube, namespace, workflow(name, [node(first), node(second, first)]))
+
+    status = wait_phase(kube, namespace, name, "Succeeded", "Failed")
+
+    assert status["phase"] == "Succeeded", status["message"]
+    records = recorder.jobs_of()
+    assert sorted(r.node for r in records) == sorted([first, second])
+    assert all(len(r.name) <= 63 for r in records)
+    assert len({r.name for r in records}) == 2
+    assert len({r.workflow for r in records}) == 1  # one label value for the workflow, shortened
+
+
+def test_a_workflow_deleted_and_recreated_under_the_same_name_runs_afresh(
+    kube: Kube, namespace: str, recorder: Recorder, operator: OperatorProcess
+) -> None:
+    apply(kube, namespace, workflow("again", [node("a", never_finish=True)]))
+    old = wait_for("the first Workflow's Job", lambda: recorder.jobs_of("again"), timeout=30)[0]
+    old_uid = get_workflow(kube, namespace, "again")["metadata"]["uid"]  # type: ignore[index]
+
+    # The old Workflow's Job outlives it for a while (here: held by a finalizer, as another controller may
+    # do; usually: until the garbage collector gets to it) while the new Workflow wants a Job of that name.
+    hold_job = {"metadata": {"finalizers": ["e2e.dagwright.io/hold"]}}
+    kube.kubectl("patch", "job", old.name, "-n", namespace, "--type=merge", "-p", json.dumps(hold_job))
+    manifest = yaml.safe_dump(workflow("again", [node("a", duration="200ms")]))
+    kube.kubectl("replace", "--force", "-n", namespace, "-f", "-", input=manifest, timeout=60)
+    wait_for("the old Job to be marked for deletion", lambda: old.last["metadata"].get("deletionTimestamp"))
+    hold(2)
+    assert node_status(kube, namespace, "again", "a").get("phase") != "Failed", "adopted the old Workflow's Job"
+    kube.kubectl("patch", "job", old.name, "-n", namespace, "--type=merge", "-p", '{"metadata":{"finalizers":null}}')
+
+    status = wait_phase(kube, namespace, "again", "Succeeded", "Failed", timeout=60)
+    assert status["phase"] == "Succeeded", status
+    new_uid = get_workflow(kube, namespace, "again")["metadata"]["uid"]  # type: ignore[index]
+    assert new_uid != old_uid
+    new = [r for r in recorder.jobs_of("again") if r.uid != old.uid]
+    assert len(new) == 1 and new[0].outcome == "Succeeded"
+    assert new[0].last["metadata"]["ownerReferences"][0]["uid"] == new_uid
+    assert new[0].added_seq > recorder.jobs_of("again")[0].deleted_seq  # type: ignore[operator]

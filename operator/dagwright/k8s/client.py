@@ -21,6 +21,10 @@ log = logging.getLogger("dagwright.k8s")
 Body = dict[str, Any]
 
 
+class JobConflict(Exception):
+    """A Job name the operator needs is taken by a Job another Workflow owns."""
+
+
 class Api(Protocol):
     def create_job(self, namespace: str, job: Body) -> Body | None: ...
     def delete_job(self, namespace: str, name: str) -> None: ...
@@ -51,14 +55,22 @@ class KubeApi:
         self.custom: Any = kubernetes.client.CustomObjectsApi(api_client)
 
     def create_job(self, namespace: str, job: Body) -> Body | None:
-        """The created Job, or None when it already existed (an earlier launch of the same attempt)."""
+        """The created Job, or None when it already existed (an earlier launch of the same attempt).
+
+        A Job of that name owned by another Workflow (a deleted one of the same name, whose Jobs the garbage
+        collector has not removed yet) is not ours to adopt: JobConflict, so the pass is retried later.
+        """
         _count("POST", "jobs")
         try:
             return _json(self.batch.create_namespaced_job(namespace, job, _preload_content=False))
         except ApiException as error:
-            if error.status == 409:
-                return None
-            raise
+            if error.status != 409:
+                raise
+        name = job["metadata"]["name"]
+        existing = self.get_job(namespace, name)
+        if existing is None or _owner_uids(existing) != _owner_uids(job):
+            raise JobConflict(f"Job {namespace}/{name} exists but is not this Workflow's; waiting for it to go")
+        return None
 
     def delete_job(self, namespace: str, name: str) -> None:
         body = {"propagationPolicy": "Background", "gracePeriodSeconds": 30}
@@ -156,6 +168,10 @@ class KubeApi:
 
 def _count(verb: str, resource: str) -> None:
     metrics.API_REQUESTS.labels(verb, resource).inc()
+
+
+def _owner_uids(job: Body) -> set[str]:
+    return {ref.get("uid", "") for ref in job.get("metadata", {}).get("ownerReferences") or []}
 
 
 def _json(response: Any) -> Body:
