@@ -108,9 +108,11 @@ def _convert(node: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:
             out[key] = {name: _convert(child, defs) for name, child in value.items()}
         elif key == "items":
             out[key] = _convert(value, defs)
-        elif key == "patternProperties":  # constrained map keys: Kubernetes has no such keyword
-            (value_schema,) = value.values()
+        elif key == "patternProperties":  # constrained map keys: no such keyword in Kubernetes, so a CEL rule
+            ((pattern, value_schema),) = value.items()
             out["additionalProperties"] = _convert(value_schema, defs)
+            rule = {"rule": f"self.all(k, k.matches('{pattern}'))", "message": f"keys must match {pattern}"}
+            out["x-kubernetes-validations"] = [rule]
         elif key == "additionalProperties":
             if value is False:  # extra="forbid": the API server prunes unknown fields, kubectl rejects them
                 continue

@@ -145,7 +145,9 @@ class NodeSpec(Model):
 class WorkflowSpec(Model):
     """What a user writes under `spec:`."""
 
-    parameters: dict[Annotated[str, Field(max_length=63, pattern=PARAM_NAME)], Text] = {}
+    parameters: Annotated[
+        dict[Annotated[str, Field(max_length=63, pattern=PARAM_NAME)], Text], Field(max_length=MAX_LIST)
+    ] = {}
     parallelism: Annotated[int, Field(ge=1, le=MAX_NODES)] | None = None
     paused: bool = False
     pause_mode: Literal["Wait", "Suspend"] = "Wait"
