@@ -40,6 +40,7 @@ from dagwright.status import Condition, NodePhase, NodeStatus, WorkflowPhase, Wo
 from dagwright.workflows import Workflow
 
 _NEW = NodeStatus()
+MAX_MESSAGE = 512  # per node: a 10,000-node status must stay well under etcd's 1.5 MiB object limit
 _FINISHED_NODE = frozenset(phase for phase in NodePhase if phase.finished)
 _UNBLOCKED = frozenset({NodePhase.SUCCEEDED})
 _BLOCKING = frozenset({NodePhase.FAILED, NodePhase.SKIPPED, NodePhase.STOPPED})
@@ -316,7 +317,7 @@ class _Pass:
         policy = self.workflow.retry[i]
         transient = failures.is_transient(policy, exit_code, reason)
         used = node.attempts - node.retry_budget_from
-        detail = message or (f"exit code {exit_code}" if exit_code is not None else reason)
+        detail = (message or (f"exit code {exit_code}" if exit_code is not None else reason))[:MAX_MESSAGE]
         self.ended.append(Ended(name, node.attempts, False, reason, node.attempt_started_at, at))
         if failures.may_retry(policy, used, transient, reason):
             delay = failures.backoff_seconds(policy.backoff, used + 1, f"{self.workflow.key}/{name}/{node.attempts}")

@@ -28,7 +28,9 @@ def patch_for(action: str, node: str | None = None, message: str = "") -> dict[s
     if action == "stop":
         return {"spec": {"stopped": True}}
     if action == "retry":
-        return {"spec": {"stopped": False, "paused": False, "retryToken": uuid.uuid4().hex[:12]}}
+        # Approvals are cleared too, so a rejected approval node asks again instead of failing at once.
+        token = uuid.uuid4().hex[:12]
+        return {"spec": {"stopped": False, "paused": False, "retryToken": token, "approvals": None}}
     if action in ("approve", "reject") and node:
         verdict = {"approved": action == "approve", "message": message}
         return {"spec": {"approvals": {node: verdict}}}
