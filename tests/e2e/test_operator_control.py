@@ -10,6 +10,7 @@ Jobs suspended or deleted, succeeded nodes never rerun, retried nodes getting ne
 
 from __future__ import annotations
 
+import json
 import time
 
 import pytest
@@ -190,3 +191,60 @@ def test_approve_runs_downstream_and_reject_skips_it(
     assert "not today" in rejected["nodes"]["gate"]["message"]
     assert rejected["nodes"]["deploy"]["phase"] == "Skipped"
     assert [r.node for r in recorder.jobs_of("no")] == ["build"]
+
+
+def test_retry_after_stop_reruns_the_stopped_nodes(
+    kube: Kube, namespace: str, recorder: Recorder, operator: OperatorProcess
+) -> None:
+    # `long` never finishes, so it is stopped mid-run; its retried attempt runs 300 ms.
+    nodes = [node("first"), node("long", "first", never_finish=True), node("last", "long")]
+    apply(kube, namespace, workflow("resumable", nodes))
+    wait_for("long's Job", lambda: recorder.jobs_of("resumable", "long"), timeout=30)
+    dagwright(kube, "stop", "resumable", "-n", namespace)
+    wait_phase(kube, namespace, "resumable", "Stopped")
+    # Let the retried attempt finish: the never-finish fate was the stopped attempt's.
+    unstick = {"spec": {"nodes": [node("first"), node("long", "first", duration="300ms"), node("last", "long")]}}
+    kube.kubectl("patch", "dwf", "resumable", "-n", namespace, "--type=merge", "-p", json.dumps(unstick))
+    retry_from = time.monotonic()
+
+    dagwright(kube, "retry", "resumable", "-n", namespace)
+
+    status = wait_phase(kube, namespace, "resumable", "Succeeded", "Failed", timeout=60)
+    assert status["phase"] == "Succeeded", status
+    assert [(r.node, r.attempt) for r in recorder.jobs_of("resumable") if r.added_at > retry_from] == [
+        ("long", 2),
+        ("last", 1),
+    ]
+    assert [r.attempt for r in recorder.jobs_of("resumable", "first")] == [1]
+    assert recorder.jobs_of("resumable", "long")[0].deleted_seq is not None
+
+
+def test_stop_while_suspended_deletes_the_suspended_job(
+    kube: Kube, namespace: str, recorder: Recorder, operator: OperatorProcess
+) -> None:
+    apply(
+        kube, namespace, workflow("frozen", [node("long", duration="30s"), node("after", "long")], pauseMode="Suspend")
+    )
+    wait_for("long's Job", lambda: recorder.jobs_of("frozen", "long"), timeout=30)
+    dagwright(kube, "pause", "frozen", "-n", namespace)
+    wait_for("the Job suspended", lambda: recorder.jobs_of("frozen", "long")[0].suspend_seen[-1], timeout=30)
+
+    dagwright(kube, "stop", "frozen", "-n", namespace)
+
+    status = wait_phase(kube, namespace, "frozen", "Stopped")
+    assert status["nodes"]["long"]["phase"] == "Stopped"
+    wait_for("the suspended Job deleted", lambda: not list_jobs(kube, namespace, "frozen"), timeout=30)
+    assert [r.node for r in recorder.jobs_of("frozen")] == ["long"]
+
+
+def test_a_node_added_to_a_running_workflow_runs(
+    kube: Kube, namespace: str, recorder: Recorder, operator: OperatorProcess
+) -> None:
+    apply(kube, namespace, workflow("growing", [node("a", duration="2s")]))
+    wait_for("a's Job", lambda: recorder.jobs_of("growing", "a"), timeout=30)
+
+    apply(kube, namespace, workflow("growing", [node("a", duration="2s"), node("b", "a")]))
+
+    status = wait_phase(kube, namespace, "growing", "Succeeded", "Failed", timeout=60)
+    assert status["phase"] == "Succeeded" and status["progress"] == "2/2"
+    assert [(r.node, r.attempt) for r in recorder.jobs_of("growing")] == [("a", 1), ("b", 1)]

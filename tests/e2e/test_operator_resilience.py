@@ -25,9 +25,11 @@ from .operator_fixtures import (  # noqa: F401 (fixtures)
     Recorder,
     apply,
     node,
+    node_status,
     operator,
     operators,
     recorder,
+    retry,
     wait_phase,
     workflow,
 )
@@ -151,3 +153,27 @@ def test_higher_priority_workflow_gets_capacity_first(
     assert len(low) == 6 and len(high) == 2
     # Once low's first two finish, high (created later, higher priority) gets the freed room before low's third.
     assert max(r.added_seq for r in high) < low[2].added_seq, [(r.node, r.added_seq) for r in low + high]
+
+
+def test_a_restarted_operator_keeps_a_retrying_nodes_backoff(
+    kube: Kube, namespace: str, recorder: Recorder, operators: Operators
+) -> None:
+    flaky = node("flaky", fail_attempts=1, retry=retry(1, initial=6))
+    apply(kube, namespace, workflow("patient", [flaky]))
+    first = operators.start()
+    wait_for(
+        "the node to be retrying",
+        lambda: node_status(kube, namespace, "patient", "flaky").get("phase") == "Retrying",
+        timeout=30,
+    )
+
+    first.kill()
+    operators.start()
+
+    status = wait_phase(kube, namespace, "patient", "Succeeded", "Failed", timeout=60)
+    assert status["phase"] == "Succeeded"
+    attempts = recorder.jobs_of("patient", "flaky")
+    assert [r.attempt for r in attempts] == [1, 2]
+    assert attempts[0].finish_time is not None
+    gap = (attempts[1].created - attempts[0].finish_time).total_seconds()
+    assert 6 <= gap <= 12, f"attempt 2 created {gap}s after attempt 1 failed; the backoff is 6 s"
