@@ -17,6 +17,7 @@ import urllib.request
 
 import pytest
 import yaml
+from kubernetes import client
 
 from .cluster.helpers import wait_for
 from .conftest import Kube
@@ -239,3 +240,33 @@ def test_a_workflow_deleted_and_recreated_under_the_same_name_runs_afresh(
     assert len(new) == 1 and new[0].outcome == "Succeeded"
     assert new[0].last["metadata"]["ownerReferences"][0]["uid"] == new_uid
     assert new[0].added_seq > recorder.jobs_of("again")[0].deleted_seq  # type: ignore[operator]
+
+
+def test_parallelism_caps_the_workflows_running_jobs(
+    kube: Kube, namespace: str, recorder: Recorder, operator: OperatorProcess
+) -> None:
+    apply(kube, namespace, workflow("narrow", [node(f"n{i}", duration="500ms") for i in range(6)], parallelism=2))
+
+    status = wait_phase(kube, namespace, "narrow", "Succeeded", "Failed", timeout=60)
+
+    assert status["phase"] == "Succeeded"
+    assert recorder.max_running() == 2
+    assert [r.node for r in recorder.jobs_of("narrow")] == [f"n{i}" for i in range(6)]  # declaration order
+
+
+def test_the_operator_leaves_other_namespaces_alone(
+    kube: Kube, namespace: str, recorder: Recorder, operator: OperatorProcess
+) -> None:
+    core = client.CoreV1Api(kube.api_client)
+    other = namespace + "-x"
+    core.create_namespace({"metadata": {"name": other, "labels": {"dagwright.io/e2e": "true"}}})
+    try:
+        wait_for("the other namespace's service account", lambda: core.list_namespaced_service_account(other).items)
+        apply(kube, other, workflow("elsewhere", [node("a")]))
+        apply(kube, namespace, workflow("here", [node("a")]))
+        wait_phase(kube, namespace, "here", "Succeeded")
+        hold(1)
+        assert not list_jobs(kube, other)
+        assert not (get_workflow(kube, other, "elsewhere") or {}).get("status")
+    finally:
+        core.delete_namespace(other, propagation_policy="Background")

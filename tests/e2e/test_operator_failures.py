@@ -121,13 +121,14 @@ def test_timeout_seconds_fails_the_attempt_and_it_is_retried(
     assert len(retrying) == 1 and ("Timeout" in retrying[0] or "DeadlineExceeded" in retrying[0])
 
 
-def test_oom_killed_is_transient_and_retried_but_an_exit_code_is_not(
+def test_oom_killed_and_exit_75_are_transient_and_retried_but_exit_1_is_not(
     kube: Kube, namespace: str, recorder: Recorder, operator: OperatorProcess
 ) -> None:
     transient_only = retry(2, initial=1, on="Transient")
     nodes = [
         node("oom", fail_attempts=1, fail_reason="OOMKilled", fail_exit_code=137, retry=transient_only),
         node("crash", fail_attempts=1, fail_exit_code=1, retry=transient_only),
+        node("tempfail", fail_attempts=1, fail_exit_code=75, retry=transient_only),  # EX_TEMPFAIL: transient
     ]
     apply(kube, namespace, workflow("mem", nodes, failFast=False))
 
@@ -140,8 +141,11 @@ def test_oom_killed_is_transient_and_retried_but_an_exit_code_is_not(
     assert status["nodes"]["crash"]["exitCode"] == 1
     assert [(r.attempt, r.outcome) for r in recorder.jobs_of("mem", "oom")] == [(1, "Failed"), (2, "Succeeded")]
     assert [r.attempt for r in recorder.jobs_of("mem", "crash")] == [1]
-    retrying = [e["message"] for e in events_of(kube, namespace, "mem") if e["reason"] == "NodeRetrying"]
-    assert len(retrying) == 1 and "OOMKilled" in retrying[0]
+    assert status["nodes"]["tempfail"]["phase"] == "Succeeded"
+    assert [r.attempt for r in recorder.jobs_of("mem", "tempfail")] == [1, 2]
+    retrying = sorted(e["message"] for e in events_of(kube, namespace, "mem") if e["reason"] == "NodeRetrying")
+    assert len(retrying) == 2
+    assert "OOMKilled (exit code 137)" in retrying[0] and "exit code 75" in retrying[1]
 
 
 def test_deleting_a_running_attempts_job_fails_it_as_job_deleted_and_retries(
