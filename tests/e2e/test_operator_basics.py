@@ -27,6 +27,7 @@ from .operator_fixtures import (  # noqa: F401 (fixtures)
     Recorder,
     apply,
     condition,
+    dagwright,
     events_of,
     free_port,
     get_workflow,
@@ -270,3 +271,18 @@ def test_the_operator_leaves_other_namespaces_alone(
         assert not (get_workflow(kube, other, "elsewhere") or {}).get("status")
     finally:
         core.delete_namespace(other, propagation_policy="Background")
+
+
+def test_an_invalid_workflow_fixed_and_retried_runs(
+    kube: Kube, namespace: str, recorder: Recorder, operator: OperatorProcess
+) -> None:
+    apply(kube, namespace, workflow("fixable", [node("a", "b"), node("b", "a")]))
+    wait_phase(kube, namespace, "fixable", "Failed")
+
+    apply(kube, namespace, workflow("fixable", [node("a"), node("b", "a")]))
+    dagwright(kube, "retry", "fixable", "-n", namespace)
+
+    status = wait_phase(kube, namespace, "fixable", "Succeeded", timeout=60)
+    assert status["progress"] == "2/2"
+    assert condition(status, "Succeeded")["reason"] == "Succeeded"
+    assert [r.node for r in recorder.jobs_of("fixable")] == ["a", "b"]

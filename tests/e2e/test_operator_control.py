@@ -248,3 +248,20 @@ def test_a_node_added_to_a_running_workflow_runs(
     status = wait_phase(kube, namespace, "growing", "Succeeded", "Failed", timeout=60)
     assert status["phase"] == "Succeeded" and status["progress"] == "2/2"
     assert [(r.node, r.attempt) for r in recorder.jobs_of("growing")] == [("a", 1), ("b", 1)]
+
+
+def test_an_approval_given_in_advance_lets_the_node_pass_once_its_dependencies_succeed(
+    kube: Kube, namespace: str, recorder: Recorder, operator: OperatorProcess
+) -> None:
+    nodes = [node("build", duration="2s"), node("gate", "build", approval={}), node("deploy", "gate")]
+    apply(kube, namespace, workflow("early", nodes))
+    wait_for("build's Job", lambda: recorder.jobs_of("early", "build"), timeout=30)
+
+    dagwright(kube, "approve", "early", "gate", "-n", namespace)
+
+    hold(0.5)
+    assert node_status(kube, namespace, "early", "gate").get("phase") == "Pending"  # build has not finished
+    status = wait_phase(kube, namespace, "early", "Succeeded", "Failed", timeout=60)
+    assert status["phase"] == "Succeeded"
+    build, deploy = recorder.jobs_of("early", "build")[0], recorder.jobs_of("early", "deploy")[0]
+    assert build.finished_seq is not None and build.finished_seq < deploy.added_seq
