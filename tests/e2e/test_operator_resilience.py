@@ -12,6 +12,7 @@ which the recorder would see. Capacity (`--max-running-nodes`) and `spec.priorit
 from __future__ import annotations
 
 import re
+import signal
 import time
 
 import pytest
@@ -198,3 +199,33 @@ def test_a_leader_shutting_down_hands_over_at_once(
     apply(kube, namespace, workflow("handed-over", [node("a"), node("b", "a")]))
     status = wait_phase(kube, namespace, "handed-over", "Succeeded", "Failed", timeout=60)
     assert status["phase"] == "Succeeded"
+
+
+@pytest.mark.slow
+def test_a_frozen_leader_that_wakes_up_after_a_takeover_does_not_act(
+    kube: Kube, namespace: str, recorder: Recorder, operators: Operators
+) -> None:
+    replicas = [operators.start(leader_election=True), operators.start(leader_election=True)]
+    holder = wait_for("a lease holder", lambda: lease_holder(kube, namespace), timeout=60)
+    leader = wait_for(
+        "the leader's log line", lambda: next((p for p in replicas if leader_identity(p) == holder), None), timeout=30
+    )
+    standby = next(p for p in replicas if p is not leader)
+    nodes = [node(f"step-{i}", *([f"step-{i - 1}"] if i else []), duration="1500ms") for i in range(8)]
+    apply(kube, namespace, workflow("split", nodes))
+    wait_for("a step launched", lambda: recorder.jobs_of("split"), timeout=60)
+
+    leader.proc.send_signal(signal.SIGSTOP)  # a long GC pause, a frozen VM: the Lease is not renewed
+    try:
+        wait_for("the standby to take over", lambda: leader_identity(standby) is not None, timeout=40)
+        wait_for("the standby to launch", lambda: "launched" in standby.log(), timeout=30)
+    finally:
+        leader.proc.send_signal(signal.SIGCONT)
+    woke_at = len(leader.log())
+
+    status = wait_phase(kube, namespace, "split", "Succeeded", "Failed", timeout=90)
+    assert status["phase"] == "Succeeded"
+    recorder.assert_one_job_per_attempt("split")
+    assert {(r.node, r.attempt) for r in recorder.jobs_of("split")} == {(f"step-{i}", 1) for i in range(8)}
+    assert "launched" not in leader.log()[woke_at:], "the old leader acted after it had lost the Lease"
+    assert lease_holder(kube, namespace) == leader_identity(standby)
