@@ -252,7 +252,9 @@ def test_parallelism_caps_the_workflows_running_jobs(
 
     assert status["phase"] == "Succeeded"
     assert recorder.max_running() == 2
-    assert [r.node for r in recorder.jobs_of("narrow")] == [f"n{i}" for i in range(6)]  # declaration order
+    order = [r.node for r in recorder.jobs_of("narrow")]
+    assert sorted(order) == [f"n{i}" for i in range(6)]
+    assert set(order[:2]) == {"n0", "n1"}  # ready nodes launch in declaration order
 
 
 def test_the_operator_leaves_other_namespaces_alone(
