@@ -416,7 +416,49 @@ def workflow(name: str, nodes: list[dict[str, Any]], **spec: Any) -> dict[str, A
 
 
 def apply(kube: Kube, namespace: str, manifest: dict[str, Any]) -> None:
+    if any(FAIL_ATTEMPTS in ((n.get("podMetadata") or {}).get("annotations") or {}) for n in manifest["spec"]["nodes"]):
+        require_per_attempt_fates(kube, namespace)
     kube.kubectl("apply", "-n", namespace, "-f", "-", input=yaml.safe_dump(manifest))
+
+
+FAIL_ATTEMPTS = "kwok.dagwright.io/fail-attempts"
+_STAGE_CHECKED: set[str] = set()
+
+
+def require_per_attempt_fates(kube: Kube, namespace: str) -> None:
+    """Fail clearly if kwok runs without stages/pod-fail-attempts.yaml (a plane started before it existed).
+
+    A probe pod that the Stage fails and that would otherwise succeed after 100 ms; checked once per cluster.
+    """
+    if kube.kubeconfig in _STAGE_CHECKED:
+        return
+    core = client.CoreV1Api(kube.api_client)
+    probe = {
+        "metadata": {
+            "name": "kwok-stage-probe",
+            "labels": {LABEL_ATTEMPT: "1"},
+            "annotations": {FAIL_ATTEMPTS: "1", "kwok.dagwright.io/duration": "100ms"},
+        },
+        "spec": {"restartPolicy": "Never", "containers": [{"name": "main", "image": IMAGE}]},
+    }
+    core.create_namespaced_pod(namespace, probe)
+    try:
+        phase = wait_for(
+            "the kwok stage probe pod to finish",
+            lambda: (
+                core.read_namespaced_pod("kwok-stage-probe", namespace).status.phase in ("Succeeded", "Failed")
+                and core.read_namespaced_pod("kwok-stage-probe", namespace).status.phase
+            ),
+            timeout=30,
+        )
+    finally:
+        core.delete_namespaced_pod("kwok-stage-probe", namespace, grace_period_seconds=0)
+    if phase != "Failed":
+        pytest.fail(
+            "kwok does not have the Stage tests/e2e/cluster/stages/pod-fail-attempts.yaml loaded (the plane was "
+            "started before it existed): restart it with `make cluster-down cluster-up` (or kwok-detach/attach)"
+        )
+    _STAGE_CHECKED.add(kube.kubeconfig)
 
 
 def dagwright(kube: Kube, *args: str) -> subprocess.CompletedProcess[str]:
