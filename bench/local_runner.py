@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
 from dagwright.local.runner import RunOptions, run
 from dagwright.status import WorkflowPhase
 from dagwright.validation import compile_manifest

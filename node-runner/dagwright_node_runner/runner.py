@@ -24,7 +24,6 @@ from types import FrameType
 from typing import TYPE_CHECKING
 
 from dagwright import nodeio
-
 from dagwright_node_runner.errors import StoreUnavailable
 
 if TYPE_CHECKING:

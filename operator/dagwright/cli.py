@@ -14,6 +14,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from rich.console import Console
+
 from dagwright import crd, graph, manifests, reference
 from dagwright.errors import Problem, SpecError
 from dagwright.local import display
@@ -22,7 +24,6 @@ from dagwright.planner import retry_failed
 from dagwright.status import WorkflowPhase, WorkflowStatus, to_wire
 from dagwright.validation import compile_manifest
 from dagwright.workflows import Workflow
-from rich.console import Console
 
 EXIT_CODES = {WorkflowPhase.SUCCEEDED: 0, WorkflowPhase.STOPPED: 130}
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 import yaml
+
 from dagwright.spec import WorkflowSpec
 from dagwright.status import WorkflowStatus
 

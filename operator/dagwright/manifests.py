@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
 from dagwright.errors import Problem, SpecError
 
 # libyaml's parser when PyYAML has it: five times faster on a 1,000-node manifest, same resolvers (below).

@@ -13,11 +13,12 @@ from enum import Enum
 from typing import Any
 
 from annotated_types import Ge, Le, MaxLen, MinLen
-from dagwright.spec import WorkflowSpec
-from dagwright.status import WorkflowStatus
 from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
+
+from dagwright.spec import WorkflowSpec
+from dagwright.status import WorkflowStatus
 
 
 def render() -> str:

@@ -15,8 +15,9 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any
 
-from dagwright.spec import Model
 from pydantic import Field
+
+from dagwright.spec import Model
 
 
 class WorkflowPhase(StrEnum):

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import pydantic
+
 from dagwright import templates
 from dagwright.errors import Problem, SpecError
 from dagwright.graph import Graph

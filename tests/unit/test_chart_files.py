@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import yaml
+
 from dagwright import crd
 
 CHART = Path(__file__).resolve().parents[2] / "charts" / "dagwright"

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 import yaml
+
 from dagwright import cli, crd
 
 CRD_FILE = Path(__file__).resolve().parents[2] / "crds" / "workflows.dagwright.io.yaml"

@@ -6,6 +6,7 @@ from datetime import timedelta
 
 import pytest
 from builders import T0, Driver, fail, launched, names, node, ok, running, stopped, workflow
+
 from dagwright import failures
 from dagwright.planner import AttemptState, Observation, plan, retry_failed
 from dagwright.spec import Backoff

@@ -15,13 +15,14 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from builders import T0, manifest
+from hypothesis import event, given
+from hypothesis import strategies as st
+
 from dagwright.errors import SpecError
 from dagwright.planner import AttemptState, Decision, Observation, plan
 from dagwright.status import NodePhase, WorkflowPhase, WorkflowStatus, to_wire
 from dagwright.validation import compile_manifest, compile_spec
 from dagwright.workflows import Workflow
-from hypothesis import event, given
-from hypothesis import strategies as st
 
 UNFINISHED = {NodePhase.PENDING, NodePhase.RUNNING, NodePhase.RETRYING, NodePhase.AWAITING_APPROVAL}
 

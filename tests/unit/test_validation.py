@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 import yaml
 from builders import manifest, node
+
 from dagwright import cli, manifests
 from dagwright.errors import SpecError
 from dagwright.validation import compile_manifest, parse_spec

@@ -13,8 +13,9 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 import kubernetes
-from dagwright.k8s import metrics, names
 from kubernetes.client.exceptions import ApiException
+
+from dagwright.k8s import metrics, names
 
 log = logging.getLogger("dagwright.k8s")
 

@@ -97,9 +97,10 @@ def _guard(handler: Handler) -> Handler:
     """Turn every cluster failure into one line: no traceback for a missing workflow or a denied request."""
 
     def guarded(args: argparse.Namespace) -> int:
-        from dagwright.k8s.control import ControlError
         from kubernetes.client.exceptions import ApiException
         from kubernetes.config import ConfigException
+
+        from dagwright.k8s.control import ControlError
 
         try:
             return handler(args)
@@ -153,9 +154,10 @@ def _read(api_client: Any, namespace: str, name: str) -> dict[str, Any]:
 
 
 def _submit(args: argparse.Namespace) -> int:
+    from kubernetes import client
+
     from dagwright.cli import parameters
     from dagwright.validation import compile_manifest
-    from kubernetes import client
 
     data = manifests.load(args.file)
     extra = parameters(args.param)

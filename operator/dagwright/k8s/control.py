@@ -12,8 +12,9 @@ import uuid
 from typing import Any
 
 import kubernetes
-from dagwright.k8s import names
 from kubernetes.client.exceptions import ApiException
+
+from dagwright.k8s import names
 
 
 class ControlError(Exception):

@@ -10,12 +10,13 @@ from __future__ import annotations
 import time
 from typing import TextIO
 
-from dagwright.planner import AttemptState, Decision, Observation
-from dagwright.status import NodePhase, WorkflowStatus
 from rich.console import Console, Group
 from rich.live import Live
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+
+from dagwright.planner import AttemptState, Decision, Observation
+from dagwright.status import NodePhase, WorkflowStatus
 
 
 class PlainReport:

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
+
 from dagwright import nodeio
 from dagwright.k8s.progress import ProgressFeed
 

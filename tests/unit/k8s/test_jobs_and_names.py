@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
+
 from dagwright.k8s import names
 from dagwright.k8s.jobs import RESTRICTED_CONTAINER, RESTRICTED_POD, build_job
 from dagwright.planner import plan
