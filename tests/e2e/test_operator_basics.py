@@ -12,7 +12,10 @@ objects the API server holds, not on the operator's word.
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
+import sys
 import urllib.request
 
 import pytest
@@ -79,6 +82,14 @@ def test_diamond_runs_each_node_once_in_dependency_order(
     assert len(recorder.jobs_of("diamond")) == 4  # no Job came and went unseen in the listing
     edges = [("extract", "transform-a"), ("extract", "transform-b"), ("transform-a", "load"), ("transform-b", "load")]
     assert_after_dependencies(recorder, "diamond", edges)
+    # Only the status is the operator's to write: no annotations or finalizers of kopf's on the Workflow.
+    meta = get_workflow(kube, namespace, "diamond")["metadata"]  # type: ignore[index]
+    assert not meta.get("finalizers")
+    assert not [key for key in meta.get("annotations") or {} if "kopf" in key], meta.get("annotations")
+    finished = wait_for(
+        "the Succeeded event", lambda: [e for e in events_of(kube, namespace, "diamond") if e["reason"] == "Succeeded"]
+    )
+    assert finished[0]["type"] == "Normal" and finished[0]["source"]["component"] == "dagwright"
     # Jobs are owned by the Workflow (so the garbage collector can remove them with it).
     uid = get_workflow(kube, namespace, "diamond")["metadata"]["uid"]  # type: ignore[index]
     for job in jobs:
@@ -288,3 +299,29 @@ def test_an_invalid_workflow_fixed_and_retried_runs(
     assert status["progress"] == "2/2"
     assert condition(status, "Succeeded")["reason"] == "Succeeded"
     assert [r.node for r in recorder.jobs_of("fixable")] == ["a", "b"]
+
+
+@pytest.mark.slow
+def test_many_workflows_at_once_all_complete(
+    kube: Kube, namespace: str, recorder: Recorder, operator: OperatorProcess
+) -> None:
+    names = [f"batch-{i:02d}" for i in range(20)]
+    manifests = [workflow(name, [node("a"), node("b", "a"), node("c", "a"), node("d", "b", "c")]) for name in names]
+    kube.kubectl("apply", "-n", namespace, "-f", "-", input=yaml.safe_dump_all(manifests))
+
+    for name in names:
+        status = wait_phase(kube, namespace, name, "Succeeded", "Failed", timeout=120)
+        assert status["phase"] == "Succeeded", (name, status["message"])
+    assert len(recorder.jobs_of()) == 80
+    for name in names:
+        recorder.assert_one_job_per_attempt(name)
+
+
+def test_control_commands_report_a_missing_workflow(kube: Kube, namespace: str) -> None:
+    env = {**os.environ, "KUBECONFIG": kube.kubeconfig}
+    command = [sys.executable, "-c", "import sys; from dagwright.cli import main; sys.exit(main())"]
+    proc = subprocess.run(
+        [*command, "pause", "nowhere", "-n", namespace], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert proc.returncode == 1
+    assert proc.stderr.strip() == f"error: workflow {namespace}/nowhere not found"
