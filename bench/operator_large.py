@@ -61,6 +61,11 @@ def main() -> int:
             stored = json.loads(raw)
             status = stored.get("status") or {}
             size_json = len(json.dumps(stored, separators=(",", ":")))  # as `kubectl get -o json | wc -c`, minified
+            parts = {
+                "spec": len(json.dumps(stored.get("spec"), separators=(",", ":"))),
+                "status": len(json.dumps(status, separators=(",", ":"))),
+                "managedFields": len(json.dumps(stored["metadata"].get("managedFields"), separators=(",", ":"))),
+            }
             size_etcd = s.etcd_value_size(kube, etcd_key) or 0
             largest_json, largest_etcd = max(largest_json, size_json), max(largest_etcd, size_etcd)
             if status.get("progress") != progress:
@@ -68,7 +73,7 @@ def main() -> int:
             phase = status.get("phase", "")
             elapsed = time.monotonic() - started
             sizes = f"json {size_json / KIB:.0f} KiB etcd {size_etcd / KIB:.0f} KiB"
-            s.note(f"{elapsed:6.0f}s phase {phase} progress {progress} {sizes}")
+            s.note(f"{elapsed:6.0f}s phase {phase} progress {progress} {sizes} {parts}")
             if phase in ("Succeeded", "Failed", "Stopped"):
                 break
             if time.monotonic() - last_change > args.stall:
@@ -80,6 +85,8 @@ def main() -> int:
         memory = op.memory_kib()
         metrics = op.metrics()
     s.figure("phase", phase)
+    for part, size in parts.items():
+        s.figure(f"last stored {part} KiB", f"{size / KIB:.0f}")
     s.figure("progress", progress)
     s.figure("seconds", f"{finished:.0f}")
     s.figure("nodes/s", f"{int(progress.split('/')[0] or 0) / finished:.1f}")

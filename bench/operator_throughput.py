@@ -24,8 +24,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import _support as s
 
-OPERATOR_RESOURCES = ("workflows/status", "jobs", "events")
-
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -80,16 +78,29 @@ def main() -> int:
     attempts = metrics.get("dagwright_attempts_started_total", float(total))
     s.figure("node attempts", int(attempts))
     s.figure("job watch relists", watch.relists - 1)
+    # The API server counts every client. The bare loop's writes per Job are what the Job controller, the
+    # scheduler and kwok do for any Job (plus the loop's own Job POST): subtract them from events (the Job
+    # controller and scheduler post events too); the operator is the only writer of workflows/status here,
+    # and the only creator of Jobs in its namespace.
     bare = dict(s.writes_table(ceiling.writes, ceiling.jobs))
     run = dict(s.writes_table(writes, attempts))
-    operator_writes = 0.0
     for key in sorted(run, key=lambda k: -run[k]):
-        resource = key.split(" ", 1)[0]
-        net = run[key] - bare.get(key, 0.0)
-        s.figure(f"api writes per attempt {key} (all / net of bare Jobs)", f"{run[key]:.2f} / {net:.2f}")
-        if resource in OPERATOR_RESOURCES:
-            operator_writes += max(net, 0.0)
-    s.figure("api writes per attempt, operator's resources net of bare Jobs (target <= 3)", f"{operator_writes:.2f}")
+        if run[key] >= 0.005:
+            s.figure(
+                f"api writes per attempt {key} (operator run / bare Jobs run)",
+                f"{run[key]:.2f} / {bare.get(key, 0):.2f}",
+            )
+    operator_writes = {
+        "workflows/status PATCH": run.get("workflows/status PATCH", 0.0),
+        "jobs POST": run.get("jobs POST", 0.0),
+        "jobs DELETE": max(0.0, run.get("jobs DELETE", 0.0) - bare.get("jobs DELETE", 0.0)),
+        "jobs PATCH": max(0.0, run.get("jobs PATCH", 0.0) - bare.get("jobs PATCH", 0.0)),
+        "events POST": max(0.0, run.get("events POST", 0.0) - bare.get("events POST", 0.0)),
+    }
+    for key, value in operator_writes.items():
+        s.figure(f"operator api writes per attempt {key} (API server metrics)", f"{value:.2f}")
+    total_writes = sum(operator_writes.values())
+    s.figure("operator api writes per attempt (API server metrics; target <= 3)", f"{total_writes:.2f}")
     own = {k: v for k, v in metrics.items() if k.startswith("dagwright_api_requests_total{")}
     own_writes = 0.0
     for key, value in sorted(own.items()):

@@ -84,7 +84,8 @@ class Cache:
     # -- jobs and pods
 
     def put_job(self, body: Body) -> Key | None:
-        """Store a Job; returns its workflow's key so the caller can enqueue it."""
+        """Store a Job; returns its workflow's key so the caller can enqueue it, unless nothing is new (the
+        watch echo of a Job we created ourselves, a relist)."""
         uid = owner_uid(body)
         if uid is None:
             return None
@@ -94,12 +95,13 @@ class Cache:
         body = slim_job(body)
         with self._lock:
             jobs = self._jobs.setdefault(uid, Jobs())
-            if _newer(body, jobs.live.get(name)):
+            stored = _newer(body, jobs.live.get(name))
+            if stored:
                 jobs.live[name] = body
             self._job_owners[(namespace, name)] = uid
             if finished and (namespace, name) not in self._finished_seen:
                 self._finished_seen[(namespace, name)] = datetime.now(UTC)
-            return self._owners.get(uid)
+            return self._owners.get(uid) if stored else None
 
     def drop_job(self, body: Body) -> Key | None:
         uid = owner_uid(body)
@@ -118,16 +120,18 @@ class Cache:
             return Jobs(dict(jobs.live), dict(jobs.gone))
 
     def put_pod(self, body: Body) -> Key | None:
+        """Store a pod; returns its workflow's key when the pod is newer than what we had."""
         job = (body["metadata"].get("labels") or {}).get("batch.kubernetes.io/job-name")
         if job is None:
             return None
         namespace = body["metadata"]["namespace"]
         body = slim_pod(body)
         with self._lock:
-            if _newer(body, self._pods.get((namespace, job))):
+            stored = _newer(body, self._pods.get((namespace, job)))
+            if stored:
                 self._pods[(namespace, job)] = body
             uid = self._job_owners.get((namespace, job))
-            return self._owners.get(uid) if uid else None
+            return self._owners.get(uid) if uid and stored else None
 
     def drop_pod(self, body: Body) -> None:
         job = (body["metadata"].get("labels") or {}).get("batch.kubernetes.io/job-name")
@@ -180,6 +184,17 @@ def _pick(source: Mapping[str, Any], keys: tuple[str, ...]) -> Body:
     return {key: source[key] for key in keys if key in source}
 
 
+def pod_may_matter(pod: Mapping[str, Any]) -> bool:
+    """Whether a pod update says something a pass may act on: the pod ended, or it cannot start. A pod being
+    scheduled or starting changes no decision, and its Job's own events bring the outcome."""
+    status = pod.get("status") or {}
+    if status.get("phase") in ("Succeeded", "Failed") or status.get("reason"):
+        return True
+    if any((c.get("state") or {}).get("waiting", {}).get("reason") for c in status.get("containerStatuses") or []):
+        return True
+    return any(c.get("type") == "PodScheduled" and c.get("status") == "False" for c in status.get("conditions") or [])
+
+
 def _finished(job: Mapping[str, Any]) -> bool:
     return any(
         c.get("type") in ("Complete", "Failed", "SuccessCriteriaMet", "FailureTarget") and c.get("status") == "True"
@@ -201,12 +216,13 @@ def owner_uid(body: Mapping[str, Any]) -> str | None:
 
 
 def _newer(body: Mapping[str, Any], current: Mapping[str, Any] | None) -> bool:
-    """Whether `body` supersedes `current`. resourceVersions are etcd revisions: integers in practice."""
+    """Whether `body` supersedes `current` (the same version again does not). resourceVersions are etcd
+    revisions: integers in practice."""
     if current is None:
         return True
     if body["metadata"].get("uid") != current["metadata"].get("uid"):
         return True
     try:
-        return int(body["metadata"]["resourceVersion"]) >= int(current["metadata"]["resourceVersion"])
+        return int(body["metadata"]["resourceVersion"]) > int(current["metadata"]["resourceVersion"])
     except (KeyError, ValueError):
         return True

@@ -16,8 +16,9 @@ from datetime import UTC, datetime
 from typing import Any, cast
 
 import kopf
+
 from dagwright.k8s import metrics, names
-from dagwright.k8s.cache import Cache, Key, key_of
+from dagwright.k8s.cache import Cache, Key, key_of, pod_may_matter
 from dagwright.k8s.client import KubeApi, load_config
 from dagwright.k8s.leader import LeaseElector
 from dagwright.k8s.progress import ProgressFeed
@@ -144,7 +145,9 @@ def build_registry(runtime: Runtime) -> kopf.OperatorRegistry:
         if event.get("type") == "DELETED":
             runtime.cache.drop_pod(body)
         else:
-            runtime.enqueue(runtime.cache.put_pod(body))
+            key = runtime.cache.put_pod(body)
+            if pod_may_matter(body):
+                runtime.enqueue(key)
 
     @kopf.on.probe(id="leader", registry=registry)
     def leader_probe(**_: Any) -> bool:
