@@ -153,16 +153,17 @@ class Cache:
 _JOB_META = ("name", "namespace", "uid", "resourceVersion", "labels", "annotations", "ownerReferences")
 _POD_META = ("name", "namespace", "uid", "resourceVersion", "labels", "annotations", "ownerReferences")
 _TIMES = ("creationTimestamp", "deletionTimestamp")
+_JOB_SPEC = ("suspend", "activeDeadlineSeconds", "backoffLimit", "completions", "parallelism")
 _POD_STATUS = ("phase", "reason", "message", "conditions", "containerStatuses", "startTime")
 
 
 def slim_job(body: Mapping[str, Any]) -> Body:
-    """The parts of a Job the reconciler reads (identity, labels, owner, `spec.suspend`, status), not the pod
-    template: with thousands of Jobs cached, the template is most of the operator's memory."""
+    """The parts of a Job the reconciler reads (identity, labels, owner, the scalar spec fields, status), not
+    the pod template: with thousands of Jobs cached, the template is most of the operator's memory."""
     spec = body.get("spec") or {}
     return {
         "metadata": _pick(body.get("metadata") or {}, _JOB_META + _TIMES),
-        "spec": {"suspend": spec["suspend"]} if "suspend" in spec else {},
+        "spec": _pick(spec, _JOB_SPEC),
         "status": body.get("status") or {},
     }
 
