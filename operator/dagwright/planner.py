@@ -351,11 +351,17 @@ class _Pass:
     def enforce_timeouts(self) -> None:
         if self.suspended():
             return  # a suspended attempt is not running; Kubernetes restarts its deadline on resume
+        # ... and so does timeoutSeconds: time spent suspended does not count against it.
+        resumed = self.previous.phase is WorkflowPhase.PAUSED and self.workflow.spec.pause_mode == "Suspend"
         for i in self.workflow.timed:
             spec, node = self.workflow.nodes[i], self.nodes[i]
             if spec.timeout_seconds is None or node.phase is not NodePhase.RUNNING or node.attempt_started_at is None:
                 continue
-            deadline = node.attempt_started_at + timedelta(seconds=spec.timeout_seconds)
+            started = node.attempt_started_at
+            if resumed:
+                started = self.now
+                node = self._set(i, attempt_started_at=started)
+            deadline = started + timedelta(seconds=spec.timeout_seconds)
             if self.now >= deadline:
                 self.stops.append(Stop(self.names[i], node.attempts, "Timeout"))
                 message = f"attempt {node.attempts} exceeded timeoutSeconds ({spec.timeout_seconds}s)"

@@ -265,3 +265,23 @@ def test_an_approval_given_in_advance_lets_the_node_pass_once_its_dependencies_s
     assert status["phase"] == "Succeeded"
     build, deploy = recorder.jobs_of("early", "build")[0], recorder.jobs_of("early", "deploy")[0]
     assert build.finished_seq is not None and build.finished_seq < deploy.added_seq
+
+
+def test_time_suspended_does_not_count_against_timeout_seconds(
+    kube: Kube, namespace: str, recorder: Recorder, operator: OperatorProcess
+) -> None:
+    # 3 s of work within a 6 s timeout, with a 7 s Suspend pause in the middle: Kubernetes restarts a Job's
+    # activeDeadlineSeconds on resume, and the attempt must not be failed for the time it spent suspended.
+    long = node("work", duration="3s", timeoutSeconds=6)
+    apply(kube, namespace, workflow("pausy", [long], pauseMode="Suspend"))
+    wait_for("the Job", lambda: recorder.jobs_of("pausy", "work"), timeout=30)
+    dagwright(kube, "pause", "pausy", "-n", namespace)
+    wait_for("the Job suspended", lambda: recorder.jobs_of("pausy", "work")[0].suspend_seen[-1], timeout=30)
+    hold(7)
+
+    dagwright(kube, "resume", "pausy", "-n", namespace)
+
+    status = wait_phase(kube, namespace, "pausy", "Succeeded", "Failed", timeout=60)
+    jobs = recorder.jobs_of("pausy")
+    assert status["phase"] == "Succeeded", (status["nodes"]["work"], jobs[0].suspend_seen, jobs[0].last["status"])
+    assert [r.attempt for r in jobs] == [1]

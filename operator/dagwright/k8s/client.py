@@ -30,7 +30,9 @@ class Api(Protocol):
     def create_job(self, namespace: str, job: Body) -> Body | None: ...
     def delete_job(self, namespace: str, name: str) -> None: ...
     def get_job(self, namespace: str, name: str) -> Body | None: ...
-    def set_job_suspended(self, namespace: str, name: str, suspend: bool) -> None: ...
+    def set_job_suspended(
+        self, namespace: str, name: str, suspend: bool, active_deadline_seconds: int | None = None
+    ) -> None: ...
     def list_pods(self, namespace: str, job_name: str) -> list[Body]: ...
     def patch_status(self, namespace: str, name: str, patch: Body) -> Body | None: ...
     def delete_workflow(self, namespace: str, name: str, uid: str) -> None: ...
@@ -91,10 +93,15 @@ class KubeApi:
                 return None
             raise
 
-    def set_job_suspended(self, namespace: str, name: str, suspend: bool) -> None:
+    def set_job_suspended(
+        self, namespace: str, name: str, suspend: bool, active_deadline_seconds: int | None = None
+    ) -> None:
         _count("PATCH", "jobs")
+        spec: Body = {"suspend": suspend}
+        if active_deadline_seconds is not None:
+            spec["activeDeadlineSeconds"] = active_deadline_seconds
         try:
-            self.batch.patch_namespaced_job(name, namespace, {"spec": {"suspend": suspend}}, _preload_content=False)
+            self.batch.patch_namespaced_job(name, namespace, {"spec": spec}, _preload_content=False)
         except ApiException as error:
             if error.status != 404:
                 raise

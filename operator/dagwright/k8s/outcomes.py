@@ -122,7 +122,11 @@ def _stuck(pod: Body | None, now: datetime, stuck_after: timedelta) -> tuple[str
 
 
 def _time(conditions: Mapping[str, Body], default: datetime) -> datetime:
-    for condition in conditions.values():
+    """When the Job ended: the time of its terminal condition (not of e.g. a Suspended one it still has)."""
+    for kind in ("SuccessCriteriaMet", "Complete", "FailureTarget", "Failed"):  # the earlier of each pair first
+        condition = conditions.get(kind)
+        if condition is None:
+            continue
         parsed = _parse(condition.get("lastTransitionTime"))
         if parsed is not None:
             return parsed

@@ -244,7 +244,8 @@ class Reconciler:
         """Make running Jobs' `suspend` match the planner's wish (pauseMode Suspend)."""
         for name, job in self.cache.jobs(workflow.uid or "").live.items():
             if bool(job.get("spec", {}).get("suspend")) != decision.suspend and not _job_finished(job):
-                self.api.set_job_suspended(workflow.namespace or "", name, decision.suspend)
+                deadline = None if decision.suspend else _deadline_after_resume(job, datetime.now(UTC))
+                self.api.set_job_suspended(workflow.namespace or "", name, decision.suspend, deadline)
 
     def _write_status(self, body: Body, decision: Decision, previous: WorkflowStatus | None = None) -> None:
         if not decision.changed:
@@ -417,6 +418,21 @@ def _lost(seen: Observation, now: datetime) -> Observation:
     return Observation(
         seen.node, seen.attempt, AttemptState.LOST, reason="JobDeleted", message=message, finished_at=now
     )
+
+
+def _deadline_after_resume(job: Body, now: datetime) -> int | None:
+    """A resumed Job's activeDeadlineSeconds, stretched by the time since its start before the suspension.
+
+    Kubernetes (1.34) checks a resumed Job's deadline against its old startTime before resetting it, so a
+    Job suspended for longer than its deadline would fail at once with DeadlineExceeded. The planner enforces
+    timeoutSeconds itself without counting suspended time; the Job's own deadline stays a backstop.
+    """
+    seconds = job.get("spec", {}).get("activeDeadlineSeconds")
+    started = job.get("status", {}).get("startTime")
+    if not isinstance(seconds, int) or not isinstance(started, str):
+        return None
+    elapsed = (now - datetime.fromisoformat(started.replace("Z", "+00:00"))).total_seconds()
+    return seconds + int(max(0.0, elapsed)) + 1
 
 
 def _job_finished(job: Body) -> bool:
