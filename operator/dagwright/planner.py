@@ -586,6 +586,10 @@ class _Pass:
             return WorkflowPhase.FAILED, "NodeFailed", f"node {failed[0]} failed{more}: {first.message}"
         if self.workflow.spec.paused:
             return WorkflowPhase.PAUSED, "Paused", "paused by spec.paused"
+        awaiting = [self.names[i] for i, node in enumerate(self.nodes) if node.phase is NodePhase.AWAITING_APPROVAL]
+        if awaiting:  # what `kubectl get workflows` shows in its MESSAGE column
+            more = f" (and {len(awaiting) - 1} more)" if len(awaiting) > 1 else ""
+            return WorkflowPhase.RUNNING, "AwaitingApproval", f"waiting for approval of node {awaiting[0]}{more}"
         if any(node.attempts for node in self.nodes) or self.phase is not WorkflowPhase.PENDING:
             return WorkflowPhase.RUNNING, "Running", ""
         return WorkflowPhase.PENDING, "Pending", ""
