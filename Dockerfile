@@ -28,9 +28,11 @@ COPY --from=build /opt/dagwright /opt/dagwright
 ENV PATH=/opt/dagwright/bin:$PATH PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1
 USER 10001:10001
 
+# Node images get node-runner either by `pip install "dagwright[runner]"` (any image with Python 3.11+), or by
+# building FROM this image and adding their own tools; nodes then set `nodeRunner: true`.
 FROM base AS node-runner
 LABEL org.opencontainers.image.title="dagwright-node-runner"
-ENTRYPOINT ["dagwright"]
+ENTRYPOINT ["dagwright-node-runner", "--"]
 
 FROM base AS operator
 LABEL org.opencontainers.image.title="dagwright-operator"

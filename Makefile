@@ -17,7 +17,14 @@ IMAGE_TARGETS ?= operator node-runner
 VENV ?= .venv
 VPY := $(VENV)/bin/python
 
-.PHONY: example test lint venv cluster-build cluster-up cluster-down cluster-status e2e kind-up kind-down
+IMAGE_TAG ?= 0.1.0
+
+.PHONY: images example test lint venv cluster-build cluster-up cluster-down cluster-status e2e kind-up kind-down
+
+## Both images, where Docker exists (not on the machines this was built on).
+images:
+	docker build --target operator -t dagwright-operator:$(IMAGE_TAG) .
+	docker build --target node-runner -t dagwright-node-runner:$(IMAGE_TAG) .
 
 ## Run an example end to end on this machine, no cluster (installs dagwright into .venv first).
 example: $(VENV)/.installed
