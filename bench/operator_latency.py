@@ -73,6 +73,16 @@ def main() -> int:
     s.figure("launch latency p90 (watch)", s.ms(s.percentile(latencies, 0.90)))
     s.figure("launch latency p99 (watch; target 250 ms)", s.ms(s.percentile(latencies, 0.99)))
     s.figure("launch latency max (watch)", s.ms(max(latencies)))
+    kinds: dict[str, list[float]] = {"chain link": [], "fan-out (diamond side)": [], "fan-in (diamond bottom)": []}
+    for (job, parents), latency in zip(deps.items(), latencies, strict=True):
+        kind = "chain link" if job.startswith("chain") else "fan-in (diamond bottom)" if len(parents) > 1 else None
+        if kind is None:
+            kind = "fan-out (diamond side)" if "-l-" in job or "-r-" in job else "chain link"
+        kinds[kind].append(latency)
+    for kind, values in kinds.items():
+        if values:
+            p50, p99 = s.ms(s.percentile(values, 0.5)), s.ms(s.percentile(values, 0.99))
+            s.figure(f"launch latency {kind} p50 / p99 (watch; {len(values)} launches)", f"{p50} / {p99}")
     for q in (0.5, 0.99):
         value = s.histogram_quantile(metrics, "dagwright_launch_latency_seconds", q)
         if value is not None:

@@ -162,6 +162,7 @@ async def _start(runtime: Runtime) -> None:
     runtime.queue = WorkQueue(loop, runtime.order)
     reconciler = Reconciler(KubeApi(api_client), runtime.cache, runtime.settings)
     reconciler.requeue = lambda key, delay: runtime.queue.add(key, delay) if runtime.queue is not None else None
+    reconciler.queued_again = runtime.queue.queued_again
     runtime.reconciler = reconciler
     if runtime.lease_namespace:
         elector = LeaseElector(api_client, runtime.lease_namespace)

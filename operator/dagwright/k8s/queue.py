@@ -80,6 +80,10 @@ class WorkQueue(Generic[K]):
             self._again.discard(key)
             self._add(key, 0.0)
 
+    def queued_again(self, key: K) -> bool:
+        """Whether `key` was added while its pass runs (so another pass follows at once); any thread may ask."""
+        return key in self._again
+
     def forget(self, key: K) -> None:
         current = self._delayed.pop(key, None)
         if current is not None:

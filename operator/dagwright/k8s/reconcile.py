@@ -39,6 +39,7 @@ log = logging.getLogger("dagwright.operator")
 
 _CLEANUP_REASONS = frozenset({"ImagePullFailed", "Unschedulable"})
 _LAUNCH_THREADS = 8  # Job creates in flight at once for one pass's launches
+_COALESCE_MAX = 1.0  # seconds a status write may be left to the next pass, at most
 
 
 @dataclass
@@ -68,6 +69,8 @@ class Reconciler:
         self.is_leader: Callable[[], bool] = lambda: True
         self.requeue: Callable[[Key, float], None] = lambda key, delay: None
         self.progress: Callable[[str, str, int], str | None] = lambda uid, node, attempt: None
+        self.queued_again: Callable[[Key], bool] = lambda key: False  # more events arrived during this pass
+        self._coalescing: dict[Key, float] = {}
         self.fleet = _Fleet()
         self._compiled: dict[str, tuple[int | None, Workflow | SpecError]] = {}
         self._statuses: dict[str, tuple[str, WorkflowStatus]] = {}
@@ -97,6 +100,8 @@ class Reconciler:
             decision = planner.plan(compiled, status, observations, now, capacity=capacity)
             self._carry_out(compiled, decision, cleanup)
             self._account(key, decision, compiled)
+        if self._coalesce(key, decision, cleanup):
+            return None  # the pass already queued for this workflow writes this status and posts its events
         self._write_status(body, decision, status)
         self._emit(body, decision)
         _record_metrics(decision, now)
@@ -247,6 +252,22 @@ class Reconciler:
                 deadline = None if decision.suspend else _deadline_after_resume(job, datetime.now(UTC))
                 self.api.set_job_suspended(workflow.namespace or "", name, decision.suspend, deadline)
 
+    def _coalesce(self, key: Key, decision: Decision, cleanup: list[str]) -> bool:
+        """Leave this pass's status write (and its events and metrics) to the next pass, already queued because
+        more events arrived meanwhile: when several Jobs finish together (the two sides of a diamond, a layer
+        of a fan-out), one patch records them all, and the pass that launches the fan-in node is not kept
+        waiting behind a patch. Only for passes that acted on nothing (no launch, stop or cleanup): the next
+        pass recomputes the same changes from the same stored status, so nothing is lost, even by a crash.
+        Bounded so a busy workflow's status still lags by at most _COALESCE_MAX seconds."""
+        if not decision.changed or decision.launches or decision.stops or cleanup or not self.queued_again(key):
+            self._coalescing.pop(key, None)
+            return False
+        first = self._coalescing.setdefault(key, time.monotonic())
+        if time.monotonic() - first >= _COALESCE_MAX:
+            self._coalescing.pop(key, None)
+            return False
+        return True
+
     def _write_status(self, body: Body, decision: Decision, previous: WorkflowStatus | None = None) -> None:
         if not decision.changed:
             return
@@ -321,6 +342,7 @@ class Reconciler:
                     self.requeue(other, 0.0)
 
     def _forget(self, key: Key) -> None:
+        self._coalescing.pop(key, None)
         for table in (self.fleet.running, self.fleet.waiting, self.fleet.phases, self.fleet.starved):
             table.pop(key, None)
 
