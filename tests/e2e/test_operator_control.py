@@ -55,7 +55,10 @@ def test_pause_then_resume(kube: Kube, namespace: str, recorder: Recorder, opera
     hold(2)
     assert [r.node for r in recorder.jobs_of("chain")] == ["first"], "a Job was created while paused"
     assert status_phase(kube, namespace, "chain") == "Paused"
-    assert kube.kubectl("get", "dwf", "chain", "-n", namespace).stdout.split()[5] == "Paused"
+    assert kube.kubectl("get", "dwf", "chain", "-n", namespace).stdout.splitlines()[1].split()[:2] == [
+        "chain",
+        "Paused",
+    ]
 
     resumed_at = time.monotonic()
     dagwright(kube, "resume", "chain", "-n", namespace)
