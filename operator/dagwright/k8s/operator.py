@@ -295,3 +295,4 @@ def _configure_logging(json_logs: bool) -> None:
     root.setLevel(os.environ.get("DAGWRIGHT_LOG_LEVEL", "INFO").upper())
     logging.getLogger("kubernetes").setLevel(logging.WARNING)
     logging.getLogger("urllib3").setLevel(logging.WARNING)
+    logging.getLogger("kopf.objects").setLevel(logging.WARNING)  # a "Handler succeeded" line per watch event
