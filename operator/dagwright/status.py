@@ -95,6 +95,8 @@ class WorkflowStatus(Model):
     observed_generation: int | None = None
     retry_token: str = ""
     nodes: dict[str, NodeStatus] = {}
+    # Large workflows only (the operator's storage form; see dagwright.k8s.statuswire): gzip+base64 of `nodes`.
+    compressed_nodes: str | None = None
 
 
 def to_wire(status: WorkflowStatus) -> dict[str, Any]:

@@ -214,7 +214,9 @@ def _get(args: argparse.Namespace) -> int:
 
 
 def _describe(body: dict[str, Any]) -> Iterator[str]:
-    status = body.get("status") or {}
+    from dagwright.k8s import statuswire
+
+    status = statuswire.expanded(body.get("status") or {})
     yield f"{body['metadata']['name']}: {status.get('phase', 'Pending')} {status.get('progress', '')}".rstrip()
     if status.get("message"):
         yield f"  {status['message']}"
@@ -301,7 +303,9 @@ def _logs(args: argparse.Namespace) -> int:
     api_client, default_namespace = _client()
     namespace = args.namespace or default_namespace
     body = _read(api_client, namespace, args.name)
-    node = ((body.get("status") or {}).get("nodes") or {}).get(args.node)
+    from dagwright.k8s import statuswire
+
+    node = (statuswire.expanded(body.get("status") or {}).get("nodes") or {}).get(args.node)
     if node is None or not node.get("attempts"):
         raise CommandError(f"node {args.node} of workflow {namespace}/{args.name} has not run")
     attempt = args.attempt or node["attempts"]

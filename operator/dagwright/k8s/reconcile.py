@@ -25,7 +25,7 @@ from typing import Any
 
 from dagwright import planner
 from dagwright.errors import Problem, SpecError
-from dagwright.k8s import metrics, names, outcomes
+from dagwright.k8s import metrics, names, outcomes, statuswire
 from dagwright.k8s.cache import Body, Cache, Key, key_of
 from dagwright.k8s.client import Api
 from dagwright.k8s.jobs import RedisSettings, build_job
@@ -136,7 +136,7 @@ class Reconciler:
         if not raw:
             return None
         try:
-            status = WorkflowStatus.model_validate(raw)
+            status = WorkflowStatus.model_validate(statuswire.expanded(raw))
         except ValueError as error:
             log.warning("ignoring unreadable status of %s: %s", meta["name"], error)
             return None
@@ -376,6 +376,8 @@ def status_patch(stored: Body, previous: WorkflowStatus | None, new: WorkflowSta
     those are skipped by identity; a 10,000-node workflow pays for the few nodes that moved, not for
     serializing and diffing all of them on every pass. Without `previous`, the whole status is diffed.
     """
+    if statuswire.should_compress(len(new.nodes), stored):
+        return _compressed_patch(stored, new)
     if previous is None:
         return merge_patch(stored, to_wire(new))
     old_summary = {key: value for key, value in stored.items() if key != "nodes"}
@@ -403,6 +405,20 @@ def status_patch(stored: Body, previous: WorkflowStatus | None, new: WorkflowSta
                 nodes[name] = None
     if nodes:
         patch["nodes"] = nodes
+    return patch
+
+
+def _compressed_patch(stored: Body, new: WorkflowStatus) -> Body:
+    """Large workflows: the summary fields as usual, the node map as one compressed string."""
+    old_summary = {key: value for key, value in stored.items() if key not in ("nodes", "compressedNodes")}
+    new_summary = new.model_dump(mode="json", by_alias=True, exclude_none=True, exclude={"nodes", "compressed_nodes"})
+    patch = merge_patch(old_summary, new_summary)
+    nodes = {name: node.model_dump(mode="json", by_alias=True, exclude_none=True) for name, node in new.nodes.items()}
+    encoded = statuswire.encode(nodes)
+    if stored.get("compressedNodes") != encoded:
+        patch["compressedNodes"] = encoded
+    if stored.get("nodes"):
+        patch["nodes"] = None
     return patch
 
 
