@@ -10,6 +10,8 @@ with kwok and check from the Jobs which attempts ran, when, and how many times.
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from .cluster.helpers import wait_for
@@ -57,15 +59,15 @@ def test_a_node_failing_twice_then_succeeding_is_retried_after_its_backoff(
     assert len(retrying) == 2 and "exit code 3" in retrying[0]["message"]
 
 
+def two_branches() -> list[dict[str, Any]]:
+    """A branch that fails at once, and an independent one still running when it does."""
+    return [node("bad", exit_code=1), node("slow", duration="2s"), node("after-slow", "slow"), node("after-bad", "bad")]
+
+
 def test_fail_fast_stops_launching_and_skips_the_rest(
     kube: Kube, namespace: str, recorder: Recorder, operator: OperatorProcess
 ) -> None:
-    nodes = [
-        node("bad", exit_code=1),
-        node("slow", duration="2s"),
-        node("after-slow", "slow"),
-        node("after-bad", "bad"),
-    ]
+    nodes = two_branches()
     apply(kube, namespace, workflow("ff", nodes, failFast=True))
 
     status = wait_phase(kube, namespace, "ff", "Failed", "Succeeded")
@@ -82,12 +84,7 @@ def test_fail_fast_stops_launching_and_skips_the_rest(
 def test_without_fail_fast_the_independent_branch_completes(
     kube: Kube, namespace: str, recorder: Recorder, operator: OperatorProcess
 ) -> None:
-    nodes = [
-        node("bad", exit_code=1),
-        node("slow", duration="2s"),
-        node("after-slow", "slow"),
-        node("after-bad", "bad"),
-    ]
+    nodes = two_branches()
     apply(kube, namespace, workflow("noff", nodes, failFast=False))
 
     status = wait_phase(kube, namespace, "noff", "Failed", "Succeeded")

@@ -100,11 +100,9 @@ def _guard(handler: Handler) -> Handler:
         from kubernetes.client.exceptions import ApiException
         from kubernetes.config import ConfigException
 
-        from dagwright.k8s.control import ControlError
-
         try:
             return handler(args)
-        except (CommandError, ControlError) as error:
+        except CommandError as error:
             print(f"error: {error}", file=sys.stderr)
         except ConfigException as error:
             print(f"error: no cluster access: {error}", file=sys.stderr)
@@ -329,10 +327,10 @@ def _logs(args: argparse.Namespace) -> int:
 def _control(args: argparse.Namespace) -> int:
     from dagwright.k8s import control
 
-    _, default_namespace = _client()
+    api_client, default_namespace = _client()
     args.namespace = args.namespace or default_namespace
     patch = control.patch_for(args.action, getattr(args, "node", None), getattr(args, "message", ""))
-    control.apply(args.name, args.namespace, patch)
+    control.apply(api_client, args.name, args.namespace, patch)
     print(f"workflow {args.namespace}/{args.name}: {args.action} requested")
     return 0
 

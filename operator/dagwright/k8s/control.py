@@ -12,13 +12,8 @@ import uuid
 from typing import Any
 
 import kubernetes
-from kubernetes.client.exceptions import ApiException
 
 from dagwright.k8s import names
-
-
-class ControlError(Exception):
-    """A one-line message for the user (missing workflow, no access, no cluster)."""
 
 
 def patch_for(action: str, node: str | None = None, message: str = "") -> dict[str, Any]:
@@ -38,19 +33,7 @@ def patch_for(action: str, node: str | None = None, message: str = "") -> dict[s
     raise ValueError(f"unknown action {action!r}")
 
 
-def apply(name: str, namespace: str, patch: dict[str, Any]) -> None:
-    try:
-        kubernetes.config.load_kube_config()
-    except Exception as error:
-        raise ControlError(f"no cluster access: {error}") from None
-    api = kubernetes.client.CustomObjectsApi()
-    try:
-        api.patch_namespaced_custom_object(names.GROUP, names.VERSION, namespace, names.PLURAL, name, patch)
-    except ApiException as error:
-        if error.status == 404:
-            raise ControlError(f"workflow {namespace}/{name} not found") from None
-        if error.status == 403:
-            raise ControlError(f"not allowed to change workflow {namespace}/{name} (RBAC)") from None
-        raise ControlError(f"the API server refused the change: {error.reason}") from None
-    except OSError as error:
-        raise ControlError(f"cannot reach the cluster: {error}") from None
+def apply(api_client: Any, name: str, namespace: str, patch: dict[str, Any]) -> None:
+    """One merge patch of the Workflow's spec; API errors go to the caller, which words them for the user."""
+    custom: Any = kubernetes.client.CustomObjectsApi(api_client)
+    custom.patch_namespaced_custom_object(names.GROUP, names.VERSION, namespace, names.PLURAL, name, patch)
