@@ -152,6 +152,8 @@ class Reconciler:
         observations: list[Observation] = []
         cleanup: list[str] = []
         for name, job in jobs.live.items():
+            if _already_recorded(status, outcomes.attempt_of(job)):
+                continue  # the planner ignores it; and its pod may be long gone (no API call for it)
             seen = outcomes.observe(job, self._pod(namespace, name, job), now, self.settings.stuck_after)
             if seen is not None and seen.state is AttemptState.RUNNING:
                 seen = _with_progress(seen, self.progress(workflow.uid or "", seen.node, seen.attempt))
@@ -429,6 +431,19 @@ def _record_metrics(decision: Decision, now: datetime) -> None:
         if ended.started_at is not None:
             metrics.NODE_DURATION.observe(max(0.0, (ended.finished_at - ended.started_at).total_seconds()))
     metrics.RETRIES.inc(sum(1 for event in decision.events if event.reason == "NodeRetrying"))
+
+
+def _already_recorded(status: WorkflowStatus | None, attempt: tuple[str, int] | None) -> bool:
+    """Whether the status already holds this attempt's end (an older attempt, or the current one finished):
+    the planner would ignore its observation, so reading its pod again is wasted work."""
+    if status is None or attempt is None:
+        return False
+    node = status.nodes.get(attempt[0])
+    if node is None:
+        return False
+    return attempt[1] < node.attempts or (
+        attempt[1] == node.attempts and node.phase not in (NodePhase.RUNNING, NodePhase.AWAITING_APPROVAL)
+    )
 
 
 def _approvals(workflow: Workflow) -> list[Observation]:
