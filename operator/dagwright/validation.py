@@ -70,12 +70,18 @@ def compile_spec(
     graph = Graph.build([n.name for n in nodes], [n.depends_on for n in nodes])
     cycle = graph.find_cycle()
     if cycle:
-        raise SpecError([Problem("spec.nodes", "dependency cycle: " + " -> ".join(cycle))])
+        raise SpecError([Problem(_closing_edge(nodes, graph, cycle), "dependency cycle: " + " -> ".join(cycle))])
     problems = _check_nodes(nodes)
     problems += _check_templates(spec, nodes, graph)
     if problems:
         raise SpecError(problems)
     return Workflow(name=name, namespace=namespace, uid=uid, generation=generation, spec=spec, nodes=nodes, graph=graph)
+
+
+def _closing_edge(nodes: list[NodeSpec], graph: Graph, cycle: list[str]) -> str:
+    """The dependsOn entry that closes the cycle (`a -> ... -> z -> a`: a's entry naming z), to point at one field."""
+    first = graph.index[cycle[0]]
+    return f"spec.nodes[{first}].dependsOn[{nodes[first].depends_on.index(cycle[-2])}]"
 
 
 def _check_names(nodes: list[NodeSpec]) -> list[Problem]:

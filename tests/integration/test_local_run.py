@@ -229,7 +229,7 @@ def test_invalid_manifest_is_reported_field_by_field_without_running(tmp_path: P
     assert result.stdout == ""
     assert result.stderr.splitlines() == [
         f"error: {path} is not a valid Workflow:",
-        "  spec.nodes: dependency cycle: a -> b -> c -> a",
+        "  spec.nodes[0].dependsOn[0]: dependency cycle: a -> b -> c -> a",
     ]
     assert not marker.exists()
 

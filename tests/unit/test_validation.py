@@ -47,7 +47,7 @@ def test_unknown_and_self_dependencies_are_all_reported() -> None:
 
 def test_cycle_message_shows_the_cycle() -> None:
     document = manifest([node("start"), node("a", "start", "c"), node("b", "a"), node("c", "b")])
-    assert problems(document) == ["spec.nodes: dependency cycle: a -> b -> c -> a"]
+    assert problems(document) == ["spec.nodes[1].dependsOn[1]: dependency cycle: a -> b -> c -> a"]
 
 
 def test_long_chain_is_not_a_recursion_problem() -> None:
@@ -55,7 +55,7 @@ def test_long_chain_is_not_a_recursion_problem() -> None:
     assert len(compile_manifest(manifest(chain)).nodes) == 10_000
     chain[0] = node("n0", "n9999")
     (problem,) = problems(manifest(chain))
-    assert problem.startswith("spec.nodes: dependency cycle: n0 -> n1 -> ")
+    assert problem.startswith("spec.nodes[0].dependsOn[0]: dependency cycle: n0 -> n1 -> ")
     assert problem.endswith("n9999 -> n0")
 
 
