@@ -116,11 +116,7 @@ class Reconciler:
             return cached[1]
         result: Workflow | SpecError
         try:
-            spec = parse_spec(body.get("spec"))
-            result = compile_spec(
-                spec, name=meta["name"], namespace=meta["namespace"], uid=meta["uid"], generation=meta.get("generation")
-            )
-            _check_cluster_rules(result)
+            result = compile_body(body)
         except SpecError as error:
             result = error
         self._compiled[meta["uid"]] = (meta.get("generation"), result)
@@ -357,6 +353,20 @@ class Reconciler:
 
     def waiting_total(self) -> int:
         return sum(self.fleet.waiting.values())
+
+
+def compile_body(body: Body) -> Workflow:
+    """A cluster object's spec as the planner sees it, or SpecError: what the operator and its webhook both apply."""
+    meta = body.get("metadata") or {}
+    workflow = compile_spec(
+        parse_spec(body.get("spec")),
+        name=meta.get("name") or meta.get("generateName") or "",
+        namespace=meta.get("namespace"),
+        uid=meta.get("uid"),
+        generation=meta.get("generation"),
+    )
+    _check_cluster_rules(workflow)
+    return workflow
 
 
 def _check_cluster_rules(workflow: Workflow) -> None:
