@@ -25,7 +25,17 @@ TRANSIENT_REASONS = frozenset(
     }
 )
 # Failures no retry can fix.
-PERMANENT_REASONS = frozenset({"ImagePullFailed", "InvalidOutputs", "OutputsTooLarge", "Rejected", "InvalidSpec"})
+PERMANENT_REASONS = frozenset(
+    {
+        "ImagePullFailed",
+        "InvalidOutputs",
+        "OutputsTooLarge",
+        "Rejected",
+        "InvalidSpec",
+        "InputsUnavailable",  # upstream outputs only Redis holds: no nodeRunner to read them, or expired there
+        "InputsTooLarge",  # a rendered argument or environment value is longer than exec accepts
+    }
+)
 
 
 def is_transient(policy: RetryPolicy, exit_code: int | None, reason: str | None) -> bool:

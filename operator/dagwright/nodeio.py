@@ -10,14 +10,21 @@ plain image: `$DAGWRIGHT_OUTPUTS` is `/dev/termination-log`), or an envelope wri
 `{"dagwright/v1": {...}}`, which can also point to outputs stored in Redis or report node-runner's own failure.
 The kubelet keeps at most 4 KiB of a termination message, so outputs carried there are limited to 3 KiB; Redis
 takes up to 1 MiB per node.
+
+Outputs held only in Redis cannot be rendered by the operator, which never reads Redis: a downstream node reading
+them gets its unrendered templates as `Inputs` (`$DAGWRIGHT_INPUTS`), and node-runner fetches the outputs and
+renders them in the pod, once, with the same `dagwright.templates.render`.
 """
 
 from __future__ import annotations
 
 import json
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
+
+from dagwright import templates
 
 ENVELOPE = "dagwright/v1"
 TERMINATION_LIMIT = 3 * 1024
@@ -25,7 +32,8 @@ REDIS_LIMIT = 1024 * 1024
 TERMINATION_LOG = "/dev/termination-log"
 
 # node-runner's own exit codes (the command's exit codes pass through unchanged).
-EXIT_INVALID_OUTPUTS = 65  # EX_DATAERR: outputs are not a JSON object, or too large
+EXIT_INVALID_OUTPUTS = 65  # EX_DATAERR: outputs are not a JSON object, or too large (also: rendered inputs)
+EXIT_INPUTS_UNAVAILABLE = 66  # EX_NOINPUT: an upstream node's outputs are no longer in Redis
 EXIT_RUNNER_UNAVAILABLE = 86  # node-runner could not reach its infrastructure (Redis): transient
 
 _PROGRESS = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(?:/\s*(\d+(?:\.\d+)?))?\s*$")
@@ -110,6 +118,73 @@ def progress_fraction(text: str | None) -> float | None:
     done, total = float(match.group(1)), match.group(2)
     fraction = done / float(total) if total is not None and float(total) > 0 else done / 100
     return max(0.0, min(1.0, fraction))
+
+
+@dataclass(frozen=True, slots=True)
+class Inputs:
+    """A node's templates for node-runner to render, because outputs they read are held only in Redis.
+
+    `values` holds every other reference those templates use, already resolved by the planner; `outputs` maps
+    each upstream node whose outputs node-runner must fetch to their Redis key. `env` holds only the variables
+    that read such outputs; the rest are rendered by the planner as usual.
+    """
+
+    command: tuple[str, ...]
+    args: tuple[str, ...]
+    env: tuple[tuple[str, str], ...]
+    values: tuple[tuple[str, str], ...]
+    outputs: tuple[tuple[str, str], ...]
+
+    def render(self, fetched: Mapping[str, Mapping[str, Any]]) -> tuple[list[str], list[str], dict[str, str]]:
+        """(command, args, env) with `fetched` (upstream node -> its outputs) and `values`: one pass over the
+        original templates, so a value containing `{{ ... }}` arrives literally."""
+        context = dict(self.values)
+        for node, outputs in fetched.items():
+            context.update(templates.outputs_context(node, outputs))
+        command = [templates.render(value, context) for value in self.command]
+        args = [templates.render(value, context) for value in self.args]
+        return command, args, {name: templates.render(value, context) for name, value in self.env}
+
+    def to_json(self) -> str:
+        body = {
+            "command": list(self.command),
+            "args": list(self.args),
+            "env": dict(self.env),
+            "values": dict(self.values),
+            "outputs": dict(self.outputs),
+        }
+        return json.dumps(body, separators=(",", ":"), ensure_ascii=False)
+
+    @classmethod
+    def from_json(cls, text: str) -> Inputs:
+        """The inverse of `to_json`; ValueError names the field that is wrong."""
+        try:
+            body = json.loads(text)
+        except json.JSONDecodeError as error:
+            raise ValueError(f"not valid JSON: {error}") from None
+        if not isinstance(body, dict):
+            raise ValueError("not a JSON object")
+        return cls(
+            command=_strings(body, "command"),
+            args=_strings(body, "args"),
+            env=_pairs(body, "env"),
+            values=_pairs(body, "values"),
+            outputs=_pairs(body, "outputs"),
+        )
+
+
+def _strings(body: dict[str, Any], field: str) -> tuple[str, ...]:
+    value = body.get(field, [])
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise ValueError(f"'{field}' must be a list of strings")
+    return tuple(value)
+
+
+def _pairs(body: dict[str, Any], field: str) -> tuple[tuple[str, str], ...]:
+    value = body.get(field, {})
+    if not isinstance(value, dict) or not all(isinstance(item, str) for item in value.values()):
+        raise ValueError(f"'{field}' must map names to strings")
+    return tuple(value.items())
 
 
 def outputs_key(workflow_uid: str, node: str) -> str:

@@ -26,7 +26,6 @@ Cost is O(nodes + edges + observations) per call.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -66,11 +65,16 @@ class Observation:
     finished_at: datetime | None = None
     outputs: dict[str, Any] | None = None
     progress: str | None = None
+    outputs_ref: str | None = None  # the Redis key node-runner stored the outputs under
 
 
 @dataclass(frozen=True, slots=True)
 class Launch:
-    """Start attempt `attempt` of `node`: command, args and env are already rendered."""
+    """Start attempt `attempt` of `node`: command, args and env are already rendered.
+
+    Except with `inputs`: the node reads outputs only Redis holds, so node-runner renders its command, args and
+    the env variables that read them in the pod (`command` and `args` are then empty, `env` holds the rest).
+    """
 
     node: str
     attempt: int
@@ -79,6 +83,7 @@ class Launch:
     args: tuple[str, ...]
     env: tuple[tuple[str, str], ...]
     timeout_seconds: int | None
+    inputs: nodeio.Inputs | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,6 +152,8 @@ def plan(
     else:
         run.skip_downstream_of_failures()
         run.launch_ready(capacity)
+        if run.inputs_failed:
+            run.skip_downstream_of_failures()
     return run.finish()
 
 
@@ -222,6 +229,7 @@ class _Pass:
         self.ended: list[Ended] = []
         self.terminal_message: str = ""
         self._base_context: dict[str, str] | None = None
+        self.inputs_failed = False  # a node failed at launch (InputsUnavailable): its downstream must be skipped
 
     # -- helpers
 
@@ -303,6 +311,7 @@ class _Pass:
                 reason=seen.reason,
                 message=seen.message,
                 outputs=seen.outputs,
+                outputs_ref=seen.outputs_ref,
                 progress=seen.progress or node.progress,
                 next_attempt_at=None,
             )
@@ -442,6 +451,7 @@ class _Pass:
         # even for nodes launched in this loop (Pending before, Running now: neither is Succeeded).
         upstream = self.workflow.graph.upstream
         pending, succeeded = NodePhase.PENDING, NodePhase.SUCCEEDED
+        fail_fast = spec.fail_fast
         for i, phase in enumerate(phases):
             if phase is pending:
                 for p in upstream[i]:
@@ -456,14 +466,15 @@ class _Pass:
                     self._wake(due)
                 else:
                     room = self._start(i, room)
+            if fail_fast and self.inputs_failed:
+                return  # that node failed for good: failing fast, nothing more launches
 
     def _start(self, i: int, room: int) -> int:
         """Start a ready node if there is room (approval nodes need none); returns the room left."""
         if self.workflow.nodes[i].approval is not None:
             self._await_approval(i)
         elif room > 0:
-            self._launch(i, self.nodes[i])
-            return room - 1
+            return room - 1 if self._launch(i, self.nodes[i]) else room
         else:
             self.waiting += 1
         return room
@@ -473,28 +484,47 @@ class _Pass:
         self._set(i, **{**_launched(self.nodes[i], 1, self.now), "phase": NodePhase.AWAITING_APPROVAL})
         self._event("Normal", "AwaitingApproval", f"node {name} is waiting for approval", name)
 
-    def _launch(self, i: int, node: NodeStatus) -> None:
-        attempt = node.attempts + 1
+    def _launch(self, i: int, node: NodeStatus) -> bool:
+        """Launch attempt n+1 of node i; False when it cannot run because its inputs are out of its reach."""
         spec = self.workflow.nodes[i]
+        sources = _output_sources(spec)
+        held = self._held_in_redis(sources) if sources else {}
+        if held and not spec.node_runner:
+            self._fail_without_node_runner(i, held)
+            return False
+        attempt = node.attempts + 1
         self.nodes[i] = _updated(node, _launched(node, attempt, self.now))
         self.changed = True
-        context = self._template_context(i, attempt)
-        render = templates.render
-        self.launches.append(
-            Launch(
-                node=spec.name,
-                attempt=attempt,
-                spec=spec,
-                command=tuple([render(v, context) for v in spec.command]),
-                args=tuple([render(v, context) for v in spec.args]),
-                env=tuple([(var.name, render(var.value, context)) for var in spec.env]),
-                timeout_seconds=spec.timeout_seconds,
-            )
-        )
+        context = self._template_context(i, attempt, sources)
+        launch = _deferred(spec, attempt, context, held) if held else _rendered(spec, attempt, context)
+        self.launches.append(launch)
         if spec.timeout_seconds is not None:
             self._wake(self.now + timedelta(seconds=spec.timeout_seconds))
+        return True
 
-    def _template_context(self, i: int, attempt: int) -> dict[str, str]:
+    def _held_in_redis(self, sources: set[str]) -> dict[str, str]:
+        """Upstream node -> Redis key, for upstreams whose outputs status does not mirror (node-runner mirrors
+        all of them or none, so a mirrored object is complete)."""
+        held = {}
+        for name in sorted(sources):
+            upstream = self.nodes[self.workflow.graph.index[name]]
+            if upstream.outputs is None and upstream.outputs_ref is not None:
+                held[name] = upstream.outputs_ref
+        return held
+
+    def _fail_without_node_runner(self, i: int, held: dict[str, str]) -> None:
+        """Only node-runner can read Redis; launching anyway would run the command with `{{ ... }}` unrendered."""
+        name = self.names[i]
+        upstream = ", ".join(held)
+        message = (
+            f"outputs of node {upstream} are stored in Redis (larger than {nodeio.TERMINATION_LIMIT // 1024} KiB, "
+            f"so not in status); set nodeRunner: true on node {name} so node-runner can read them"
+        )
+        self._set(i, phase=NodePhase.FAILED, reason="InputsUnavailable", message=message, finished_at=self.now)
+        self._event("Warning", "NodeFailed", f"node {name} failed: {message}", name)
+        self.inputs_failed = True
+
+    def _template_context(self, i: int, attempt: int, sources: set[str]) -> dict[str, str]:
         workflow = self.workflow
         if self._base_context is None:
             base = {f"params.{key}": value for key, value in workflow.spec.parameters.items()}
@@ -505,10 +535,8 @@ class _Pass:
         context = dict(self._base_context)
         context["node.name"] = self.names[i]
         context["node.attempt"] = str(attempt)
-        for name in _output_sources(workflow.nodes[i]):  # validation made sure each is upstream
-            for key, value in (self.nodes[workflow.graph.index[name]].outputs or {}).items():
-                text = value if isinstance(value, str) else json.dumps(value)
-                context[f"nodes.{name}.outputs.{key}"] = text
+        for name in sources:  # validation made sure each is upstream
+            context.update(templates.outputs_context(name, self.nodes[workflow.graph.index[name]].outputs or {}))
         return context
 
     # -- rule 8: the workflow's own phase
@@ -612,6 +640,49 @@ def _launched(node: NodeStatus, attempt: int, now: datetime) -> dict[str, Any]:
         "next_attempt_at": None,
         "progress": None,
     }
+
+
+def _rendered(spec: NodeSpec, attempt: int, context: dict[str, str]) -> Launch:
+    render = templates.render
+    return Launch(
+        node=spec.name,
+        attempt=attempt,
+        spec=spec,
+        command=tuple([render(v, context) for v in spec.command]),
+        args=tuple([render(v, context) for v in spec.args]),
+        env=tuple([(var.name, render(var.value, context)) for var in spec.env]),
+        timeout_seconds=spec.timeout_seconds,
+    )
+
+
+def _deferred(spec: NodeSpec, attempt: int, context: dict[str, str], held: dict[str, str]) -> Launch:
+    """A Launch whose templates reading `held` outputs node-runner renders; each template is rendered once,
+    here or there, never both (a value that itself contains `{{ ... }}` stays literal)."""
+    deferred = [var for var in spec.env if _reads(var.value, held)]
+    names = {var.name for var in deferred}
+    templated = [*spec.command, *spec.args, *(var.value for var in deferred)]
+    used = {text for value in templated for text in templates.references(value) if text in context}
+    inputs = nodeio.Inputs(
+        command=tuple(spec.command),
+        args=tuple(spec.args),
+        env=tuple([(var.name, var.value) for var in deferred]),
+        values=tuple(sorted((text, context[text]) for text in used)),
+        outputs=tuple(held.items()),
+    )
+    return Launch(
+        node=spec.name,
+        attempt=attempt,
+        spec=spec,
+        command=(),
+        args=(),
+        env=tuple([(var.name, templates.render(var.value, context)) for var in spec.env if var.name not in names]),
+        timeout_seconds=spec.timeout_seconds,
+        inputs=inputs,
+    )
+
+
+def _reads(value: str, held: dict[str, str]) -> bool:
+    return any(templates.output_upstream(text) in held for text in templates.references(value))
 
 
 def _output_sources(spec: NodeSpec) -> set[str]:

@@ -67,6 +67,9 @@ class NodeStatus(Model):
     next_attempt_at: datetime | None = None
     progress: str | None = None
     outputs: dict[str, Any] | None = None
+    # The Redis key of outputs node-runner stored; without `outputs` beside it they were too large to mirror here,
+    # and nodes reading them need nodeRunner (node-runner renders their templates in the pod).
+    outputs_ref: str | None = None
 
 
 class Condition(Model):

@@ -10,9 +10,11 @@ Known references: `params.NAME`, `workflow.name`, `workflow.namespace`, `workflo
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 TEMPLATE = re.compile(r"\{\{\s*([^{}]*?)\s*\}\}")
 _REFERENCE = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*(\.[A-Za-z0-9_-]+)*$")
@@ -78,3 +80,12 @@ def render(value: str, context: Mapping[str, str]) -> str:
     if "{{" not in value:
         return value
     return TEMPLATE.sub(lambda m: context.get(m.group(1), m.group(0)), value)
+
+
+def outputs_context(node: str, outputs: Mapping[str, Any]) -> dict[str, str]:
+    """The references `nodes.NODE.outputs.KEY` an upstream's outputs provide: strings as they are, anything else
+    as JSON. Shared by the planner and node-runner so a value renders the same wherever it is rendered."""
+    return {
+        f"nodes.{node}.outputs.{key}": value if isinstance(value, str) else json.dumps(value)
+        for key, value in outputs.items()
+    }

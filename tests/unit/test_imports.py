@@ -7,6 +7,8 @@ modules away is caught as well as a direct one.
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -22,6 +24,7 @@ CORE = [
     "workflows",
     "validation",
     "planner",
+    "nodeio",
     "crd",
     "manifests",
 ]
@@ -84,3 +87,12 @@ def test_the_check_sees_backend_imports() -> None:
     via = _closure("dagwright.cli")
     assert "dagwright.local.runner" in via
     assert "dagwright.planner" in via
+
+
+def test_node_runner_starts_without_pydantic_or_redis() -> None:
+    """It starts in every node's pod: only a node that uses Redis pays for importing redis."""
+    probe = "import sys, dagwright_node_runner.runner; print(' '.join(sorted(sys.modules)))"
+    loaded = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout.split()
+    heavy = [name for name in loaded if name.split(".")[0] in ("pydantic", "redis", "yaml", "kubernetes")]
+    assert heavy == []
+    assert "dagwright.templates" in loaded  # the one renderer, shared with the planner

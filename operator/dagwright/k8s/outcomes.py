@@ -93,7 +93,15 @@ def _success(node: str, attempt: int, pod: Body | None, at: datetime) -> Observa
             message=message,
             finished_at=at,
         )
-    return Observation(node, attempt, AttemptState.SUCCEEDED, exit_code=0, finished_at=at, outputs=carried.outputs)
+    return Observation(
+        node,
+        attempt,
+        AttemptState.SUCCEEDED,
+        exit_code=0,
+        finished_at=at,
+        outputs=carried.outputs,
+        outputs_ref=carried.reference,
+    )
 
 
 def _terminated(pod: Body | None) -> Body | None:

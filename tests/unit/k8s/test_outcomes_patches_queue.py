@@ -96,6 +96,22 @@ def test_node_runner_reporting_redis_unreachable_is_a_transient_failure_reason()
     assert failures.is_transient(RetryPolicy(), seen.exit_code, seen.reason)
 
 
+def test_outputs_node_runner_kept_only_in_redis_arrive_as_their_key() -> None:
+    key = nodeio.outputs_key("wf-uid", "a")
+    pod = _pod({"exitCode": 0, "message": nodeio.envelope(reference=key)})
+    seen = outcomes.observe(_job(COMPLETE), pod, NOW)
+    assert seen is not None and seen.state is AttemptState.SUCCEEDED
+    assert (seen.outputs, seen.outputs_ref) == (None, key)
+
+
+def test_node_runner_finding_an_upstreams_outputs_gone_from_redis_is_a_permanent_failure() -> None:
+    envelope = nodeio.envelope(error=("InputsUnavailable", "the outputs of node a are no longer in Redis"))
+    pod = _pod({"exitCode": nodeio.EXIT_INPUTS_UNAVAILABLE, "message": envelope})
+    seen = outcomes.observe(_job(FAILED), pod, NOW)
+    assert seen is not None and seen.reason == "InputsUnavailable"
+    assert not failures.may_retry(RetryPolicy(limit=3), 0, True, seen.reason)
+
+
 def test_oom_eviction_and_deadline_keep_their_reasons() -> None:
     oom = outcomes.observe(_job(FAILED), _pod({"exitCode": 137, "reason": "OOMKilled"}), NOW)
     assert oom is not None and oom.reason == "OOMKilled"
