@@ -3,6 +3,9 @@
 Retries belong to the planner, so the Job never retries on its own (`backoffLimit: 0`, `restartPolicy:
 Never`). The owner reference makes deleting a Workflow delete its Jobs. Pods default to the restricted Pod
 Security Standard; a user's podTemplate securityContext replaces those defaults.
+
+A Launch with `inputs` (templates reading outputs only Redis holds) runs `dagwright-node-runner --render-inputs`,
+which reads them from `$DAGWRIGHT_INPUTS`, renders them and runs the result.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from dagwright.workflows import Workflow
 NODE_RUNNER = (
     "dagwright-node-runner"  # on the PATH of images built FROM the node-runner image or with dagwright[runner]
 )
+RENDER_INPUTS = "--render-inputs"
 RESTRICTED_POD = {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}}
 RESTRICTED_CONTAINER = {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}}
 
@@ -88,6 +92,8 @@ def _contract_env(workflow: Workflow, launch: Launch, redis: RedisSettings | Non
         {"name": "DAGWRIGHT_NODE", "value": launch.node},
         {"name": "DAGWRIGHT_ATTEMPT", "value": str(launch.attempt)},
     ]
+    if launch.inputs is not None:
+        env.append({"name": "DAGWRIGHT_INPUTS", "value": _literal_env(launch.inputs.to_json())})
     if launch.spec.node_runner and redis is not None:
         env.append({"name": "DAGWRIGHT_REDIS_URL", "value": redis.url})
         if redis.password_secret:
@@ -105,7 +111,9 @@ def _pod_spec(workflow: Workflow, launch: Launch, template: PodTemplate, redis: 
         "securityContext": template.container_security_context or RESTRICTED_CONTAINER,
         "terminationMessagePolicy": "FallbackToLogsOnError",
     }
-    if launch.spec.node_runner:
+    if launch.inputs is not None:
+        container["command"] = [NODE_RUNNER, RENDER_INPUTS]
+    elif launch.spec.node_runner:
         container["command"] = [NODE_RUNNER, "--", *launch.command]
     elif launch.command:
         container["command"] = list(launch.command)
@@ -128,3 +136,9 @@ def _pod_spec(workflow: Workflow, launch: Launch, template: PodTemplate, redis: 
     }
     pod.update({key: value for key, value in optional.items() if value})
     return pod
+
+
+def _literal_env(text: str) -> str:
+    """JSON that the kubelet passes on unchanged: it expands `$(VAR)` in env values, so no `$` may remain (JSON
+    reads the escape back as `$`)."""
+    return text.replace("$", "\\u0024")

@@ -6,9 +6,10 @@ from datetime import UTC, datetime
 
 import pytest
 
+from dagwright import nodeio
 from dagwright.k8s import names
-from dagwright.k8s.jobs import RESTRICTED_CONTAINER, RESTRICTED_POD, build_job
-from dagwright.planner import plan
+from dagwright.k8s.jobs import RESTRICTED_CONTAINER, RESTRICTED_POD, RedisSettings, build_job
+from dagwright.planner import AttemptState, Observation, plan
 from dagwright.validation import compile_manifest
 
 NOW = datetime(2026, 11, 26, tzinfo=UTC)
@@ -72,6 +73,40 @@ def test_pods_default_to_the_restricted_standard_unless_the_user_says_otherwise(
     pod = build_job(custom, launch)["spec"]["template"]["spec"]  # type: ignore[arg-type]
     assert pod["securityContext"] == {"runAsUser": 0}
     assert pod["serviceAccountName"] == "runner"
+
+
+def test_a_node_reading_outputs_only_redis_holds_runs_node_runner_with_its_templates_in_one_env_var() -> None:
+    load = {
+        "name": "load",
+        "image": "python:3.12-slim",
+        "dependsOn": ["extract"],
+        "nodeRunner": True,
+        "command": ["load", "--day={{ params.date }}"],
+        "args": ["{{ nodes.extract.outputs.rows }}"],
+        "env": [{"name": "ROWS", "value": "{{ nodes.extract.outputs.rows }}"}, {"name": "DAY", "value": "$(HOME)"}],
+    }
+    workflow = _workflow(parameters={"date": "$(HOME) {{ x }}", "unused": "u" * 10_000}, nodes=[_EXTRACT, load])
+    status = plan(workflow, None, [], NOW).status  # type: ignore[arg-type]
+    done = Observation("extract", 1, AttemptState.SUCCEEDED, outputs_ref=nodeio.outputs_key("uid-1", "extract"))
+    (launch,) = plan(workflow, status, [done], NOW).launches  # type: ignore[arg-type]
+
+    redis = RedisSettings("redis://redis:6379/0", password_secret="redis-auth")
+    container = build_job(workflow, launch, redis=redis)["spec"]["template"]["spec"]["containers"][0]  # type: ignore[arg-type]
+    assert container["command"] == ["dagwright-node-runner", "--render-inputs"]
+    assert "args" not in container
+    env = {var["name"]: var.get("value") for var in container["env"]}
+    assert env["DAGWRIGHT_REDIS_URL"] == "redis://redis:6379/0"
+    assert env["DAY"] == "$(HOME)" and "ROWS" not in env  # ROWS is node-runner's to render
+    encoded = env["DAGWRIGHT_INPUTS"]
+    assert "$" not in encoded  # the kubelet would expand $(HOME) in an env value
+    assert len(encoded) < 1024  # only what the templates use: not the 10 KB parameter they do not read
+    inputs = nodeio.Inputs.from_json(encoded)
+    assert inputs == launch.inputs
+    assert dict(inputs.values)["params.date"] == "$(HOME) {{ x }}"
+    assert dict(inputs.env) == {"ROWS": "{{ nodes.extract.outputs.rows }}"}
+
+
+_EXTRACT = {"name": "extract", "image": "python:3.12-slim", "nodeRunner": True, "command": ["extract"]}
 
 
 @pytest.mark.parametrize("workflow", ["w", "a" * 60, "x" * 253])
