@@ -82,6 +82,15 @@ def register(commands: Any) -> None:
         "--redis-url", default=os.environ.get("DAGWRIGHT_REDIS_URL"), help="node-runner outputs and progress"
     )
     operator.add_argument("--redis-password-secret", default=None, help="Secret (key `password`) for node pods")
+    operator.add_argument("--webhook-port", type=int, default=0, help="serve the validating webhook (0: off)")
+    operator.add_argument("--webhook-addr", default="0.0.0.0", help="address the webhook listens on")
+    operator.add_argument("--webhook-host", default=None, help="name/IP the API server dials (default: the addr)")
+    operator.add_argument(
+        "--webhook-cert-dir", default=None, help="tls.crt, tls.key (, ca.crt); default: a self-signed certificate"
+    )
+    operator.add_argument(
+        "--webhook-manage", default=None, metavar="NAME", help="create this ValidatingWebhookConfiguration (dev)"
+    )
     operator.set_defaults(handler=_operator)
 
 
@@ -336,7 +345,10 @@ def _control(args: argparse.Namespace) -> int:
 
 
 def _operator(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
     from dagwright.k8s import operator
+    from dagwright.k8s.admission import WebhookSettings
     from dagwright.k8s.jobs import RedisSettings
     from dagwright.k8s.reconcile import Settings
 
@@ -346,12 +358,26 @@ def _operator(args: argparse.Namespace) -> int:
         namespaces=namespaces, max_running_nodes=args.max_running_nodes, workers=args.workers, redis=redis
     )
     lease = "" if args.no_leader_election else (args.lease_namespace or os.environ.get("POD_NAMESPACE") or "default")
+    webhook = None
+    if args.webhook_port:
+        webhook = WebhookSettings(
+            port=args.webhook_port,
+            addr=args.webhook_addr,
+            host=args.webhook_host,
+            cert_dir=Path(args.webhook_cert_dir) if args.webhook_cert_dir else None,
+            manage=args.webhook_manage,
+            namespaces=namespaces,
+        )
+    elif args.webhook_manage or args.webhook_cert_dir:
+        print("error: --webhook-manage and --webhook-cert-dir need --webhook-port", file=sys.stderr)
+        return 2
     operator.run(
         settings,
         lease_namespace=lease,
         metrics_port=args.metrics_port or None,
         health_port=args.health_port or None,
         json_logs=args.log_format == "json",
+        webhook=webhook,
     )
     return 0
 

@@ -17,7 +17,7 @@ from typing import Any, cast
 
 import kopf
 
-from dagwright.k8s import metrics, names
+from dagwright.k8s import admission, metrics, names
 from dagwright.k8s.cache import Cache, Key, key_of, pod_may_matter
 from dagwright.k8s.client import KubeApi, load_config
 from dagwright.k8s.leader import LeaseElector
@@ -33,10 +33,17 @@ _ERROR_BACKOFF_MAX = 60.0
 class Runtime:
     """Everything one operator process holds, created at kopf start-up."""
 
-    def __init__(self, settings: Settings, lease_namespace: str, metrics_port: int | None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        lease_namespace: str,
+        metrics_port: int | None,
+        webhook: admission.WebhookSettings | None = None,
+    ) -> None:
         self.settings = settings
         self.lease_namespace = lease_namespace
         self.metrics_port = metrics_port
+        self.webhook = admission.Webhook(webhook) if webhook is not None else None
         self.cache = Cache()
         self.queue: WorkQueue[Key] | None = None
         self.reconciler: Reconciler | None = None
@@ -108,6 +115,9 @@ def build_registry(runtime: Runtime) -> kopf.OperatorRegistry:
         # events that copying dominated the event loop. We only have event handlers: skip it.
         settings.persistence.diffbase_storage = NoDiffBase()
         settings.persistence.progress_storage = NoProgress()
+        if runtime.webhook is not None:
+            # Every replica serves it, leader or not: validation reads only the request, never the cache.
+            settings.admission.server = runtime.webhook.server()
         await _start(runtime)
 
     @kopf.on.cleanup(registry=registry)
@@ -117,6 +127,11 @@ def build_registry(runtime: Runtime) -> kopf.OperatorRegistry:
         if runtime.elector is not None:
             await asyncio.get_running_loop().run_in_executor(None, runtime.elector.release)
         runtime.pool.shutdown(wait=False, cancel_futures=True)
+        if runtime.webhook is not None:
+            await asyncio.get_running_loop().run_in_executor(None, runtime.webhook.close)
+
+    if runtime.webhook is not None:
+        admission.register(registry)
 
     @kopf.on.event(names.GROUP, names.VERSION, names.PLURAL, registry=registry)
     async def workflow_event(**kwargs: Any) -> None:
@@ -242,10 +257,11 @@ def run(
     metrics_port: int | None,
     health_port: int | None,
     json_logs: bool = False,
+    webhook: admission.WebhookSettings | None = None,
 ) -> None:
     """Run the operator until SIGTERM/SIGINT."""
     _configure_logging(json_logs)
-    runtime = Runtime(settings, lease_namespace, metrics_port)
+    runtime = Runtime(settings, lease_namespace, metrics_port, webhook)
     registry = build_registry(runtime)
     liveness = f"http://0.0.0.0:{health_port}/healthz" if health_port else None
     kopf.run(
