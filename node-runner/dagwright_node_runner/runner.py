@@ -1,5 +1,10 @@
 """`dagwright-node-runner [--redis-url URL] -- COMMAND [ARGS...]`: the wrapper around a node's command.
 
+Or `dagwright-node-runner --render-inputs`: the command is the node's templates in `$DAGWRIGHT_INPUTS`, which read
+upstream outputs only Redis holds; node-runner fetches those outputs and renders the templates once, then runs the
+result like any command (failures: 66 when an upstream's outputs are gone from Redis, 65 when a rendered value is
+more than exec can pass, 86 when Redis is unreachable).
+
 It gives the command the node I/O contract (`dagwright.nodeio`): a private `$DAGWRIGHT_OUTPUTS` file and
 `$DAGWRIGHT_PROGRESS` file, forwards the latest progress line to Redis (throttled), and after the command
 exits carries the outputs out through the termination message, storing them in Redis when configured. The
@@ -24,20 +29,23 @@ from types import FrameType
 from typing import TYPE_CHECKING
 
 from dagwright import nodeio
-from dagwright_node_runner.errors import StoreUnavailable
+from dagwright_node_runner.errors import Failure, StoreUnavailable
 
 if TYPE_CHECKING:
     from dagwright_node_runner.store import RedisStore
 
 PROGRESS_INTERVAL = 1.0
 OUTPUTS_TTL = 7 * 24 * 3600
+INPUTS = "DAGWRIGHT_INPUTS"
+MAX_ARG_STRLEN = 32 * 4096  # Linux: the longest single argument or NAME=value exec accepts, with its NUL
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
-    if not command:
-        print("dagwright-node-runner: no command given (usage: dagwright-node-runner -- COMMAND ...)", file=sys.stderr)
+    if bool(command) == args.render_inputs:
+        usage = "dagwright-node-runner -- COMMAND ... | dagwright-node-runner --render-inputs"
+        print(f"dagwright-node-runner: give a command or --render-inputs, not both (usage: {usage})", file=sys.stderr)
         return 2
     termination = Path(args.termination_log)
     store = _store(args)
@@ -47,10 +55,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         except StoreUnavailable as error:
             return _fail(termination, "RunnerUnavailable", str(error), nodeio.EXIT_RUNNER_UNAVAILABLE)
     identity = _Identity.from_env()
+    env: dict[str, str] = {}
+    if args.render_inputs:
+        try:
+            command, env = _render_inputs(store, identity)
+        except Failure as failure:
+            return _fail(termination, failure.reason, failure.message, failure.code)
     with tempfile.TemporaryDirectory(prefix="dagwright-") as scratch:
         outputs_path = Path(scratch) / "outputs.json"
         progress_path = Path(scratch) / "progress"
-        code = _run(command, outputs_path, progress_path, store, identity)
+        code = _run(command, env, outputs_path, progress_path, store, identity)
         if code != 0:
             return code  # an empty termination file lets the kubelet fall back to the log tail
         return _carry_outputs(outputs_path, termination, store, identity, args.outputs_ttl)
@@ -60,6 +74,9 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="dagwright-node-runner", description=__doc__.splitlines()[0])
     parser.add_argument("--redis-url", default=os.environ.get("DAGWRIGHT_REDIS_URL"))
     parser.add_argument("--outputs-ttl", type=int, default=OUTPUTS_TTL, help="seconds outputs stay in Redis")
+    parser.add_argument(
+        "--render-inputs", action="store_true", help=f"run the node's templates in ${INPUTS}, rendered with Redis"
+    )
     parser.add_argument(
         "--termination-log", default=os.environ.get("DAGWRIGHT_TERMINATION_LOG", nodeio.TERMINATION_LOG)
     )
@@ -93,8 +110,65 @@ def _store(args: argparse.Namespace) -> RedisStore | None:
     )
 
 
-def _run(command: list[str], outputs: Path, progress: Path, store: RedisStore | None, identity: _Identity) -> int:
-    env = {**os.environ, "DAGWRIGHT_OUTPUTS": str(outputs), "DAGWRIGHT_PROGRESS": str(progress)}
+def _render_inputs(store: RedisStore | None, identity: _Identity) -> tuple[list[str], dict[str, str]]:
+    """The command line and the env variables rendered from `$DAGWRIGHT_INPUTS` and the outputs they read."""
+    try:
+        inputs = nodeio.Inputs.from_json(os.environ.get(INPUTS, ""))
+    except ValueError as error:
+        raise Failure("InvalidInputs", f"${INPUTS} is unreadable: {error}", nodeio.EXIT_INPUTS_UNAVAILABLE) from None
+    fetched = {node: _fetch(store, node, key) for node, key in inputs.outputs}
+    command, args, env = inputs.render(fetched)
+    fields = [(f"command[{i}]", v) for i, v in enumerate(command)] + [(f"args[{i}]", v) for i, v in enumerate(args)]
+    _check_exec_limits(identity.node, [*fields, *((f"env {name}", f"{name}={v}") for name, v in env.items())])
+    return [*command, *args], env
+
+
+def _fetch(store: RedisStore | None, node: str, key: str) -> dict[str, object]:
+    if store is None:
+        problem = f"the outputs of node {node} are in Redis, and node-runner has no Redis URL (DAGWRIGHT_REDIS_URL)"
+        raise Failure("InputsUnavailable", problem, nodeio.EXIT_INPUTS_UNAVAILABLE)
+    try:
+        text = store.get_outputs(key)
+    except StoreUnavailable as error:
+        raise Failure("RunnerUnavailable", str(error), nodeio.EXIT_RUNNER_UNAVAILABLE) from None
+    if text is None:
+        problem = f"the outputs of node {node} are no longer in Redis (key {key}): they expired or Redis lost them"
+        raise Failure("InputsUnavailable", problem, nodeio.EXIT_INPUTS_UNAVAILABLE)
+    outputs, _ = nodeio.parse_outputs(text, nodeio.REDIS_LIMIT)
+    if outputs is None:
+        problem = f"the outputs of node {node} in Redis (key {key}) are not a JSON object"
+        raise Failure("InputsUnavailable", problem, nodeio.EXIT_INPUTS_UNAVAILABLE)
+    return outputs
+
+
+def _check_exec_limits(node: str, fields: list[tuple[str, str]]) -> None:
+    """Fail with the field's name rather than exec's bare OSError, ValueError or UnicodeEncodeError."""
+    for field, value in fields:
+        try:
+            size = len(os.fsencode(value)) + 1
+        except UnicodeEncodeError:
+            size = -1
+        if size < 0 or "\0" in value:
+            problem = f"node {node}: {field} holds a NUL or unencodable character once rendered; exec cannot pass it"
+            raise Failure("InvalidInputs", problem, nodeio.EXIT_INVALID_OUTPUTS)
+        if size > MAX_ARG_STRLEN:
+            problem = (
+                f"node {node}: {field} is {size - 1} bytes once rendered; Linux passes at most {MAX_ARG_STRLEN - 1} "
+                "bytes per argument or environment variable (MAX_ARG_STRLEN)"
+            )
+            raise Failure("InputsTooLarge", problem, nodeio.EXIT_INVALID_OUTPUTS)
+
+
+def _run(
+    command: list[str],
+    extra_env: dict[str, str],
+    outputs: Path,
+    progress: Path,
+    store: RedisStore | None,
+    identity: _Identity,
+) -> int:
+    env = {**os.environ, **extra_env, "DAGWRIGHT_OUTPUTS": str(outputs), "DAGWRIGHT_PROGRESS": str(progress)}
+    env.pop(INPUTS, None)  # the command gets the rendered values, not node-runner's instructions
     try:
         child = subprocess.Popen(command, env=env)
     except OSError as error:

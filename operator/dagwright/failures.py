@@ -34,6 +34,7 @@ PERMANENT_REASONS = frozenset(
         "InvalidSpec",
         "InputsUnavailable",  # upstream outputs only Redis holds: no nodeRunner to read them, or expired there
         "InputsTooLarge",  # a rendered argument or environment value is longer than exec accepts
+        "InvalidInputs",  # $DAGWRIGHT_INPUTS unreadable, or a rendered value exec cannot pass (a NUL character)
     }
 )
 
