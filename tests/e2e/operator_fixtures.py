@@ -180,6 +180,12 @@ class JobRecord:
     deleted_seq: int | None = None
     deleted_at: float | None = None
     suspend_seen: list[bool] = field(default_factory=list)
+    # etcd revisions (a single etcd orders every write): of the first event seen, and of the one showing it
+    # finished. `created_rv` is the creation's own revision unless the Job was first seen in a relist.
+    created_rv: int = 0
+    finished_rv: int | None = None
+    deleted_rv: int | None = None
+    created_rv_exact: bool = True
 
     @property
     def ended_seq(self) -> int | None:
@@ -213,6 +219,7 @@ class _Watch(threading.Thread):
         self.on_event = on_event
         self.stopping = threading.Event()
         self.error: BaseException | None = None
+        self.relisted = False  # True once the watch had to start over from a list (its history lost)
 
     def run(self) -> None:
         resource_version: str | None = None
@@ -231,6 +238,7 @@ class _Watch(threading.Thread):
             except ApiException as error:
                 if error.status == 410:
                     resource_version = None  # replay from a fresh list; records are keyed by uid
+                    self.relisted = True
                 else:
                     time.sleep(0.2)
             except Exception as error:  # connection trouble: retry, but remember it for the report
@@ -247,6 +255,8 @@ class Recorder:
         self.jobs: dict[str, JobRecord] = {}
         self.seq = 0
         self.workflow_phases: dict[str, list[tuple[str, float]]] = {}
+        # (resourceVersion, metadata.generation, status.observedGeneration, status.phase) per Workflow event
+        self.workflow_revisions: dict[str, list[tuple[int, int, int, str]]] = {}
         batch = client.BatchV1Api(kube.api_client)
         custom = client.CustomObjectsApi(kube.api_client)
 
@@ -275,6 +285,7 @@ class Recorder:
         if not uid or LABEL_NODE not in labels:
             return
         now = time.monotonic()
+        revision = int(meta.get("resourceVersion") or 0)
         with self.lock:
             self.seq += 1
             record = self.jobs.get(uid)
@@ -289,6 +300,8 @@ class Recorder:
                     added_seq=self.seq,
                     added_at=now,
                     last=job,
+                    created_rv=revision,
+                    created_rv_exact=kind == "ADDED" and not self.watches[0].relisted,
                 )
                 self.jobs[uid] = record
             record.last = job
@@ -297,15 +310,20 @@ class Recorder:
                 record.suspend_seen.append(suspend)
             finished = _finished(job)
             if finished is not None and record.finished_seq is None:
-                record.finished_seq, record.finished_at = self.seq, now
+                record.finished_seq, record.finished_at, record.finished_rv = self.seq, now, revision
                 record.outcome, record.finish_reason, record.finish_time = finished
             if kind == "DELETED" and record.deleted_seq is None:
-                record.deleted_seq, record.deleted_at = self.seq, now
+                record.deleted_seq, record.deleted_at, record.deleted_rv = self.seq, now, revision
 
     def _workflow_event(self, kind: str, body: dict[str, Any]) -> None:
-        name = (body.get("metadata") or {}).get("name", "")
-        phase = (body.get("status") or {}).get("phase") or "" if kind != "DELETED" else "<deleted>"
+        meta = body.get("metadata") or {}
+        name = meta.get("name", "")
+        status = body.get("status") or {}
+        phase = status.get("phase") or "" if kind != "DELETED" else "<deleted>"
+        revision = (int(meta.get("resourceVersion") or 0), meta.get("generation") or 0)
         with self.lock:
+            observed = status.get("observedGeneration") or 0
+            self.workflow_revisions.setdefault(name, []).append((*revision, observed, phase))
             phases = self.workflow_phases.setdefault(name, [])
             if not phases or phases[-1][0] != phase:
                 phases.append((phase, time.monotonic()))

@@ -1,0 +1,206 @@
+"""Judging a chaos run from what the API server holds, not from the operator's own account.
+
+The facts are the Jobs the recorder saw (labels say workflow, node and attempt) and the revisions etcd gave
+each write. On one etcd every write gets the next revision, so revisions order a Job's creation against an
+upstream Job finishing, or against the moment the operator acknowledged a pause or a stop (the first Workflow
+write whose status.observedGeneration reached the generation of the test's patch). A Job created after that
+acknowledgement is a violation; one created between the patch and its acknowledgement was decided before the
+operator could know, and is only counted.
+
+Checks, each a violation when broken:
+- one Job per (workflow, node, attempt), and never two Jobs of one node alive at once;
+- no Job before every upstream node had a Job that succeeded;
+- no Job while a pause was acknowledged and not yet lifted, none after a stop was acknowledged, none after
+  the workflow's ending was written;
+- every workflow ends in the phase its kind dictates, and its Jobs agree: a succeeded node had a Job that
+  succeeded, a node failing its first k attempts had exactly k + 1 Jobs, descendants of a failed node had none.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..operator_fixtures import JobRecord, Recorder
+from .workload import Planned
+
+
+@dataclass
+class Toggle:
+    """A patch the test made to a Workflow's spec: its revision and the generation it produced."""
+
+    action: str  # pause, resume, stop
+    revision: int
+    generation: int
+    phase_before: str  # the status the patch's response carried
+
+
+@dataclass
+class Verdict:
+    workflows: int = 0
+    jobs: int = 0
+    attempts_retried: int = 0
+    race_window_launches: int = 0  # Jobs created between a pause/stop patch and its acknowledgement
+    inexact: int = 0  # Jobs first seen in a relist: creation revision unknown, skipped by ordering checks
+    violations: list[str] = field(default_factory=list)
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "workflows": self.workflows,
+            "jobs": self.jobs,
+            "retried_attempts": self.attempts_retried,
+            "race_window_launches": self.race_window_launches,
+            "jobs_without_exact_revision": self.inexact,
+            "violations": len(self.violations),
+        }
+
+
+def _acknowledged(recorder: Recorder, name: str, generation: int) -> int | None:
+    """Revision of the first write whose status had seen `generation`."""
+    with recorder.lock:
+        writes = list(recorder.workflow_revisions.get(name, []))
+    for revision, _, observed, _ in sorted(writes):
+        if observed >= generation:
+            return revision
+    return None
+
+
+def _end_revision(job: JobRecord) -> int | None:
+    ends = [r for r in (job.finished_rv, job.deleted_rv) if r is not None]
+    return min(ends) if ends else None
+
+
+def judge(
+    plans: list[Planned],
+    recorder: Recorder,
+    toggles: dict[str, list[Toggle]],
+    final: dict[str, dict[str, Any]],
+) -> Verdict:
+    verdict = Verdict(workflows=len(plans))
+    for plan in plans:
+        jobs = recorder.jobs_of(plan.name)
+        verdict.jobs += len(jobs)
+        verdict.inexact += sum(1 for job in jobs if not job.created_rv_exact)
+        problems: list[str] = []
+        problems += _doubles(jobs)
+        problems += _order(plan, jobs)
+        problems += _toggles(plan, jobs, toggles.get(plan.name, []), recorder, verdict)
+        problems += _after_end(plan, jobs, recorder)
+        problems += _ending(plan, jobs, toggles.get(plan.name, []), final.get(plan.name) or {}, verdict)
+        verdict.violations += [f"{plan.name}: {problem}" for problem in problems]
+    return verdict
+
+
+def _doubles(jobs: list[JobRecord]) -> list[str]:
+    problems: list[str] = []
+    seen: dict[tuple[str, int], JobRecord] = {}
+    by_node: dict[str, list[JobRecord]] = {}
+    for job in jobs:
+        key = (job.node, job.attempt)
+        if key in seen:
+            problems.append(f"node {job.node} attempt {job.attempt} got two Jobs ({seen[key].uid}, {job.uid})")
+        seen[key] = job
+        by_node.setdefault(job.node, []).append(job)
+    for name, runs in by_node.items():
+        exact = sorted((job for job in runs if job.created_rv_exact), key=lambda job: job.created_rv)
+        for earlier, later in itertools.pairwise(exact):
+            ended = _end_revision(earlier)
+            if ended is None or ended > later.created_rv:
+                problems.append(f"node {name}: attempt {later.attempt} started while attempt {earlier.attempt} ran")
+    return problems
+
+
+def _order(plan: Planned, jobs: list[JobRecord]) -> list[str]:
+    succeeded: dict[str, int] = {}
+    for job in jobs:
+        if job.outcome == "Succeeded" and job.finished_rv is not None:
+            succeeded[job.node] = min(job.finished_rv, succeeded.get(job.node, job.finished_rv))
+    problems = []
+    for job in jobs:
+        if not job.created_rv_exact:
+            continue
+        early = [up for up in plan.deps.get(job.node, []) if succeeded.get(up, 1 << 62) > job.created_rv]
+        if early:
+            problems.append(f"node {job.node} attempt {job.attempt} launched before {', '.join(early)} succeeded")
+    return problems
+
+
+def _toggles(
+    plan: Planned, jobs: list[JobRecord], toggles: list[Toggle], recorder: Recorder, verdict: Verdict
+) -> list[str]:
+    problems = []
+    windows: list[tuple[str, int, int, int]] = []  # (action, patched, acknowledged, lifted)
+    for index, toggle in enumerate(toggles):
+        if toggle.action not in ("pause", "stop"):
+            continue
+        lifted = next((t.revision for t in toggles[index + 1 :] if t.action == "resume"), 1 << 62)
+        acknowledged = _acknowledged(recorder, plan.name, toggle.generation)
+        if acknowledged is None:
+            if toggle.action == "stop":
+                problems.append("the stop was never acknowledged in status.observedGeneration")
+            continue
+        windows.append((toggle.action, toggle.revision, acknowledged, lifted))
+    for job in jobs:
+        if not job.created_rv_exact:
+            continue
+        for action, patched, acknowledged, lifted in windows:
+            if acknowledged < job.created_rv < lifted:
+                problems.append(f"node {job.node} attempt {job.attempt} launched after the {action} was acknowledged")
+            elif patched < job.created_rv <= acknowledged:
+                verdict.race_window_launches += 1
+    return problems
+
+
+def _after_end(plan: Planned, jobs: list[JobRecord], recorder: Recorder) -> list[str]:
+    with recorder.lock:
+        writes = sorted(recorder.workflow_revisions.get(plan.name, []))
+    ended = next((revision for revision, _, _, phase in writes if phase in ("Succeeded", "Failed", "Stopped")), None)
+    if ended is None:
+        return []
+    late = [job for job in jobs if job.created_rv_exact and job.created_rv > ended]
+    return [f"node {job.node} attempt {job.attempt} launched after the workflow had ended" for job in late]
+
+
+def _expected_phase(plan: Planned, jobs: list[JobRecord], toggles: list[Toggle]) -> set[str]:
+    if plan.kind == "failing":
+        return {"Failed"}
+    stop = next((t for t in toggles if t.action == "stop"), None)
+    if stop is None:
+        return {"Succeeded"}
+    if stop.phase_before in ("Succeeded", "Failed"):
+        return {stop.phase_before}
+    done_before = {job.node for job in jobs if job.outcome == "Succeeded" and (job.finished_rv or 0) < stop.revision}
+    return {"Stopped", "Succeeded"} if done_before >= set(plan.deps) else {"Stopped"}
+
+
+def _ending(
+    plan: Planned, jobs: list[JobRecord], toggles: list[Toggle], status: dict[str, Any], verdict: Verdict
+) -> list[str]:
+    expected = _expected_phase(plan, jobs, toggles)
+    phase = status.get("phase")
+    if phase not in expected:
+        return [f"ended {phase} ({status.get('message')}), expected {' or '.join(sorted(expected))}"]
+    problems: list[str] = []
+    runs: dict[str, list[JobRecord]] = {}
+    for job in jobs:
+        runs.setdefault(job.node, []).append(job)
+    verdict.attempts_retried += sum(max(0, len(r) - 1) for r in runs.values())
+    if phase == "Stopped":
+        return problems
+    skipped = plan.descendants(plan.failing_node) if plan.failing_node else set()
+    for name in plan.deps:
+        mine = runs.get(name, [])
+        if name in skipped:
+            if mine:
+                problems.append(f"node {name} ran although upstream {plan.failing_node} had failed")
+            continue
+        if not mine and plan.failing_node and plan.fail_fast:
+            continue  # failFast: nodes not started when the failure was seen are Skipped
+        wanted = 1 + plan.extra_attempts.get(name, 0)
+        if len(mine) != wanted:
+            problems.append(f"node {name} had {len(mine)} Jobs, expected {wanted}")
+        want = "Failed" if name == plan.failing_node else "Succeeded"
+        if not mine or mine[-1].outcome != want:
+            problems.append(f"node {name}'s last Job ended {mine[-1].outcome if mine else 'never'}, expected {want}")
+    return problems
