@@ -9,6 +9,7 @@ across restarts.
 from __future__ import annotations
 
 import contextlib
+import ssl
 import time
 from collections.abc import Callable
 from typing import TypeVar
@@ -81,8 +82,24 @@ class RedisStore:
                     raise
                 raise StoreUnavailable(self._auth_problem()) from None
             except redis.RedisError as error:
+                untrusted = _untrusted_certificate(error)
+                if untrusted is not None:
+                    raise StoreUnavailable(
+                        f"Redis' TLS certificate is not trusted ({untrusted}); "
+                        "set DAGWRIGHT_REDIS_CA to the certificate of the CA that signed it"
+                    ) from None
                 if attempt == self.attempts:
                     raise StoreUnavailable(f"Redis unreachable after {attempt} tries: {error}") from None
                 time.sleep(delay)
                 delay = min(delay * 2, 5.0)
         raise AssertionError("unreachable")
+
+
+def _untrusted_certificate(error: BaseException) -> str | None:
+    """Why the server's certificate failed verification, if that is what `error` is: no retry can fix it."""
+    cause = error.__cause__ or error.__context__
+    while cause is not None:
+        if isinstance(cause, ssl.SSLCertVerificationError):
+            return cause.verify_message or str(cause)
+        cause = cause.__cause__ or cause.__context__
+    return None

@@ -187,3 +187,23 @@ def test_operator_progress_feed_hears_node_runner_over_a_real_redis(redis_server
         time.sleep(0.1)
     assert feed.latest("uid-1", "extract", 1) == "7/10"
     assert "uid-1" in woken
+
+
+def test_outputs_are_stored_over_tls_with_the_ca_and_without_it_fail_in_one_clear_line(
+    tmp_path: Path, redis_tls: RedisServer
+) -> None:
+    assert redis_tls.url.startswith("rediss://")
+    write = 'echo \'{"rows": 7}\' > "$DAGWRIGHT_OUTPUTS"'
+    env = {"DAGWRIGHT_REDIS_CA": str(redis_tls.ca)}
+    code, message, stderr = run_node(tmp_path, write, "--redis-url", redis_tls.url, env=env)
+    assert code == 0, stderr
+    key = nodeio.outputs_key("uid-1", "extract")
+    assert nodeio.read_termination(message, succeeded=True).reference == key
+    assert json.loads(redis_tls.client().get(key) or b"null") == {"rows": 7}
+
+    started = time.monotonic()
+    code, message, stderr = run_node(tmp_path, write, "--redis-url", redis_tls.url)
+    assert code == nodeio.EXIT_RUNNER_UNAVAILABLE
+    assert stderr.count("\n") == 1 and "set DAGWRIGHT_REDIS_CA" in stderr and "not trusted" in stderr
+    assert nodeio.read_termination(message, succeeded=False).error_reason == "RunnerUnavailable"
+    assert time.monotonic() - started < 2.5  # no retries with backoff: another try cannot fix a certificate
