@@ -11,37 +11,51 @@ import random
 import select
 import socket
 import threading
-import time
 from collections.abc import Callable
 
 from ..operator_fixtures import OperatorProcess
 
 
-class OperatorChurn(threading.Thread):
-    """SIGKILL the running operator every `low`..`high` seconds and start a fresh one at once.
+class Periodic(threading.Thread):
+    """Inject one fault every `low`..`high` seconds (seeded) until stopped; `count` says how many."""
 
-    `start_operator` returns the new process; the previous one is never asked to stop, exactly like a node
-    or container dying.
-    """
-
-    def __init__(self, start_operator: Callable[[], OperatorProcess], low: float, high: float, seed: int) -> None:
-        super().__init__(daemon=True, name="operator-churn")
-        self.start_operator = start_operator
+    def __init__(self, fault: Callable[[], object], low: float, high: float, seed: int) -> None:
+        super().__init__(daemon=True, name="fault-injector")
+        self.fault = fault
         self.low, self.high = low, high
         self.rng = random.Random(seed)
-        self.current = start_operator()
-        self.kills = 0
+        self.count = 0
+        self.errors: list[str] = []
         self.stopping = threading.Event()
 
     def run(self) -> None:
         while not self.stopping.wait(self.rng.uniform(self.low, self.high)):
-            self.current.kill()
-            self.kills += 1
-            self.current = self.start_operator()
+            try:
+                self.fault()
+            except Exception as error:  # reported, and the run goes on: the oracle judges the outcome
+                self.errors.append(f"{type(error).__name__}: {error}")
+            else:
+                self.count += 1
 
     def stop(self) -> None:
         self.stopping.set()
-        self.join(timeout=30)
+        self.join(timeout=180)
+
+
+class OperatorChurn(Periodic):
+    """SIGKILL the running operator and start a fresh one at once: a pod dying and being replaced.
+
+    The dying process is never asked to stop, so it gets no chance to tidy up.
+    """
+
+    def __init__(self, start_operator: Callable[[], OperatorProcess], low: float, high: float, seed: int) -> None:
+        super().__init__(self.replace, low, high, seed)
+        self.start_operator = start_operator
+        self.current = start_operator()
+
+    def replace(self) -> None:
+        self.current.kill()
+        self.current = self.start_operator()
 
 
 class TcpProxy(threading.Thread):
@@ -119,12 +133,3 @@ class TcpProxy(threading.Thread):
         self.listener.close()
         self.cut()
         self.join(timeout=5)
-
-
-def wait_alive(check: Callable[[], bool], timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return True
-        time.sleep(0.2)
-    return False

@@ -22,7 +22,7 @@ import itertools
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..operator_fixtures import JobRecord, Recorder
+from ..operator_fixtures import JobRecord
 from .workload import Planned
 
 
@@ -56,10 +56,11 @@ class Verdict:
         }
 
 
-def _acknowledged(recorder: Recorder, name: str, generation: int) -> int | None:
+Write = tuple[int, int, int, str]  # a Workflow write: (resourceVersion, generation, observedGeneration, phase)
+
+
+def _acknowledged(writes: list[Write], generation: int) -> int | None:
     """Revision of the first write whose status had seen `generation`."""
-    with recorder.lock:
-        writes = list(recorder.workflow_revisions.get(name, []))
     for revision, _, observed, _ in sorted(writes):
         if observed >= generation:
             return revision
@@ -73,20 +74,23 @@ def _end_revision(job: JobRecord) -> int | None:
 
 def judge(
     plans: list[Planned],
-    recorder: Recorder,
+    jobs_of: dict[str, list[JobRecord]],
+    writes_of: dict[str, list[Write]],
     toggles: dict[str, list[Toggle]],
     final: dict[str, dict[str, Any]],
 ) -> Verdict:
+    """Every violation of the run, from each workflow's Jobs (in creation order) and Workflow writes."""
     verdict = Verdict(workflows=len(plans))
     for plan in plans:
-        jobs = recorder.jobs_of(plan.name)
+        jobs = jobs_of.get(plan.name, [])
+        writes = writes_of.get(plan.name, [])
         verdict.jobs += len(jobs)
         verdict.inexact += sum(1 for job in jobs if not job.created_rv_exact)
         problems: list[str] = []
         problems += _doubles(jobs)
         problems += _order(plan, jobs)
-        problems += _toggles(plan, jobs, toggles.get(plan.name, []), recorder, verdict)
-        problems += _after_end(plan, jobs, recorder)
+        problems += _toggles(jobs, toggles.get(plan.name, []), writes, verdict)
+        problems += _after_end(jobs, writes)
         problems += _ending(plan, jobs, toggles.get(plan.name, []), final.get(plan.name) or {}, verdict)
         verdict.violations += [f"{plan.name}: {problem}" for problem in problems]
     return verdict
@@ -126,16 +130,14 @@ def _order(plan: Planned, jobs: list[JobRecord]) -> list[str]:
     return problems
 
 
-def _toggles(
-    plan: Planned, jobs: list[JobRecord], toggles: list[Toggle], recorder: Recorder, verdict: Verdict
-) -> list[str]:
+def _toggles(jobs: list[JobRecord], toggles: list[Toggle], writes: list[Write], verdict: Verdict) -> list[str]:
     problems = []
     windows: list[tuple[str, int, int, int]] = []  # (action, patched, acknowledged, lifted)
     for index, toggle in enumerate(toggles):
         if toggle.action not in ("pause", "stop"):
             continue
         lifted = next((t.revision for t in toggles[index + 1 :] if t.action == "resume"), 1 << 62)
-        acknowledged = _acknowledged(recorder, plan.name, toggle.generation)
+        acknowledged = _acknowledged(writes, toggle.generation)
         if acknowledged is None:
             if toggle.action == "stop":
                 problems.append("the stop was never acknowledged in status.observedGeneration")
@@ -152,10 +154,10 @@ def _toggles(
     return problems
 
 
-def _after_end(plan: Planned, jobs: list[JobRecord], recorder: Recorder) -> list[str]:
-    with recorder.lock:
-        writes = sorted(recorder.workflow_revisions.get(plan.name, []))
-    ended = next((revision for revision, _, _, phase in writes if phase in ("Succeeded", "Failed", "Stopped")), None)
+def _after_end(jobs: list[JobRecord], writes: list[Write]) -> list[str]:
+    ended = next(
+        (revision for revision, _, _, phase in sorted(writes) if phase in ("Succeeded", "Failed", "Stopped")), None
+    )
     if ended is None:
         return []
     late = [job for job in jobs if job.created_rv_exact and job.created_rv > ended]

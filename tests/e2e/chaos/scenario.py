@@ -152,7 +152,10 @@ def run(kube: Kube, namespace: str, recorder: Recorder, scale: Scale, faults: An
     toggler.join(timeout=60)
     hold(3)  # a Job launched after the end (or after a stop) would show up now
     final = {plan.name: (get_workflow(kube, namespace, plan.name) or {}).get("status") or {} for plan in plans}
-    verdict = judge(plans, recorder, toggler.done, final)
+    with recorder.lock:
+        writes = {name: list(found) for name, found in recorder.workflow_revisions.items()}
+    jobs = {plan.name: recorder.jobs_of(plan.name) for plan in plans}
+    verdict = judge(plans, jobs, writes, toggler.done, final)
     report = {
         "seed": scale.seed,
         "seconds": round(time.monotonic() - started, 1),

@@ -31,7 +31,7 @@ def test_operator_killed_every_few_seconds_loses_nothing_and_runs_nothing_twice(
     churn = OperatorChurn(operators.start, scale.kill_low, scale.kill_high, seed=scale.seed)
     churn.start()
     verdict, report = scenario.run(kube, namespace, recorder, scale, churn)
-    report["operator_kills"] = churn.kills
+    report["operator_kills"] = churn.count
     print(f"\nchaos report: {json.dumps(report)}")
-    assert churn.kills >= 2, f"the run ended before the operator was killed twice: {report}"
+    assert churn.count >= 2, f"the run ended before the operator was killed twice: {report}"
     assert not verdict.violations, "\n".join(verdict.violations[:40]) + f"\n{report}"

@@ -294,6 +294,7 @@ class State:
     apiserver_port: int
     etcd_port: int
     token: str
+    etcd_peer_port: int = 0  # kept so a restarted etcd finds the peer URL its data directory recorded
     procs: list[Proc] = field(default_factory=list)
     start_seconds: float = 0.0
     # True when started for test sessions (see acquire/release): the last session to leave
@@ -485,7 +486,8 @@ def _spawn(name: str, args: Sequence[str], run: Path) -> Proc:
 
 def _etcd_args(run: Path, state: State) -> list[str]:
     client = f"http://127.0.0.1:{state.etcd_port}"
-    peer = f"http://127.0.0.1:{_free_port()}"
+    state.etcd_peer_port = state.etcd_peer_port or _free_port()
+    peer = f"http://127.0.0.1:{state.etcd_peer_port}"
     return [
         str(binary("etcd")),
         "--name=dagwright",
@@ -744,6 +746,38 @@ def _start(progress: Progress, managed: bool) -> State:
     _save_state(state)
     progress(f"plane up in {state.start_seconds:.1f}s at {state.server}; export KUBECONFIG={kubeconfig}")
     return state
+
+
+RESTARTABLE = ("etcd", "kube-apiserver")
+
+
+def restart(name: str, down_for: float = 0.0, progress: Progress = _say) -> float:
+    """SIGKILL one component of the running plane, keep it down `down_for` seconds, start it again with the
+    same ports and data, and wait until it serves. Returns the seconds until it served again.
+
+    For the fault tests: etcd or kube-apiserver dying under the operator. Everything else (the controller
+    manager, scheduler, kwok, the operator) has to reconnect on its own.
+    """
+    if name not in RESTARTABLE:
+        raise PlaneError(f"restart supports {', '.join(RESTARTABLE)}, not {name}")
+    with _file_lock(_run_lock()):
+        state = load_state()
+        if state is None or not is_ready(state):
+            raise PlaneError("no healthy plane is running")
+        old = next(p for p in state.procs if p.name == name)
+        killed = time.monotonic()
+        _terminate([old], signal.SIGKILL)
+        _wait(f"{name} to exit", lambda: not _is_ours(old), [], timeout=30)
+        time.sleep(down_for)
+        run, pki = run_dir(), _pki_dir()
+        args = _etcd_args(run, state) if name == "etcd" else _apiserver_args(run, pki, state)
+        new = _spawn(name, args, run)
+        state.procs = [new if p is old else p for p in state.procs]
+        _save_state(state)
+        _wait(f"{name} to serve again", lambda: is_ready(state), [new], timeout=START_TIMEOUT_S)
+    serving = time.monotonic() - killed
+    progress(f"{name} restarted; serving again {serving:.1f}s after it was killed")
+    return serving
 
 
 def _terminate(procs: Sequence[Proc], sig: int) -> None:
