@@ -103,43 +103,66 @@ def test_ten_thousand_and_one_nodes_are_refused(kube: Kube, namespace: str) -> N
     assert result.returncode != 0 and "spec.nodes" in result.stderr, result.stderr[-500:]
 
 
-# (name, spec fields, text the InvalidSpec message must contain)
-FAILED_AS_INVALID_SPEC: list[tuple[str, dict[str, Any], str]] = [
+# (name, spec fields, text the InvalidSpec message must contain, the field it must name). The admission webhook
+# refuses each of these at `kubectl apply` (tests/e2e/test_webhook.py); without it they end as below.
+FAILED_AS_INVALID_SPEC: list[tuple[str, dict[str, Any], str, str]] = [
     (
         "cycle",
         {"nodes": [node(name="a", dependsOn=["c"]), node(name="b", dependsOn=["a"]), node(name="c", dependsOn=["b"])]},
-        "dependency cycle: ",
+        "dependency cycle: a -> b -> c -> a",
+        "spec.nodes[0].dependsOn[0]",
     ),
-    ("self-dependency", {"nodes": [node(dependsOn=["a"])]}, "depends on itself"),
-    ("unknown-dependency", {"nodes": [node(dependsOn=["ghost"])]}, "unknown node 'ghost'"),
-    ("duplicate-names", {"nodes": [node(), node()]}, "duplicate node name 'a'"),
-    ("unknown-parameter", {"nodes": [node(args=["{{ params.missing }}"])]}, "spec.nodes[0].args[0]"),
-    ("code-in-a-template", {"nodes": [node(args=["{{ __import__('os').system('id') }}"])]}, "not a valid template"),
-    ("unknown-template-namespace", {"nodes": [node(args=["{{ secrets.token }}"])]}, "not a known reference"),
+    ("self-dependency", {"nodes": [node(dependsOn=["a"])]}, "depends on itself", "spec.nodes[0].dependsOn[0]"),
+    ("unknown-dependency", {"nodes": [node(dependsOn=["ghost"])]}, "'ghost'", "spec.nodes[0].dependsOn[0]"),
+    ("duplicate-names", {"nodes": [node(), node()]}, "duplicate node name 'a'", "spec.nodes[1].name"),
+    (
+        "unknown-parameter",
+        {"nodes": [node(args=["{{ params.missing }}"])]},
+        "parameter 'missing'",
+        "spec.nodes[0].args[0]",
+    ),
+    (
+        "code-in-a-template",
+        {"nodes": [node(args=["{{ __import__('os').system('id') }}"])]},
+        "not a valid template",
+        "spec.nodes[0].args[0]",
+    ),
+    (
+        "unknown-template-namespace",
+        {"nodes": [node(args=["{{ secrets.token }}"])]},
+        "not a known reference",
+        "spec.nodes[0].args[0]",
+    ),
     (
         "outputs-of-a-non-upstream",
         {"nodes": [node(), node(name="b", args=["{{ nodes.a.outputs.k }}"])]},
         "not upstream of 'b'",
+        "spec.nodes[1].args[0]",
     ),
-    ("no-image-on-a-cluster", {"nodes": [{"name": "a", "command": ["true"]}]}, "spec.nodes[0].image"),
-    ("approval-that-runs-something", {"nodes": [node(approval={})]}, "runs nothing"),
-    ("node-runner-without-command", {"nodes": [{"name": "a", "image": "x", "nodeRunner": True}]}, "nodeRunner"),
+    ("no-image-on-a-cluster", {"nodes": [{"name": "a", "command": ["true"]}]}, "needs an image", "spec.nodes[0].image"),
+    ("approval-that-runs-something", {"nodes": [node(approval={})]}, "runs nothing", "spec.nodes[0]"),
+    (
+        "node-runner-without-command",
+        {"nodes": [{"name": "a", "image": "x", "nodeRunner": True}]},
+        "nodeRunner",
+        "spec.nodes[0]",
+    ),
 ]
 
 
 def test_what_the_schema_cannot_see_ends_as_invalid_spec_and_the_operator_keeps_serving(
     kube: Kube, namespace: str, operator: OperatorProcess
 ) -> None:
-    for name, fields, _ in FAILED_AS_INVALID_SPEC:
+    for name, fields, _, _ in FAILED_AS_INVALID_SPEC:
         apply(kube, namespace, manifest(name, **fields))
     # Hostile parameter values: valid, and they must reach the Job exactly as written.
     hostile = {"cmd": "$(rm -rf /); `id`", "tpl": "{{ params.cmd }}", "quote": "'; DROP TABLE x; --"}
     args = ["{{ params.cmd }}", "{{ params.tpl }}", "{{ params.quote }}"]
     apply(kube, namespace, manifest("hostile", parameters=hostile, nodes=[node(args=args)]))
 
-    for name, _, text in FAILED_AS_INVALID_SPEC:
+    for name, _, text, field in FAILED_AS_INVALID_SPEC:
         status = wait_phase(kube, namespace, name, "Failed", timeout=30)
-        assert text in status["message"], (name, status["message"])
+        assert text in status["message"] and f"{field}: " in status["message"], (name, status["message"])
         succeeded = next(c for c in status["conditions"] if c["type"] == "Succeeded")
         assert (succeeded["status"], succeeded["reason"]) == ("False", "InvalidSpec")
         assert list_jobs(kube, namespace, name) == []

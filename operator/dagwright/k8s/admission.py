@@ -102,7 +102,31 @@ def register(registry: kopf.OperatorRegistry) -> None:
             log.warning("admission review failed (%s: %s); admitting", type(error).__name__, error)
             return
         if problems:
-            raise kopf.AdmissionError(refusal(problems), code=422)
+            message = refusal(problems)
+            meta = (new or {}).get("metadata") or {}
+            log.info(
+                "refused %s of workflow %s/%s: %s",
+                operation,
+                meta.get("namespace", ""),
+                meta.get("name", ""),
+                message,
+                extra={"namespace": meta.get("namespace"), "workflow": meta.get("name")},
+            )
+            raise kopf.AdmissionError(message, code=422)
+
+
+class _QuietRefusals(logging.Filter):
+    """kopf logs every refusal as an ERROR ("Webhook ... failed permanently"): a user's typo is no operator error.
+
+    The handler logs its own INFO line instead.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith(f"Webhook {HANDLER_ID!r} failed permanently")
+
+
+def quiet_kopf_refusals() -> None:
+    logging.getLogger("kopf.objects").addFilter(_QuietRefusals())
 
 
 # -- serving

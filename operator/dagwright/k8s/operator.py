@@ -312,3 +312,5 @@ def _configure_logging(json_logs: bool) -> None:
     logging.getLogger("kubernetes").setLevel(logging.WARNING)
     logging.getLogger("urllib3").setLevel(logging.WARNING)
     logging.getLogger("kopf.objects").setLevel(logging.WARNING)  # a "Handler succeeded" line per watch event
+    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)  # a line per admission review
+    admission.quiet_kopf_refusals()

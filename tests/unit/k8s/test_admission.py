@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import logging
 import ssl
 from pathlib import Path
 from typing import Any
@@ -142,3 +143,15 @@ def test_the_self_signed_certificate_names_the_host_the_api_server_dials(tmp_pat
     (tmp_path / "tls.crt").write_bytes(cert)
     (tmp_path / "tls.key").write_bytes(key)
     ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(tmp_path / "tls.crt", tmp_path / "tls.key")
+
+
+def test_a_refusal_is_logged_once_as_info_not_as_a_kopf_error(caplog: pytest.LogCaptureFixture) -> None:
+    admission.quiet_kopf_refusals()
+    with caplog.at_level(logging.INFO), pytest.raises(kopf.AdmissionError):
+        _handler().fn(operation="CREATE", new=cyclic(), old=None)
+    logging.getLogger("kopf.objects").error("Webhook 'validate-workflow' failed permanently: invalid spec: ...")
+    logging.getLogger("kopf.objects").error("Handler 'other' failed permanently: a real problem")
+    assert [(r.levelname, r.getMessage()[:40]) for r in caplog.records] == [
+        ("INFO", "refused CREATE of workflow default/wf: i"),
+        ("ERROR", "Handler 'other' failed permanently: a re"),
+    ]
