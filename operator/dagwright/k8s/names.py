@@ -16,6 +16,7 @@ LABEL_ATTEMPT = "dagwright.io/attempt"
 LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
 MANAGED_BY = "dagwright"
 ANNOTATION_WORKFLOW_UID = "dagwright.io/workflow-uid"
+ANNOTATION_CREATED_BY = "dagwright.io/created-by"  # the operator replica (Lease identity) that created a Job
 CONTAINER = "main"
 
 _MAX_NAME = 63

@@ -61,12 +61,17 @@ class _Fleet:
     starved: dict[Key, tuple[int, int]] = field(default_factory=dict)  # (priority, nodes held back by capacity)
 
 
+class LeadershipLost(Exception):
+    """This replica's Lease ran out mid-pass: it must not create anything more."""
+
+
 class Reconciler:
     def __init__(self, api: Api, cache: Cache, settings: Settings) -> None:
         self.api = api
         self.cache = cache
         self.settings = settings
         self.is_leader: Callable[[], bool] = lambda: True
+        self.identity: str | None = None  # this replica's Lease identity, written on the Jobs it creates
         self.requeue: Callable[[Key, float], None] = lambda key, delay: None
         self.progress: Callable[[str, str, int], str | None] = lambda uid, node, attempt: None
         self.queued_again: Callable[[Key], bool] = lambda key: False  # more events arrived during this pass
@@ -98,7 +103,11 @@ class Reconciler:
         with self._capacity_guard():
             capacity = self._capacity(key, compiled.spec.priority)
             decision = planner.plan(compiled, status, observations, now, capacity=capacity)
-            self._carry_out(compiled, decision, cleanup)
+            try:
+                self._carry_out(compiled, decision, cleanup)
+            except LeadershipLost:
+                log.info("lost the leadership during a pass of %s; leaving it to the new leader", key[1])
+                return None
             self._account(key, decision, compiled)
         if self._coalesce(key, decision, cleanup):
             return None  # the pass already queued for this workflow writes this status and posts its events
@@ -215,7 +224,11 @@ class Reconciler:
 
     def _launch(self, workflow: Workflow, decision: Decision, launch: Launch, catch: bool = True) -> Exception | None:
         try:
+            if not self.is_leader():  # checked again per Job: a pass may outlast the Lease it started under
+                raise LeadershipLost()
             job = build_job(workflow, launch, suspend=decision.suspend, redis=self.settings.redis)
+            if self.identity:
+                job["metadata"].setdefault("annotations", {})[names.ANNOTATION_CREATED_BY] = self.identity
             created = self.api.create_job(workflow.namespace or "", job)
         except Exception as error:
             if not catch:
