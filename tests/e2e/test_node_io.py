@@ -15,6 +15,7 @@ import pytest
 from .conftest import Kube
 from .operator_fixtures import (  # noqa: F401 (fixtures)
     OperatorProcess,
+    Operators,
     apply,
     list_jobs,
     node,
@@ -68,3 +69,68 @@ def test_outputs_that_are_not_a_json_object_fail_the_node_for_good(
     assert status["phase"] == "Failed"
     assert status["nodes"]["extract"]["reason"] == "InvalidOutputs"
     assert status["nodes"]["load"]["phase"] == "Skipped"
+
+
+REDIS_URL = "redis://dagwright-redis.invalid:6379/0"  # only handed to pods: kwok runs no container to dial it
+REFERENCE = "dagwright:e2e:extract:outputs"
+
+
+def _large_outputs_workflow(name: str, *, reader_node_runner: bool) -> dict[str, object]:
+    """extract reports outputs held only in Redis (node-runner's envelope without a mirror); load reads them."""
+    envelope = json.dumps({"dagwright/v1": {"ref": REFERENCE}})
+    extract = _with_message(node("extract", command=["extract"], nodeRunner=True), envelope)
+    load = node(
+        "load",
+        "extract",
+        command=["load"],
+        args=["{{ nodes.extract.outputs.blob }}", "{{ params.day }}"],
+        env=[
+            {"name": "BLOB", "value": "{{ nodes.extract.outputs.blob }}"},
+            {"name": "DAY", "value": "{{ params.day }}"},
+        ],
+        nodeRunner=reader_node_runner,
+    )
+    return workflow(name, [extract, load], parameters={"day": "2026-11-26"})
+
+
+def test_outputs_held_only_in_redis_reach_a_downstream_job_as_templates_for_node_runner(
+    kube: Kube, namespace: str, operators: Operators
+) -> None:
+    operators.start("--redis-url", REDIS_URL)
+    apply(kube, namespace, _large_outputs_workflow("big-io", reader_node_runner=True))
+
+    status = wait_phase(kube, namespace, "big-io", "Succeeded", "Failed", timeout=60)
+    assert status["phase"] == "Succeeded", status
+    assert status["nodes"]["extract"]["outputsRef"] == REFERENCE
+    assert "outputs" not in status["nodes"]["extract"]
+
+    (job,) = [j for j in list_jobs(kube, namespace, "big-io") if j["metadata"]["labels"]["dagwright.io/node"] == "load"]
+    container = job["spec"]["template"]["spec"]["containers"][0]
+    assert container["command"] == ["dagwright-node-runner", "--render-inputs"]
+    assert "args" not in container
+    env = {var["name"]: var.get("value") for var in container["env"]}
+    assert env["DAGWRIGHT_REDIS_URL"] == REDIS_URL
+    assert env["DAY"] == "2026-11-26" and "BLOB" not in env
+    inputs = json.loads(env["DAGWRIGHT_INPUTS"])
+    assert inputs["outputs"] == {"extract": REFERENCE}
+    assert inputs["command"] == ["load"]
+    assert inputs["args"] == ["{{ nodes.extract.outputs.blob }}", "{{ params.day }}"]
+    assert inputs["env"] == {"BLOB": "{{ nodes.extract.outputs.blob }}"}
+    assert inputs["values"]["params.day"] == "2026-11-26"
+
+
+def test_a_reader_of_outputs_held_only_in_redis_without_node_runner_fails_saying_what_to_set(
+    kube: Kube, namespace: str, operators: Operators
+) -> None:
+    operators.start("--redis-url", REDIS_URL)
+    apply(kube, namespace, _large_outputs_workflow("big-io-plain", reader_node_runner=False))
+
+    status = wait_phase(kube, namespace, "big-io-plain", "Succeeded", "Failed", timeout=60)
+    assert status["phase"] == "Failed"
+    load = status["nodes"]["load"]
+    assert load["reason"] == "InputsUnavailable"
+    assert "set nodeRunner: true on node load" in load["message"]
+    assert "outputs of node extract are stored in Redis" in status["message"]
+    assert [j["metadata"]["labels"]["dagwright.io/node"] for j in list_jobs(kube, namespace, "big-io-plain")] == [
+        "extract"
+    ]  # nothing ran with `{{ ... }}` unrendered
