@@ -18,12 +18,14 @@ from builders import T0, manifest
 from hypothesis import event, given
 from hypothesis import strategies as st
 
+from dagwright import templates
 from dagwright.errors import SpecError
 from dagwright.planner import AttemptState, Decision, Observation, plan
 from dagwright.status import NodePhase, WorkflowPhase, WorkflowStatus, to_wire
 from dagwright.validation import compile_manifest, compile_spec
 from dagwright.workflows import Workflow
 
+KEY = "dagwright:uid:node:outputs"  # outputs node-runner stored in Redis
 UNFINISHED = {NodePhase.PENDING, NodePhase.RUNNING, NodePhase.RETRYING, NodePhase.AWAITING_APPROVAL}
 
 
@@ -47,6 +49,9 @@ def dags(draw: st.DrawFn) -> Workflow:
                 }
             if draw(st.booleans()):
                 body["timeoutSeconds"] = draw(st.integers(1, 60))
+            if deps and draw(st.booleans()):  # reads outputs, which may end up held only in Redis
+                body["args"] = [f"{{{{ nodes.n{min(deps)}.outputs.k }}}}"]
+                body["nodeRunner"] = draw(st.booleans())
         nodes.append(body)
     declared = draw(st.permutations(nodes))
     spec: dict[str, Any] = {"failFast": draw(st.booleans())}
@@ -88,7 +93,10 @@ def _outcome(draw: Any, node: str, attempt: int, now: datetime, drain: bool) -> 
         st.sampled_from(["ok", "ok", "ok", "fail", "transient", "lost"] if not drain else ["ok", "ok", "ok", "fail"])
     )
     if kind == "ok":
-        return Observation(node, attempt, AttemptState.SUCCEEDED, exit_code=0, finished_at=now)
+        outputs, reference = draw(st.sampled_from([(None, None), ({"k": "v"}, None), ({"k": "v"}, KEY), (None, KEY)]))
+        return Observation(
+            node, attempt, AttemptState.SUCCEEDED, exit_code=0, finished_at=now, outputs=outputs, outputs_ref=reference
+        )
     if kind == "fail":
         return Observation(node, attempt, AttemptState.FAILED, exit_code=1, reason="Error", finished_at=now)
     if kind == "transient":
@@ -121,6 +129,12 @@ def _check(workflow: Workflow, before: WorkflowStatus | None, decision: Decision
         assert launch.node not in backend.succeeded, f"{launch.node} launched again after it succeeded"
         assert nodes[launch.node].phase is NodePhase.RUNNING
         assert nodes[launch.node].attempts == launch.attempt
+        held = {name for name, node in nodes.items() if node.outputs is None and node.outputs_ref is not None}
+        reads = {templates.output_upstream(text) for value in launch.spec.args for text in templates.references(value)}
+        if reads & held:  # only node-runner can render these: never launched with them unrendered
+            assert launch.inputs is not None and launch.spec.node_runner, f"{launch.node} cannot read its inputs"
+        else:
+            assert launch.inputs is None
     if status.phase.finished:
         assert all(n.phase not in UNFINISHED for n in nodes.values()), status.nodes
         assert decision.launches == []
