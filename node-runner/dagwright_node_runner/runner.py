@@ -115,7 +115,7 @@ def _render_inputs(store: RedisStore | None, identity: _Identity) -> tuple[list[
     try:
         inputs = nodeio.Inputs.from_json(os.environ.get(INPUTS, ""))
     except ValueError as error:
-        raise Failure("InvalidInputs", f"${INPUTS} is unreadable: {error}", nodeio.EXIT_INPUTS_UNAVAILABLE) from None
+        raise Failure("InvalidInputs", f"${INPUTS} is unreadable: {error}", nodeio.EXIT_INVALID_INPUTS) from None
     fetched = {node: _fetch(store, node, key) for node, key in inputs.outputs}
     command, args, env = inputs.render(fetched)
     fields = [(f"command[{i}]", v) for i, v in enumerate(command)] + [(f"args[{i}]", v) for i, v in enumerate(args)]
@@ -150,13 +150,13 @@ def _check_exec_limits(node: str, fields: list[tuple[str, str]]) -> None:
             size = -1
         if size < 0 or "\0" in value:
             problem = f"node {node}: {field} holds a NUL or unencodable character once rendered; exec cannot pass it"
-            raise Failure("InvalidInputs", problem, nodeio.EXIT_INVALID_OUTPUTS)
+            raise Failure("InvalidInputs", problem, nodeio.EXIT_INVALID_INPUTS)
         if size > MAX_ARG_STRLEN:
             problem = (
                 f"node {node}: {field} is {size - 1} bytes once rendered; Linux passes at most {MAX_ARG_STRLEN - 1} "
                 "bytes per argument or environment variable (MAX_ARG_STRLEN)"
             )
-            raise Failure("InputsTooLarge", problem, nodeio.EXIT_INVALID_OUTPUTS)
+            raise Failure("InputsTooLarge", problem, nodeio.EXIT_INVALID_INPUTS)
 
 
 def _run(

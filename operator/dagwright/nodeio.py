@@ -32,7 +32,8 @@ REDIS_LIMIT = 1024 * 1024
 TERMINATION_LOG = "/dev/termination-log"
 
 # node-runner's own exit codes (the command's exit codes pass through unchanged).
-EXIT_INVALID_OUTPUTS = 65  # EX_DATAERR: outputs are not a JSON object, or too large (also: rendered inputs)
+EXIT_INVALID_OUTPUTS = 65  # EX_DATAERR: outputs are not a JSON object, or too large
+EXIT_INVALID_INPUTS = 65  # EX_DATAERR too: a rendered value exec cannot pass, or $DAGWRIGHT_INPUTS unreadable
 EXIT_INPUTS_UNAVAILABLE = 66  # EX_NOINPUT: an upstream node's outputs are no longer in Redis
 EXIT_RUNNER_UNAVAILABLE = 86  # node-runner could not reach its infrastructure (Redis): transient
 

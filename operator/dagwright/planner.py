@@ -515,9 +515,9 @@ class _Pass:
     def _fail_without_node_runner(self, i: int, held: dict[str, str]) -> None:
         """Only node-runner can read Redis; launching anyway would run the command with `{{ ... }}` unrendered."""
         name = self.names[i]
-        upstream = ", ".join(held)
+        upstream = f"{'nodes' if len(held) > 1 else 'node'} {', '.join(held)}"
         message = (
-            f"outputs of node {upstream} are stored in Redis (larger than {nodeio.TERMINATION_LIMIT // 1024} KiB, "
+            f"outputs of {upstream} are stored in Redis (larger than {nodeio.TERMINATION_LIMIT // 1024} KiB, "
             f"so not in status); set nodeRunner: true on node {name} so node-runner can read them"
         )
         self._set(i, phase=NodePhase.FAILED, reason="InputsUnavailable", message=message, finished_at=self.now)

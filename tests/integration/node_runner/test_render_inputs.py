@@ -141,7 +141,7 @@ def test_a_rendered_argument_longer_than_exec_takes_names_the_node_and_field(
 
     code, message, stderr = _run_container(tmp_path, _downstream_container(reference, redis_server.url, out))
 
-    assert code == nodeio.EXIT_INVALID_OUTPUTS
+    assert code == nodeio.EXIT_INVALID_INPUTS
     carried = nodeio.read_termination(message, succeeded=False)
     assert carried.error_reason == "InputsTooLarge"
     assert carried.error_message is not None and "node load: args[0] is 200000 bytes" in carried.error_message
