@@ -4,19 +4,29 @@ Why: users install operators with Helm; a chart that lints but is refused by the
 the operator needs, or runs pods a restricted namespace rejects, fails them on day one.
 """
 
+# ruff: noqa: F811
+
 from __future__ import annotations
 
+import base64
+import http.client
 import json
+import socket
+import ssl
 import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from cryptography import x509
+
+from dagwright.k8s import admission, names
 
 from .cluster import plane
 from .cluster.helpers import wait_for
 from .conftest import Kube
+from .operator_fixtures import Operators, free_port, operators  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.e2e
 
@@ -42,6 +52,16 @@ def rendered(helm: Path, kube: Kube, namespace: str, *sets: str) -> list[dict[st
     return [doc for doc in yaml.safe_load_all(result.stdout) if doc]
 
 
+def scoped_to(namespace: str) -> tuple[str, ...]:
+    """An installed release's webhook sees only its own namespace: the plane is shared by the whole session."""
+    selector = json.dumps({"matchLabels": {"kubernetes.io/metadata.name": namespace}})
+    return ("--set-json", f"webhook.namespaceSelector={selector}")
+
+
+def of_kind(documents: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
+    return [doc for doc in documents if doc["kind"] == kind]
+
+
 def test_helm_lint_is_clean(helm: Path, kube: Kube) -> None:
     result = run_helm(helm, kube, "lint", str(CHART), "--strict")
     assert result.returncode == 0, result.stdout + result.stderr
@@ -52,14 +72,16 @@ def test_rendered_chart_is_accepted_by_the_api_server(helm: Path, kube: Kube, na
     sets = (f"watchNamespaces={{{namespace}}}", "maxRunningNodes=50", "redis.enabled=true") if options else ()
     documents = rendered(helm, kube, namespace, *sets)
     kinds = {doc["kind"] for doc in documents}
-    assert {"Deployment", "ServiceAccount", "Service"} <= kinds
+    assert {"Deployment", "ServiceAccount", "Service", "ValidatingWebhookConfiguration", "Secret"} <= kinds
     text = yaml.safe_dump_all(documents)
     result = kube.kubectl("apply", "--dry-run=server", "-n", namespace, "-f", "-", input=text, check=False)
     assert result.returncode == 0, result.stderr
 
 
 def test_install_establishes_the_crd_and_creates_the_operator(helm: Path, kube: Kube, namespace: str) -> None:
-    result = run_helm(helm, kube, "install", "dw", str(CHART), "-n", namespace, "--set", "replicas=1")
+    result = run_helm(
+        helm, kube, "install", "dw", str(CHART), "-n", namespace, "--set", "replicas=1", *scoped_to(namespace)
+    )
     assert result.returncode == 0, result.stderr
     assert "kubectl apply -f examples/diamond.yaml" in result.stdout  # NOTES tell the next command
     established = kube.kubectl("get", "crd", "workflows.dagwright.io", "-o", "json")
@@ -96,7 +118,9 @@ def test_operator_pods_meet_the_restricted_pod_security_standard(helm: Path, kub
 
 
 def test_the_operator_service_account_can_do_its_job_and_nothing_more(helm: Path, kube: Kube, namespace: str) -> None:
-    result = run_helm(helm, kube, "install", "dw", str(CHART), "-n", namespace, "--set", "replicas=1")
+    result = run_helm(
+        helm, kube, "install", "dw", str(CHART), "-n", namespace, "--set", "replicas=1", *scoped_to(namespace)
+    )
     assert result.returncode == 0, result.stderr
     account = f"system:serviceaccount:{namespace}:dw-dagwright"
 
@@ -114,4 +138,127 @@ def test_the_operator_service_account_can_do_its_job_and_nothing_more(helm: Path
     assert not can("patch", "workflows.dagwright.io")  # only status: the spec is the user's
     assert not can("update", "leases.coordination.k8s.io", "kube-system")
     assert not can("create", "deployments.apps")
+    # The chart writes the webhook configuration itself: the operator may not touch any (kopf's managed mode could).
+    for verb in ("create", "patch", "update", "get"):
+        assert not can(verb, "validatingwebhookconfigurations.admissionregistration.k8s.io")
     run_helm(helm, kube, "uninstall", "dw", "-n", namespace)
+
+
+def test_the_webhook_never_blocks_and_trusts_exactly_the_generated_ca(helm: Path, kube: Kube, namespace: str) -> None:
+    documents = rendered(helm, kube, namespace)
+    (config,) = of_kind(documents, "ValidatingWebhookConfiguration")
+    (webhook,) = config["webhooks"]
+    assert webhook["failurePolicy"] == "Ignore" and webhook["sideEffects"] == "None"
+    assert webhook["timeoutSeconds"] <= 10
+    (rule,) = webhook["rules"]
+    assert rule["operations"] == ["CREATE", "UPDATE"]  # DELETE is never intercepted
+    assert (rule["apiGroups"], rule["apiVersions"], rule["resources"]) == (
+        [names.GROUP],
+        [names.VERSION],
+        ["workflows"],
+    )
+    service = webhook["clientConfig"]["service"]
+    assert service["path"] == f"/{admission.HANDLER_ID}"  # kopf serves the handler at /<id>
+    assert "namespaceSelector" not in webhook  # all namespaces, like the operator itself
+
+    (secret,) = [doc for doc in of_kind(documents, "Secret") if doc["metadata"]["name"] == "dw-dagwright-webhook-tls"]
+    assert webhook["clientConfig"]["caBundle"] == secret["data"]["ca.crt"]
+    ca = x509.load_pem_x509_certificate(base64.b64decode(secret["data"]["ca.crt"]))
+    serving = x509.load_pem_x509_certificate(base64.b64decode(secret["data"]["tls.crt"]))
+    serving.verify_directly_issued_by(ca)
+    sans = serving.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert f"{service['name']}.{namespace}.svc" in sans.get_values_for_type(x509.DNSName)
+    assert service["name"] in {doc["metadata"]["name"] for doc in of_kind(documents, "Service")}
+
+    (deployment,) = of_kind(documents, "Deployment")
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    assert (
+        "--webhook-port=9443" in container["args"] and {"name": "webhook", "containerPort": 9443} in container["ports"]
+    )
+
+    watching = of_kind(
+        rendered(helm, kube, namespace, f"watchNamespaces={{{namespace}}}"), "ValidatingWebhookConfiguration"
+    )
+    (expression,) = watching[0]["webhooks"][0]["namespaceSelector"]["matchExpressions"]
+    assert expression["values"] == [namespace]
+
+    disabled = rendered(helm, kube, namespace, "webhook.enabled=false")
+    assert not of_kind(disabled, "ValidatingWebhookConfiguration")
+    assert "dw-dagwright-webhook-tls" not in {doc["metadata"]["name"] for doc in of_kind(disabled, "Secret")}
+    (container,) = of_kind(disabled, "Deployment")[0]["spec"]["template"]["spec"]["containers"]
+    assert not [arg for arg in container["args"] if arg.startswith("--webhook")]
+
+
+def test_an_upgrade_keeps_the_webhook_certificate(helm: Path, kube: Kube, namespace: str) -> None:
+    def installed_ca() -> tuple[str, str]:
+        secret = kube.kubectl("get", "secret", "dw-dagwright-webhook-tls", "-n", namespace, "-o", "json")
+        config = kube.kubectl("get", "validatingwebhookconfiguration", "dw-dagwright", "-o", "json")
+        return json.loads(secret.stdout)["data"]["ca.crt"], json.loads(config.stdout)["webhooks"][0]["clientConfig"][
+            "caBundle"
+        ]
+
+    scope = scoped_to(namespace)
+    try:
+        assert run_helm(helm, kube, "install", "dw", str(CHART), "-n", namespace, *scope).returncode == 0
+        ca, bundle = installed_ca()
+        assert ca == bundle
+        upgrade = run_helm(helm, kube, "upgrade", "dw", str(CHART), "-n", namespace, "--set", "workers=8", *scope)
+        assert upgrade.returncode == 0, upgrade.stderr
+        assert installed_ca() == (ca, ca)  # a new CA would leave running pods serving a certificate it did not sign
+    finally:
+        run_helm(helm, kube, "uninstall", "dw", "-n", namespace)
+
+
+def test_the_operator_serves_the_charts_certificate_at_the_charts_path(
+    helm: Path, kube: Kube, namespace: str, operators: Operators, tmp_path: Path
+) -> None:
+    """What the API server does through the Service, done from here: TLS checked against the chart's CA for the
+    Service's DNS name, then an AdmissionReview POSTed to the chart's path."""
+    documents = rendered(helm, kube, namespace)
+    secret = next(d for d in of_kind(documents, "Secret") if d["metadata"]["name"] == "dw-dagwright-webhook-tls")
+    for key, value in secret["data"].items():
+        (tmp_path / key).write_bytes(base64.b64decode(value))
+    (webhook,) = of_kind(documents, "ValidatingWebhookConfiguration")[0]["webhooks"]
+    service = webhook["clientConfig"]["service"]
+    port = free_port()
+    operator = operators.start(
+        "--webhook-port", str(port), "--webhook-addr", "127.0.0.1", "--webhook-cert-dir", str(tmp_path)
+    )
+    context = ssl.create_default_context(cadata=base64.b64decode(webhook["clientConfig"]["caBundle"]).decode())
+    cyclic = {
+        "apiVersion": f"{names.GROUP}/{names.VERSION}",
+        "kind": "Workflow",
+        "metadata": {"name": "cyclic", "namespace": namespace},
+        "spec": {"defaults": {"image": "busybox"}, "nodes": [{"name": "a", "dependsOn": ["a"]}]},
+    }
+    review = {
+        "apiVersion": "admission.k8s.io/v1",
+        "kind": "AdmissionReview",
+        "request": {
+            "uid": "e2e-1",
+            "kind": {"group": names.GROUP, "version": names.VERSION, "kind": "Workflow"},
+            "resource": {"group": names.GROUP, "version": names.VERSION, "resource": names.PLURAL},
+            "operation": "CREATE",
+            "userInfo": {"username": "e2e"},
+            "object": cyclic,
+        },
+    }
+
+    def answer() -> dict[str, Any] | None:
+        try:
+            raw = socket.create_connection(("127.0.0.1", port), timeout=5)
+        except OSError:
+            return None
+        connection = http.client.HTTPSConnection("127.0.0.1", port, context=context)
+        connection.sock = context.wrap_socket(raw, server_hostname=f"{service['name']}.{namespace}.svc")
+        connection.request("POST", service["path"], json.dumps(review), {"Content-Type": "application/json"})
+        response = connection.getresponse()
+        body: dict[str, Any] = json.loads(response.read())
+        connection.close()
+        return body
+
+    result = wait_for("the operator's webhook to answer", answer, timeout=60, interval=0.5)["response"]
+    assert result["uid"] == "e2e-1" and result["allowed"] is False
+    assert result["status"]["message"] == "invalid spec: spec.nodes[0].dependsOn[0]: node 'a' depends on itself"
+    assert result["status"]["code"] == 422
+    assert operator.alive(), operator.tail()
