@@ -359,12 +359,23 @@ def _operator(args: argparse.Namespace) -> int:
     )
     lease = "" if args.no_leader_election else (args.lease_namespace or os.environ.get("POD_NAMESPACE") or "default")
     webhook = None
+    cert_dir = Path(args.webhook_cert_dir) if args.webhook_cert_dir else None
+    if cert_dir is not None and not all((cert_dir / name).is_file() for name in ("tls.crt", "tls.key")):
+        print(f"error: --webhook-cert-dir {cert_dir}: needs tls.crt and tls.key", file=sys.stderr)
+        return 2
     if args.webhook_port:
+        busy = _cannot_listen(args.webhook_addr, args.webhook_port)
+        if busy:
+            print(
+                f"error: --webhook-port {args.webhook_port}: cannot listen on {args.webhook_addr}: {busy}",
+                file=sys.stderr,
+            )
+            return 2
         webhook = WebhookSettings(
             port=args.webhook_port,
             addr=args.webhook_addr,
             host=args.webhook_host,
-            cert_dir=Path(args.webhook_cert_dir) if args.webhook_cert_dir else None,
+            cert_dir=cert_dir,
             manage=args.webhook_manage,
             namespaces=namespaces,
         )
@@ -380,6 +391,17 @@ def _operator(args: argparse.Namespace) -> int:
         webhook=webhook,
     )
     return 0
+
+
+def _cannot_listen(addr: str, port: int) -> str | None:
+    """Why the webhook could not listen there, said before kopf starts (it would stop with a traceback)."""
+    import socket
+
+    try:
+        with socket.create_server((addr, port)):
+            return None
+    except OSError as error:
+        return error.strerror or str(error)
 
 
 # -- formatting
