@@ -1,9 +1,10 @@
 """Careless and hostile manifests: each is refused with a message that names the field, and nothing breaks.
 
 Two doors. What the CRD schema can see, the API server refuses at `kubectl apply` (nothing is stored). What it
-cannot see (cycles, unknown dependencies, template references, cluster-only rules) is stored, and the operator
-ends it as phase Failed with reason InvalidSpec and the validation message, while it keeps serving the other
-workflows, never crashing. Templated values arrive in Jobs literally, never evaluated.
+cannot see (cycles, unknown dependencies, template references, cluster-only rules) the admission webhook refuses
+(tests/e2e/test_webhook.py); without it (as here: no webhook runs) it is stored, and the operator ends it as phase
+Failed with reason InvalidSpec and the validation message, while it keeps serving the other workflows, never
+crashing. Templated values arrive in Jobs literally, never evaluated.
 """
 
 # ruff: noqa: F811
