@@ -41,6 +41,7 @@ class LeaseElector:
         self.renew_seconds = renew_seconds
         self.identity = identity or f"{socket.gethostname()}-{uuid.uuid4().hex[:6]}"
         self._renewed_at: float | None = None  # monotonic time of our last successful acquire/renew
+        self._standing_down = False
         self.on_elected: Callable[[], None] = lambda: None
 
     def is_leader(self) -> bool:
@@ -68,10 +69,21 @@ class LeaseElector:
             log.warning("lost the leadership")
         return held
 
+    def stand_down(self) -> bool:
+        """Stop acting at once (is_leader turns False); True if we were the leader. The Lease is still ours
+        until `release`, so nobody else acts while our last requests finish."""
+        held = self._renewed_at is not None
+        self._renewed_at = None
+        self._standing_down = held
+        return held
+
     def release(self) -> None:
-        if self._renewed_at is None:
+        """Hand the Lease over (after `stand_down` and once our last passes ended), so the next replica takes
+        over at once instead of waiting for it to expire."""
+        if self._renewed_at is None and not self._standing_down:
             return
         self._renewed_at = None
+        self._standing_down = False
         try:
             lease = self.api.read_namespaced_lease(self.name, self.namespace)
             if lease.spec is not None and lease.spec.holder_identity == self.identity:

@@ -28,6 +28,7 @@ from dagwright.k8s.reconcile import Reconciler, Settings
 log = logging.getLogger("dagwright.operator")
 
 _ERROR_BACKOFF_MAX = 60.0
+_DRAIN_SECONDS = 10.0  # on shutdown, how long running passes may take to end before the Lease is handed over
 
 
 class Runtime:
@@ -124,9 +125,17 @@ def build_registry(runtime: Runtime) -> kopf.OperatorRegistry:
     async def stop(**_: Any) -> None:
         for task in runtime.tasks:
             task.cancel()
-        if runtime.elector is not None:
-            await asyncio.get_running_loop().run_in_executor(None, runtime.elector.release)
-        runtime.pool.shutdown(wait=False, cancel_futures=True)
+        loop = asyncio.get_running_loop()
+        held = runtime.elector.stand_down() if runtime.elector is not None else False
+        # Passes already running may still be creating Jobs: let them end before another replica may act.
+        drained = loop.run_in_executor(None, lambda: runtime.pool.shutdown(wait=True, cancel_futures=True))
+        try:
+            await asyncio.wait_for(drained, timeout=_DRAIN_SECONDS)
+        except TimeoutError:
+            log.warning("passes still running after %.0fs; keeping the Lease until it expires", _DRAIN_SECONDS)
+        else:
+            if held and runtime.elector is not None:
+                await loop.run_in_executor(None, runtime.elector.release)
         if runtime.webhook is not None:
             await asyncio.get_running_loop().run_in_executor(None, runtime.webhook.close)
 
@@ -183,6 +192,7 @@ async def _start(runtime: Runtime) -> None:
         elector = LeaseElector(api_client, runtime.lease_namespace)
         elector.on_elected = lambda: _enqueue_all(runtime)
         reconciler.is_leader = elector.is_leader
+        reconciler.identity = elector.identity
         runtime.elector = elector
         runtime.tasks.append(asyncio.create_task(_lead(elector)))
     if runtime.settings.redis is not None:

@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 import pytest
 
 from ..operator_fixtures import JobRecord
+from .leadership import CREATED_BY, acted_without_lease
 from .oracle import Toggle, Verdict, Write, judge
 from .workload import Planned
 
@@ -107,3 +108,19 @@ def test_retries_must_show_as_exactly_that_many_jobs() -> None:
     )
     retried = [job("a", 1, 10, 15, "Failed"), job("a", 2, 16, 20), job("b", 1, 30, 40)]
     assert verdict(retried, plan).violations == []
+
+
+def test_a_job_created_by_a_replica_not_holding_the_lease_is_found() -> None:
+    def by(replica: str, created: int) -> JobRecord:
+        record = job("a", created, created, None)
+        record.last = {"metadata": {"annotations": {CREATED_BY: replica}}}
+        return record
+
+    lease = [(5, "one"), (50, "one"), (60, ""), (70, "two")]
+    assert acted_without_lease([by("one", 10), by("one", 55), by("two", 80)], lease) == []
+    problems = acted_without_lease([by("one", 75), by("two", 65), job("b", 1, 90, None)], lease)
+    assert problems == [
+        "Job flow-a-75 was created by one while the Lease named two",
+        "Job flow-a-65 was created by two while the Lease named nobody",
+        "Job flow-b-1 does not say which replica created it",
+    ]
