@@ -170,8 +170,10 @@ def test_what_the_schema_cannot_see_ends_as_invalid_spec_and_the_operator_keeps_
 
     assert wait_phase(kube, namespace, "hostile", "Succeeded", "Failed", timeout=60)["phase"] == "Succeeded"
     (job,) = list_jobs(kube, namespace, "hostile")
+    # `$$` is how a Job says "a literal $" (the kubelet would expand `$(VAR)` otherwise): the process gets
+    # `$(rm -rf /); \`id\``, exactly the parameter's text.
     assert job["spec"]["template"]["spec"]["containers"][0]["args"] == [
-        "$(rm -rf /); `id`",
+        "$$(rm -rf /); `id`",
         "{{ params.cmd }}",  # substituted once, literally: never evaluated again
         "'; DROP TABLE x; --",
     ]

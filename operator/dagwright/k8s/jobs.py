@@ -103,7 +103,7 @@ def _contract_env(workflow: Workflow, launch: Launch, redis: RedisSettings | Non
 
 
 def _pod_spec(workflow: Workflow, launch: Launch, template: PodTemplate, redis: RedisSettings | None) -> dict[str, Any]:
-    user_env = [{"name": name, "value": value} for name, value in launch.env]
+    user_env = [{"name": name, "value": _kubelet_literal(value)} for name, value in launch.env]
     container: dict[str, Any] = {
         "name": names.CONTAINER,
         "image": launch.spec.image,
@@ -114,11 +114,11 @@ def _pod_spec(workflow: Workflow, launch: Launch, template: PodTemplate, redis: 
     if launch.inputs is not None:
         container["command"] = [NODE_RUNNER, RENDER_INPUTS]
     elif launch.spec.node_runner:
-        container["command"] = [NODE_RUNNER, "--", *launch.command]
+        container["command"] = [NODE_RUNNER, "--", *map(_kubelet_literal, launch.command)]
     elif launch.command:
-        container["command"] = list(launch.command)
+        container["command"] = [_kubelet_literal(value) for value in launch.command]
     if launch.args:
-        container["args"] = list(launch.args)
+        container["args"] = [_kubelet_literal(value) for value in launch.args]
     resources = launch.spec.resources or template.resources
     if resources:
         container["resources"] = resources
@@ -136,6 +136,13 @@ def _pod_spec(workflow: Workflow, launch: Launch, template: PodTemplate, redis: 
     }
     pod.update({key: value for key, value in optional.items() if value})
     return pod
+
+
+def _kubelet_literal(text: str) -> str:
+    """The kubelet expands `$(VAR)` in command, args and env values and reduces `$$` to `$`. Doubling every `$`
+    turns that off, so the process gets exactly the rendered text, as with `dagwright run`: a parameter value
+    like `$(DAGWRIGHT_REDIS_PASSWORD)` must not pull another variable's value into the command line."""
+    return text.replace("$", "$$")
 
 
 def _literal_env(text: str) -> str:

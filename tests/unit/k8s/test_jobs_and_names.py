@@ -61,6 +61,27 @@ def test_job_for_first_attempt_is_owned_labelled_and_never_retries_itself() -> N
     assert job["spec"]["template"]["metadata"]["annotations"] == {"team": "data"}
 
 
+@pytest.mark.parametrize("node_runner", [False, True])
+def test_the_kubelet_cannot_expand_variables_inside_rendered_values(node_runner: bool) -> None:
+    """A parameter `$(DAGWRIGHT_REDIS_PASSWORD)` would otherwise put the password on the command line."""
+    hostile = "$(DAGWRIGHT_REDIS_PASSWORD) $$ $"
+    node = {
+        "name": "extract",
+        "image": "busybox",
+        "nodeRunner": node_runner,
+        "command": ["sh", "-c", "echo {{ params.p }}"],
+        "args": ["{{ params.p }}"],
+        "env": [{"name": "P", "value": "{{ params.p }}"}],
+    }
+    workflow = _workflow(parameters={"p": hostile}, nodes=[node])
+    launch = plan(workflow, None, [], NOW).launches[0]  # type: ignore[arg-type]
+    container = build_job(workflow, launch)["spec"]["template"]["spec"]["containers"][0]  # type: ignore[arg-type]
+    escaped = "$$(DAGWRIGHT_REDIS_PASSWORD) $$$$ $$"  # the kubelet turns each $$ back into one $
+    assert container["command"][-1] == f"echo {escaped}"
+    assert container["args"] == [escaped]
+    assert {"name": "P", "value": escaped} in container["env"]
+
+
 def test_pods_default_to_the_restricted_standard_unless_the_user_says_otherwise() -> None:
     default = _workflow()
     launch = plan(default, None, [], NOW).launches[0]  # type: ignore[arg-type]
@@ -96,7 +117,7 @@ def test_a_node_reading_outputs_only_redis_holds_runs_node_runner_with_its_templ
     assert "args" not in container
     env = {var["name"]: var.get("value") for var in container["env"]}
     assert env["DAGWRIGHT_REDIS_URL"] == "redis://redis:6379/0"
-    assert env["DAY"] == "$(HOME)" and "ROWS" not in env  # ROWS is node-runner's to render
+    assert env["DAY"] == "$$(HOME)" and "ROWS" not in env  # ROWS is node-runner's to render; $$ is a literal $
     encoded = env["DAGWRIGHT_INPUTS"]
     assert "$" not in encoded  # the kubelet would expand $(HOME) in an env value
     assert len(encoded) < 1024  # only what the templates use: not the 10 KB parameter they do not read
