@@ -25,6 +25,7 @@ class RedisServer:
     directory: Path
     process: subprocess.Popen[bytes] | None = None
     ca: Path | None = None  # TLS only, with a server certificate this CA signed
+    extra: tuple[str, ...] = ()  # more redis-server options
 
     @property
     def url(self) -> str:
@@ -45,6 +46,7 @@ class RedisServer:
         ]
         if self.password:
             args += ["--requirepass", self.password]
+        args += self.extra
         log = self.directory / "redis-server.log"
         with log.open("ab") as output:
             self.process = subprocess.Popen(args, stdout=output, stderr=subprocess.STDOUT)
@@ -92,6 +94,18 @@ class RedisServer:
             self.process.terminate()
             self.process.wait(10)
             self.process = None
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown, no final flush, as when its pod or node dies."""
+        if self.process is not None:
+            self.process.kill()
+            self.process.wait(10)
+            self.process = None
+
+    def restart_with(self, *options: str) -> None:
+        self.stop()
+        self.extra = options
+        self.start()
 
     def client(self) -> redis.Redis:
         if self.ca:
