@@ -19,7 +19,7 @@ VPY := $(VENV)/bin/python
 
 IMAGE_TAG ?= 0.1.0
 
-.PHONY: images example test lint venv cluster-build cluster-up cluster-down cluster-status e2e kind-up kind-down
+.PHONY: images example test chaos lint venv cluster-build cluster-up cluster-down cluster-status e2e kind-up kind-down
 
 ## Both images, where Docker exists (not on the machines this was built on).
 images:
@@ -38,6 +38,21 @@ test: $(VENV)/.installed
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 	$(VPY) -m pytest $(PYTEST_ARGS)
+
+## The long chaos run: 50 workflows of 20 nodes with the operator SIGKILLed every 1-10 s, two replicas with the
+## leader killed again and again, kube-apiserver/etcd restarts, cut connections, Redis killed under writers.
+## Prints a report line per scenario (counts of workflows, Jobs, faults and violations). `make test` runs a
+## short version of the same tests.
+CHAOS_WORKFLOWS ?= 50
+CHAOS_NODES ?= 20
+CHAOS_KILL_EVERY ?= 1-10
+CHAOS_REPORT ?= chaos-report.jsonl
+chaos: $(VENV)/.installed
+	rm -f $(CHAOS_REPORT)
+	DAGWRIGHT_CHAOS_WORKFLOWS=$(CHAOS_WORKFLOWS) DAGWRIGHT_CHAOS_NODES=$(CHAOS_NODES) \
+	DAGWRIGHT_CHAOS_KILL_EVERY=$(CHAOS_KILL_EVERY) DAGWRIGHT_CHAOS_REPORT=$(CURDIR)/$(CHAOS_REPORT) \
+	  $(VPY) -m pytest tests/e2e/chaos tests/integration/node_runner/test_redis_faults.py -q $(PYTEST_ARGS); \
+	status=$$?; cat $(CHAOS_REPORT); exit $$status
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check . && $(VENV)/bin/mypy

@@ -8,7 +8,6 @@ on a plane of their own (conftest.py) so that restarting it disturbs no other te
 
 from __future__ import annotations
 
-import json
 import secrets
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,6 +20,7 @@ from ..operator_fixtures import Operators, Recorder
 from . import scenario
 from .conftest import FaultPlane
 from .faults import Periodic, TcpProxy
+from .report import publish
 
 pytestmark = pytest.mark.e2e
 
@@ -46,7 +46,6 @@ def judge_run(kube: Kube, namespace: str, recorder: Recorder, faults: Periodic, 
     run_scale = scale(secrets.randbelow(1 << 31))
     verdict, report = scenario.run(kube, namespace, recorder, run_scale, faults)
     report[what] = faults.count
-    print(f"\n{what} report: {json.dumps(report)}")
     assert faults.count >= 1, f"the run ended before any fault was injected: {report} {faults.errors}"
     assert not faults.errors, faults.errors
     assert not verdict.violations, "\n".join(verdict.violations[:40]) + f"\n{report}"
@@ -63,7 +62,7 @@ def test_control_plane_component_restarted_mid_run(
         operators.start()
         restarts = Periodic(lambda: fault_plane.restart(component, down_for=2.0), 6, 10, seed=1)
         restarts.start()
-        judge_run(fault_plane.kube, namespace, recorder, restarts, f"{component}_restarts")
+        publish(f"{component} restarted", judge_run(fault_plane.kube, namespace, recorder, restarts, "restarts"))
         assert all(process.alive() for process in operators.started), "the operator exited"
     finally:
         operators.stop_all()
@@ -88,8 +87,7 @@ def test_operator_connections_cut_repeatedly(
         cuts = Periodic(proxy.cut, 1, 3, seed=2)
         cuts.start()
         report = judge_run(fault_plane.kube, namespace, recorder, cuts, "connection_cuts")
-        report["connections_opened"] = proxy.connections
-        print(f"connections opened through the proxy: {proxy.connections}")
+        publish("operator connections cut", {**report, "connections_opened": proxy.connections})
         assert proxy.connections > cuts.count, "the operator did not reconnect after its connections were cut"
         assert all(process.alive() for process in operators.started), "the operator exited"
     finally:

@@ -15,8 +15,6 @@ it at that moment (leadership.py): at most one replica may act at any time.
 
 from __future__ import annotations
 
-import json
-
 import pytest
 
 from ..cluster.helpers import wait_for
@@ -25,6 +23,7 @@ from ..operator_fixtures import OperatorProcess, Operators, Recorder, operators,
 from . import scenario
 from .faults import OperatorChurn, Periodic
 from .leadership import LeaseHistory, acted_without_lease
+from .report import publish
 
 pytestmark = pytest.mark.e2e
 
@@ -37,7 +36,7 @@ def test_operator_killed_every_few_seconds_loses_nothing_and_runs_nothing_twice(
     churn.start()
     verdict, report = scenario.run(kube, namespace, recorder, scale, churn)
     report["operator_kills"] = churn.count
-    print(f"\nchaos report: {json.dumps(report)}")
+    publish("operator SIGKILLed", report)
     assert churn.count >= 2, f"the run ended before the operator was killed twice: {report}"
     assert not verdict.violations, "\n".join(verdict.violations[:40]) + f"\n{report}"
 
@@ -57,7 +56,7 @@ def test_two_replicas_with_the_leader_killed_repeatedly_never_act_at_once(
         verdict, report = scenario.run(kube, namespace, recorder, scale, kills)
         problems = acted_without_lease(recorder.jobs_of(), list(history.writes))
         report.update(leader_kills=kills.count, leaders=len(history.holders()), acted_without_lease=len(problems))
-        print(f"\nleader chaos report: {json.dumps(report)}")
+        publish("two replicas, leader killed", report)
         assert kills.count >= 1 and not kills.errors, (kills.count, kills.errors)
         assert len(history.holders()) > kills.count, "a killed leader was not replaced"
         assert not problems, "\n".join(problems[:20])

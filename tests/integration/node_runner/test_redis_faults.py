@@ -9,6 +9,7 @@ once it is in the append-only file, so even SIGKILL cannot take back an acknowle
 from __future__ import annotations
 
 import json
+import os
 import random
 import threading
 import time
@@ -80,8 +81,18 @@ def test_redis_killed_while_many_nodes_write_loses_no_reported_output(
     redis_server.start()
     client = redis_server.client()
     lost = [index for index, key in written.items() if client.get(key) is None]
-    print(f"\nredis faults: nodes={NODES} kills={len(kills) + 1} transient_failures={transient} lost={len(lost)}")
+    report = {"scenario": "Redis SIGKILLed", "nodes": NODES, "kills": len(kills) + 1, "transient": transient}
+    _publish({**report, "lost": len(lost)})
     assert len(written) == NODES
     assert lost == []
     assert json.loads(client.get(written[3]) or b"{}")["blob"] == "0003" * 256
     assert transient >= 1, "the long outage should have failed some attempts (transient), to be retried"
+
+
+def _publish(report: dict[str, object]) -> None:
+    """Printed, and appended to DAGWRIGHT_CHAOS_REPORT when `make chaos` names one (as tests/e2e/chaos does)."""
+    line = json.dumps(report)
+    print(f"\n{line}")
+    if os.environ.get("DAGWRIGHT_CHAOS_REPORT"):
+        with open(os.environ["DAGWRIGHT_CHAOS_REPORT"], "a") as out:
+            out.write(line + "\n")
