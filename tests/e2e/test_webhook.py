@@ -93,6 +93,9 @@ def test_a_cyclic_dag_is_refused_at_once_naming_the_field_and_the_cycle(
     assert stored_names(kube, namespace) == set()
     assert f"refused CREATE of workflow {namespace}/cyclic: invalid spec: {CYCLE}" in process.log(), process.tail()
     assert "Traceback" not in process.log() and " ERROR " not in process.log(), process.tail()
+    process.stop()  # SIGTERM: a clean exit removes the configuration it registered
+    gone = kube.kubectl("get", "validatingwebhookconfiguration", f"dagwright-{namespace}", check=False)
+    assert gone.returncode != 0 and "NotFound" in gone.stderr, gone.stdout
 
 
 def test_every_problem_the_schema_cannot_see_is_refused_with_its_field(
