@@ -10,14 +10,18 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dagwright import graph, manifests
 from dagwright.k8s import names
+
+if TYPE_CHECKING:
+    from dagwright.k8s.jobs import RedisSettings
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -82,6 +86,18 @@ def register(commands: Any) -> None:
         "--redis-url", default=os.environ.get("DAGWRIGHT_REDIS_URL"), help="node-runner outputs and progress"
     )
     operator.add_argument("--redis-password-secret", default=None, help="Secret (key `password`) for node pods")
+    operator.add_argument(
+        "--redis-ca-configmap",
+        default=None,
+        metavar="NAME",
+        help="ConfigMap (key `ca.crt`) node pods mount to trust a rediss:// Redis; needed in each workflow namespace",
+    )
+    operator.add_argument(
+        "--redis-ca-file",
+        default=os.environ.get("DAGWRIGHT_REDIS_CA"),
+        metavar="FILE",
+        help="CA certificate the operator trusts a rediss:// Redis with (default: $DAGWRIGHT_REDIS_CA)",
+    )
     operator.add_argument("--webhook-port", type=int, default=0, help="serve the validating webhook (0: off)")
     operator.add_argument("--webhook-addr", default="0.0.0.0", help="address the webhook listens on")
     operator.add_argument("--webhook-host", default=None, help="name/IP the API server dials (default: the addr)")
@@ -349,13 +365,20 @@ def _operator(args: argparse.Namespace) -> int:
 
     from dagwright.k8s import operator
     from dagwright.k8s.admission import WebhookSettings
-    from dagwright.k8s.jobs import RedisSettings
     from dagwright.k8s.reconcile import Settings
 
     namespaces = args.namespace or [n for n in os.environ.get("DAGWRIGHT_NAMESPACES", "").split(",") if n]
-    redis = RedisSettings(args.redis_url, args.redis_password_secret) if args.redis_url else None
+    try:
+        redis = redis_settings(args.redis_url, args.redis_password_secret, args.redis_ca_configmap, args.redis_ca_file)
+    except CommandError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     settings = Settings(
-        namespaces=namespaces, max_running_nodes=args.max_running_nodes, workers=args.workers, redis=redis
+        namespaces=namespaces,
+        max_running_nodes=args.max_running_nodes,
+        workers=args.workers,
+        redis=redis,
+        redis_ca_file=args.redis_ca_file or None,
     )
     lease = "" if args.no_leader_election else (args.lease_namespace or os.environ.get("POD_NAMESPACE") or "default")
     webhook = None
@@ -391,6 +414,43 @@ def _operator(args: argparse.Namespace) -> int:
         webhook=webhook,
     )
     return 0
+
+
+_DNS_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
+
+
+def redis_settings(
+    url: str | None, password_secret: str | None, ca_configmap: str | None, ca_file: str | None
+) -> RedisSettings | None:
+    """The Redis flags, checked before start-up, because each mistake would otherwise surface late and far away:
+    a CA with a plaintext URL makes redis-py raise in the progress feed and in every node-runner, an invalid
+    ConfigMap name makes the API server refuse every Job, and an unreadable CA file fails every connection."""
+    from dagwright.k8s.jobs import RedisSettings
+
+    flag = "--redis-ca-configmap" if ca_configmap else "--redis-ca-file (DAGWRIGHT_REDIS_CA)" if ca_file else None
+    if not url:
+        if flag:
+            raise CommandError(f"{flag} needs --redis-url rediss://...")
+        return None
+    scheme = url.partition("://")[0]  # never the rest: a URL may carry the password
+    if flag and scheme != "rediss":
+        raise CommandError(f"{flag} is for TLS, but --redis-url is {scheme}://...: use rediss://")
+    if ca_configmap and (len(ca_configmap) > 253 or not _DNS_SUBDOMAIN.fullmatch(ca_configmap)):
+        raise CommandError(f"--redis-ca-configmap {ca_configmap!r}: not a valid ConfigMap name")
+    if ca_file:
+        _check_ca_file(ca_file)
+    return RedisSettings(url, password_secret, ca_configmap=ca_configmap or None)
+
+
+def _check_ca_file(path: str) -> None:
+    import ssl
+
+    try:
+        ssl.create_default_context(cafile=path)
+    except ssl.SSLError:
+        raise CommandError(f"--redis-ca-file (DAGWRIGHT_REDIS_CA) {path}: no PEM certificate in it") from None
+    except OSError as error:
+        raise CommandError(f"--redis-ca-file (DAGWRIGHT_REDIS_CA) {path}: {error.strerror or error}") from None
 
 
 def _cannot_listen(addr: str, port: int) -> str | None:

@@ -25,15 +25,29 @@ NODE_RUNNER = (
 RENDER_INPUTS = "--render-inputs"
 RESTRICTED_POD = {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}}
 RESTRICTED_CONTAINER = {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}}
+REDIS_CA_VOLUME = "dagwright-redis-ca"
+REDIS_CA_DIR = "/etc/dagwright/redis-ca"
+REDIS_CA_KEY = "ca.crt"  # the key kube-root-ca.crt and trust-manager bundles use too
 
 
 @dataclass(frozen=True)
 class RedisSettings:
-    """How node-runner reaches Redis: the URL, and the Secret holding the password (never the password)."""
+    """How node-runner reaches Redis: the URL, and the Secret holding the password (never the password).
+
+    For a `rediss://` URL signed by a private CA, `ca_configmap` names a ConfigMap (key `ca.crt`) that node pods
+    mount: a CA certificate is public, so a ConfigMap, like the cluster's own `kube-root-ca.crt`. The kubelet
+    resolves both names in the pod's namespace, so they must exist in every namespace that runs nodeRunner nodes.
+    """
 
     url: str
     password_secret: str | None = None  # Secret name; the key is `password`
     password_key: str = "password"
+    ca_configmap: str | None = None  # ConfigMap name; the key is `ca.crt`
+
+    @property
+    def ca_file(self) -> str:
+        """Where node-runner finds the CA in the pod (`$DAGWRIGHT_REDIS_CA`)."""
+        return f"{REDIS_CA_DIR}/{REDIS_CA_KEY}"
 
 
 def build_job(
@@ -99,6 +113,8 @@ def _contract_env(workflow: Workflow, launch: Launch, redis: RedisSettings | Non
         if redis.password_secret:
             secret = {"name": redis.password_secret, "key": redis.password_key}
             env.append({"name": "DAGWRIGHT_REDIS_PASSWORD", "valueFrom": {"secretKeyRef": secret}})
+        if redis.ca_configmap:
+            env.append({"name": "DAGWRIGHT_REDIS_CA", "value": redis.ca_file})
     return env
 
 
@@ -135,7 +151,17 @@ def _pod_spec(workflow: Workflow, launch: Launch, template: PodTemplate, redis: 
         "priorityClassName": template.priority_class_name,
     }
     pod.update({key: value for key, value in optional.items() if value})
+    if launch.spec.node_runner and redis is not None and redis.ca_configmap:
+        _mount_redis_ca(pod, container, redis.ca_configmap)
     return pod
+
+
+def _mount_redis_ca(pod: dict[str, Any], container: dict[str, Any], configmap: str) -> None:
+    """Only the `ca.crt` key, read-only: a ConfigMap without that key keeps the pod from starting (FailedMount
+    names the key) rather than starting node-runner without the file `$DAGWRIGHT_REDIS_CA` names."""
+    items = [{"key": REDIS_CA_KEY, "path": REDIS_CA_KEY}]
+    pod["volumes"] = [{"name": REDIS_CA_VOLUME, "configMap": {"name": configmap, "items": items}}]
+    container["volumeMounts"] = [{"name": REDIS_CA_VOLUME, "mountPath": REDIS_CA_DIR, "readOnly": True}]
 
 
 def _kubelet_literal(text: str) -> str:

@@ -196,7 +196,12 @@ async def _start(runtime: Runtime) -> None:
         runtime.elector = elector
         runtime.tasks.append(asyncio.create_task(_lead(elector)))
     if runtime.settings.redis is not None:
-        feed = ProgressFeed(runtime.settings.redis.url, os.environ.get("DAGWRIGHT_REDIS_PASSWORD"), _waker(runtime))
+        feed = ProgressFeed(
+            runtime.settings.redis.url,
+            os.environ.get("DAGWRIGHT_REDIS_PASSWORD"),
+            _waker(runtime),
+            ca_file=runtime.settings.redis_ca_file,
+        )
         reconciler.progress = feed.latest
         feed.start()
     if runtime.metrics_port:

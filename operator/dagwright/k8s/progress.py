@@ -3,12 +3,17 @@
 node-runner publishes `{"node", "attempt", "progress"}` on `dagwright:<workflow uid>:progress`. This feed keeps
 only the latest line per attempt and asks for a reconcile of that workflow at most every
 `PATCH_INTERVAL` seconds, so a chatty node costs one status patch per interval, not one per line.
+
+Over `rediss://` the feed checks Redis' certificate against `ca_file` (the operator's `--redis-ca-file`, or
+`$DAGWRIGHT_REDIS_CA`), else against the system's CAs. An untrusted certificate is said once, naming the setting;
+the feed keeps retrying quietly, since the mounted CA file may be corrected without a restart.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import ssl
 import threading
 import time
 from collections.abc import Callable
@@ -22,8 +27,13 @@ PATTERN = "dagwright:*:progress"
 
 
 class ProgressFeed:
-    def __init__(self, url: str, password: str | None, wake: Callable[[str, float], None]) -> None:
-        self._client = redis.Redis.from_url(url, password=password or None, socket_timeout=None)
+    def __init__(
+        self, url: str, password: str | None, wake: Callable[[str, float], None], *, ca_file: str | None = None
+    ) -> None:
+        options: dict[str, object] = {"password": password or None, "socket_timeout": None}
+        if ca_file:
+            options["ssl_ca_certs"] = ca_file
+        self._client = redis.Redis.from_url(url, **options)
         self._wake = wake  # (workflow uid, delay seconds)
         self._latest: dict[tuple[str, str, int], str] = {}
         self._woken: dict[str, float] = {}
@@ -56,17 +66,43 @@ class ProgressFeed:
 
     def _listen(self) -> None:
         backoff = 0.5
+        untrusted_told = False
         while True:
             try:
                 pubsub = self._client.pubsub(ignore_subscribe_messages=True)
                 pubsub.psubscribe(PATTERN)
                 backoff = 0.5
+                if untrusted_told:
+                    log.info("progress feed: Redis' TLS certificate is trusted now; node progress is back")
+                    untrusted_told = False
                 for message in pubsub.listen():
                     channel = message.get("channel")
                     if isinstance(channel, bytes):
                         channel = channel.decode()
                     self.record(str(channel), message.get("data") or b"")
             except redis.RedisError as error:
-                log.warning("progress feed: %s; reconnecting in %.1fs", error, backoff)
+                untrusted = untrusted_certificate(error)
+                if untrusted is None:
+                    log.warning("progress feed: %s; reconnecting in %.1fs", error, backoff)
+                elif not untrusted_told:
+                    log.error(
+                        "progress feed: Redis' TLS certificate is not trusted (%s); set --redis-ca-file or "
+                        "DAGWRIGHT_REDIS_CA (chart: redis.tls.caConfigMap) to the CA that signed it; no node "
+                        "progress until then",
+                        untrusted,
+                    )
+                    untrusted_told = True
+                else:
+                    log.debug("progress feed: still untrusted (%s); retrying in %.1fs", untrusted, backoff)
                 time.sleep(backoff)
                 backoff = min(backoff * 2, 30.0)
+
+
+def untrusted_certificate(error: BaseException) -> str | None:
+    """Why Redis' certificate failed verification, if that is what `error` (redis-py wraps the ssl error) is."""
+    cause = error.__cause__ or error.__context__
+    while cause is not None:
+        if isinstance(cause, ssl.SSLCertVerificationError):
+            return cause.verify_message or str(cause)
+        cause = cause.__cause__ or cause.__context__
+    return None

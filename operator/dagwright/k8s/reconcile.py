@@ -49,6 +49,7 @@ class Settings:
     stuck_after: timedelta = outcomes.STUCK_AFTER
     workers: int = 4
     redis: RedisSettings | None = None  # node-runner's outputs and progress
+    redis_ca_file: str | None = None  # the CA the operator's own progress feed trusts for a rediss:// URL
 
 
 @dataclass

@@ -127,6 +127,32 @@ def test_a_node_reading_outputs_only_redis_holds_runs_node_runner_with_its_templ
     assert dict(inputs.env) == {"ROWS": "{{ nodes.extract.outputs.rows }}"}
 
 
+def test_node_runner_pods_mount_the_redis_ca_configmap_read_only_and_plain_nodes_get_nothing() -> None:
+    report = {"name": "report", "image": "busybox", "command": ["report"]}  # no nodeRunner: no Redis at all
+    workflow = _workflow(nodes=[_EXTRACT, report])
+    launches = {launch.node: launch for launch in plan(workflow, None, [], NOW).launches}  # type: ignore[arg-type]
+    redis = RedisSettings("rediss://redis.infra:6380/0", password_secret="redis-auth", ca_configmap="redis-ca")
+
+    pod = build_job(workflow, launches["extract"], redis=redis)["spec"]["template"]["spec"]  # type: ignore[arg-type]
+    (volume,) = pod["volumes"]
+    assert volume["configMap"] == {"name": "redis-ca", "items": [{"key": "ca.crt", "path": "ca.crt"}]}
+    (container,) = pod["containers"]
+    (mount,) = container["volumeMounts"]
+    assert mount["name"] == volume["name"] and mount["readOnly"] is True
+    env = {var["name"]: var for var in container["env"]}
+    assert env["DAGWRIGHT_REDIS_CA"]["value"] == f"{mount['mountPath']}/ca.crt"  # the file node-runner opens
+    assert env["DAGWRIGHT_REDIS_URL"]["value"] == "rediss://redis.infra:6380/0"
+    assert env["DAGWRIGHT_REDIS_PASSWORD"]["valueFrom"] == {"secretKeyRef": {"name": "redis-auth", "key": "password"}}
+
+    plain = build_job(workflow, launches["report"], redis=redis)["spec"]["template"]["spec"]  # type: ignore[arg-type]
+    assert "volumes" not in plain and "volumeMounts" not in plain["containers"][0]
+    assert not [var for var in plain["containers"][0]["env"] if var["name"].startswith("DAGWRIGHT_REDIS")]
+
+    without_ca = RedisSettings("rediss://redis.infra:6380/0")  # a publicly trusted certificate needs no ConfigMap
+    pod = build_job(workflow, launches["extract"], redis=without_ca)["spec"]["template"]["spec"]  # type: ignore[arg-type]
+    assert "volumes" not in pod and "DAGWRIGHT_REDIS_CA" not in {var["name"] for var in pod["containers"][0]["env"]}
+
+
 _EXTRACT = {"name": "extract", "image": "python:3.12-slim", "nodeRunner": True, "command": ["extract"]}
 
 
