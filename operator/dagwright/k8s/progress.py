@@ -34,6 +34,8 @@ class ProgressFeed:
         if ca_file:
             options["ssl_ca_certs"] = ca_file
         self._client = redis.Redis.from_url(url, **options)
+        where = self._client.connection_pool.connection_kwargs
+        self._address = f"{where.get('host', '?')}:{where.get('port', '?')}"  # never the URL: it may hold a password
         self._wake = wake  # (workflow uid, delay seconds)
         self._latest: dict[tuple[str, str, int], str] = {}
         self._woken: dict[str, float] = {}
@@ -73,7 +75,7 @@ class ProgressFeed:
                 pubsub.psubscribe(PATTERN)
                 backoff = 0.5
                 if untrusted_told:
-                    log.info("progress feed: Redis' TLS certificate is trusted now; node progress is back")
+                    log.info("progress feed: Redis at %s is trusted now; node progress is back", self._address)
                     untrusted_told = False
                 for message in pubsub.listen():
                     channel = message.get("channel")
@@ -86,14 +88,15 @@ class ProgressFeed:
                     log.warning("progress feed: %s; reconnecting in %.1fs", error, backoff)
                 elif not untrusted_told:
                     log.error(
-                        "progress feed: Redis' TLS certificate is not trusted (%s); set --redis-ca-file or "
-                        "DAGWRIGHT_REDIS_CA (chart: redis.tls.caConfigMap) to the CA that signed it; no node "
+                        "progress feed: the TLS certificate of Redis at %s is not trusted (%s); set --redis-ca-file "
+                        "or DAGWRIGHT_REDIS_CA (chart: redis.tls.caConfigMap) to the CA that signed it; no node "
                         "progress until then",
+                        self._address,
                         untrusted,
                     )
                     untrusted_told = True
                 else:
-                    log.debug("progress feed: still untrusted (%s); retrying in %.1fs", untrusted, backoff)
+                    log.debug("progress feed: %s still untrusted; retrying in %.1fs", self._address, backoff)
                 time.sleep(backoff)
                 backoff = min(backoff * 2, 30.0)
 

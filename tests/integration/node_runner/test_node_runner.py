@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -13,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from dagwright import nodeio
+from dagwright.k8s import admission
 from dagwright.k8s.progress import ProgressFeed
 
 from .conftest import RedisServer
@@ -187,6 +189,60 @@ def test_operator_progress_feed_hears_node_runner_over_a_real_redis(redis_server
         time.sleep(0.1)
     assert feed.latest("uid-1", "extract", 1) == "7/10"
     assert "uid-1" in woken
+
+
+def test_operator_progress_feed_hears_node_runner_over_tls_with_the_ca(tmp_path: Path, redis_tls: RedisServer) -> None:
+    woken: list[str] = []
+    feed = ProgressFeed(redis_tls.url, None, lambda uid, delay: woken.append(uid), ca_file=str(redis_tls.ca))
+    feed.start()
+    # node-runner forwards the latest line while the command runs; the loop outlasts the feed's subscribing.
+    script = 'for i in $(seq 1 50); do echo "$i/50" >> "$DAGWRIGHT_PROGRESS"; sleep 0.1; done'
+    env = {"DAGWRIGHT_REDIS_CA": str(redis_tls.ca)}
+    code, _, stderr = run_node(tmp_path, script, "--redis-url", redis_tls.url, env=env)
+    assert code == 0, stderr
+    heard = feed.latest("uid-1", "extract", 1)
+    assert heard is not None and heard.endswith("/50") and int(heard.split("/")[0]) > 1
+    assert "uid-1" in woken
+
+
+def test_operator_progress_feed_without_the_ca_says_so_in_one_line_and_no_traceback(
+    redis_tls: RedisServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.DEBUG, logger="dagwright.progress"):
+        ProgressFeed(redis_tls.url, None, lambda uid, delay: None).start()
+        time.sleep(4)  # long enough for four tries with the feed's backoff (0.5, 1, 2 s)
+    here = f"127.0.0.1:{redis_tls.port}"  # feeds of earlier tests still retry their stopped servers
+    tries = [r for r in caplog.records if r.name == "dagwright.progress" and here in r.getMessage()]
+    told = [r for r in tries if r.levelno >= logging.WARNING]
+    assert len(tries) >= 3, [r.getMessage() for r in tries]  # it kept trying...
+    assert len(told) == 1, [r.getMessage() for r in told]  # ...and said so once
+    (line,) = told
+    assert "not trusted" in line.getMessage() and "DAGWRIGHT_REDIS_CA" in line.getMessage()
+    assert "\n" not in line.getMessage() and line.exc_info is None
+
+
+def test_operator_progress_feed_recovers_when_the_mounted_ca_file_is_corrected(
+    tmp_path: Path, redis_tls: RedisServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The kubelet rewrites a mounted ConfigMap in place: a fixed CA must not need an operator restart."""
+    assert redis_tls.ca is not None
+    ca_file = tmp_path / "mounted-ca.crt"
+    ca_file.write_bytes(admission.self_signed(["127.0.0.1"])[0])  # a CA that did not sign Redis' certificate
+    feed = ProgressFeed(redis_tls.url, None, lambda uid, delay: None, ca_file=str(ca_file))
+    with caplog.at_level(logging.INFO, logger="dagwright.progress"):
+        feed.start()
+        time.sleep(1)
+        ca_file.write_bytes(redis_tls.ca.read_bytes())
+        client = redis_tls.client()
+        message = json.dumps({"node": "extract", "attempt": 1, "progress": "3/4"})
+        deadline = time.monotonic() + 15
+        while feed.latest("uid-1", "extract", 1) is None and time.monotonic() < deadline:
+            client.publish(nodeio.progress_channel("uid-1"), message)
+            time.sleep(0.2)
+    assert feed.latest("uid-1", "extract", 1) == "3/4"
+    here = f"127.0.0.1:{redis_tls.port}"
+    said = [r.getMessage() for r in caplog.records if r.name == "dagwright.progress" and here in r.getMessage()]
+    assert len(said) == 2 and "not trusted" in said[0] and "trusted now" in said[1], said
 
 
 def test_outputs_are_stored_over_tls_with_the_ca_and_without_it_fail_in_one_clear_line(
