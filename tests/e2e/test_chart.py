@@ -62,8 +62,16 @@ def of_kind(documents: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
     return [doc for doc in documents if doc["kind"] == kind]
 
 
-def test_helm_lint_is_clean(helm: Path, kube: Kube) -> None:
-    result = run_helm(helm, kube, "lint", str(CHART), "--strict")
+TLS_REDIS = (
+    "redis.url=rediss://redis.infra:6380/0",
+    "redis.existingSecret=redis-auth",
+    "redis.tls.caConfigMap=redis-ca",
+)
+
+
+@pytest.mark.parametrize("sets", [(), TLS_REDIS], ids=["defaults", "redis-tls"])
+def test_helm_lint_is_clean(helm: Path, kube: Kube, sets: tuple[str, ...]) -> None:
+    result = run_helm(helm, kube, "lint", str(CHART), "--strict", *(arg for value in sets for arg in ("--set", value)))
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -76,6 +84,46 @@ def test_rendered_chart_is_accepted_by_the_api_server(helm: Path, kube: Kube, na
     text = yaml.safe_dump_all(documents)
     result = kube.kubectl("apply", "--dry-run=server", "-n", namespace, "-f", "-", input=text, check=False)
     assert result.returncode == 0, result.stderr
+
+
+def test_redis_tls_values_hand_the_operator_the_ca_flag_mount_and_env(helm: Path, kube: Kube, namespace: str) -> None:
+    documents = rendered(helm, kube, namespace, *TLS_REDIS)
+    (deployment,) = of_kind(documents, "Deployment")
+    pod = deployment["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    assert "--redis-url=rediss://redis.infra:6380/0" in container["args"]
+    assert "--redis-ca-configmap=redis-ca" in container["args"]  # node pods mount it in their own namespaces
+    (volume,) = [v for v in pod["volumes"] if "configMap" in v]
+    assert volume["configMap"] == {"name": "redis-ca", "items": [{"key": "ca.crt", "path": "ca.crt"}]}
+    (mount,) = [m for m in container["volumeMounts"] if m["name"] == volume["name"]]
+    assert mount["readOnly"] is True
+    env = {var["name"]: var for var in container["env"]}
+    assert env["DAGWRIGHT_REDIS_CA"]["value"] == f"{mount['mountPath']}/ca.crt"  # the progress feed's CA
+    assert env["DAGWRIGHT_REDIS_PASSWORD"]["valueFrom"]["secretKeyRef"]["name"] == "redis-auth"
+    text = yaml.safe_dump_all(documents)
+    result = kube.kubectl("apply", "--dry-run=server", "-n", namespace, "-f", "-", input=text, check=False)
+    assert result.returncode == 0, result.stderr
+
+    (plain,) = of_kind(rendered(helm, kube, namespace), "Deployment")
+    (container,) = plain["spec"]["template"]["spec"]["containers"]
+    assert not [arg for arg in container["args"] if arg.startswith("--redis")]
+    assert "DAGWRIGHT_REDIS_CA" not in {var["name"] for var in container["env"]}
+
+
+@pytest.mark.parametrize(
+    ("sets", "expected"),
+    [
+        (("redis.url=redis://redis.infra:6379/0",), "redis.tls.caConfigMap needs redis.url to be rediss://"),
+        (("redis.enabled=true",), "the bundled Redis (redis.enabled) serves no TLS"),
+    ],
+    ids=["plaintext-url", "bundled-redis"],
+)
+def test_a_redis_ca_without_tls_is_refused_at_render_saying_why(
+    helm: Path, kube: Kube, namespace: str, sets: tuple[str, ...], expected: str
+) -> None:
+    args = ["template", "dw", str(CHART), "-n", namespace, "--set", "redis.tls.caConfigMap=redis-ca"]
+    result = run_helm(helm, kube, *args, *(arg for value in sets for arg in ("--set", value)))
+    assert result.returncode != 0 and expected in result.stderr, result.stderr
 
 
 def test_install_establishes_the_crd_and_creates_the_operator(helm: Path, kube: Kube, namespace: str) -> None:

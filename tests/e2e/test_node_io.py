@@ -9,8 +9,11 @@ is exactly where a real container's `$DAGWRIGHT_OUTPUTS` file ends up (`/dev/ter
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
+
+from dagwright.k8s import admission
 
 from .conftest import Kube
 from .operator_fixtures import (  # noqa: F401 (fixtures)
@@ -134,3 +137,41 @@ def test_a_reader_of_outputs_held_only_in_redis_without_node_runner_fails_saying
     assert [j["metadata"]["labels"]["dagwright.io/node"] for j in list_jobs(kube, namespace, "big-io-plain")] == [
         "extract"
     ]  # nothing ran with `{{ ... }}` unrendered
+
+
+def test_an_operator_given_a_redis_ca_configmap_mounts_it_into_node_runner_jobs_only(
+    kube: Kube, namespace: str, operators: Operators, tmp_path: Path
+) -> None:
+    ca = admission.self_signed(["redis.infra"])[0].decode()
+    kube.kubectl("create", "configmap", "redis-ca", "-n", namespace, f"--from-literal=ca.crt={ca}")
+    (tmp_path / "ca.crt").write_text(ca)  # the operator's own copy, as the chart mounts it
+    operator = operators.start(
+        "--redis-url",
+        "rediss://dagwright-redis.invalid:6380/0",
+        "--redis-ca-configmap",
+        "redis-ca",
+        "--redis-ca-file",
+        str(tmp_path / "ca.crt"),
+    )
+    extract = node("extract", command=["extract"], nodeRunner=True)
+    apply(kube, namespace, workflow("tls-io", [extract, node("report", "extract", command=["report"])]))
+
+    status = wait_phase(kube, namespace, "tls-io", "Succeeded", "Failed", timeout=60)
+    assert status["phase"] == "Succeeded", status  # the API server took the Job with the ConfigMap volume
+    jobs = {
+        j["metadata"]["labels"]["dagwright.io/node"]: j["spec"]["template"]["spec"] for j in list_jobs(kube, namespace)
+    }
+
+    (volume,) = jobs["extract"]["volumes"]
+    assert volume["configMap"]["name"] == "redis-ca"
+    (container,) = jobs["extract"]["containers"]
+    (mount,) = container["volumeMounts"]
+    assert (mount["name"], mount["readOnly"]) == (volume["name"], True)
+    env = {var["name"]: var.get("value") for var in container["env"]}
+    assert env["DAGWRIGHT_REDIS_URL"] == "rediss://dagwright-redis.invalid:6380/0"
+    assert env["DAGWRIGHT_REDIS_CA"] == f"{mount['mountPath']}/ca.crt"
+
+    (report,) = jobs["report"]["containers"]
+    assert "volumes" not in jobs["report"] and "volumeMounts" not in report
+    assert not [var for var in report["env"] if var["name"].startswith("DAGWRIGHT_REDIS")]
+    assert operator.alive() and "Traceback" not in operator.log(), operator.tail()

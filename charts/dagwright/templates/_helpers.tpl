@@ -43,3 +43,16 @@ app.kubernetes.io/component: operator
 {{- .Values.redis.url -}}
 {{- end -}}
 {{- end -}}
+
+{{- /* The ConfigMap (key ca.crt) node pods and the operator trust Redis' certificate with; only for rediss://. */ -}}
+{{- define "dagwright.redisCA" -}}
+{{- with .Values.redis.tls.caConfigMap -}}
+{{- if $.Values.redis.enabled -}}
+{{- fail "redis.tls.caConfigMap: the bundled Redis (redis.enabled) serves no TLS; set redis.url to your own rediss://... Redis instead" -}}
+{{- end -}}
+{{- if not (hasPrefix "rediss://" $.Values.redis.url) -}}
+{{- fail "redis.tls.caConfigMap needs redis.url to be rediss://... (TLS)" -}}
+{{- end -}}
+{{- . -}}
+{{- end -}}
+{{- end -}}
