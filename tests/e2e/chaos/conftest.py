@@ -57,7 +57,9 @@ class FaultPlane:
     def namespace(self, name: str) -> str:
         v1 = client.CoreV1Api(self.kube.api_client)
         v1.create_namespace({"metadata": {"name": name}})
-        wait_for(f"service account default in {name}", lambda: _default_service_account(v1, name), timeout=30)
+        # The controller manager creates it; after an API server restart its watches may still be backing off.
+        ready = lambda: _default_service_account(v1, name)  # noqa: E731
+        wait_for(f"service account default in {name}", ready, timeout=240)
         return name
 
 
@@ -78,5 +80,8 @@ def fault_plane(request: pytest.FixtureRequest) -> Iterator[FaultPlane]:
         yield faults
     finally:
         api.close()
-        with faults.selected():
-            plane.down(say)
+        if os.environ.get("DAGWRIGHT_KEEP_CLUSTER") == "1":
+            say(f"keeping the fault plane: DAGWRIGHT_CLUSTER_RUN={run} python -m tests.e2e.cluster.plane down")
+        else:
+            with faults.selected():
+                plane.down(say)

@@ -17,19 +17,25 @@ from ..operator_fixtures import OperatorProcess
 
 
 class Periodic(threading.Thread):
-    """Inject one fault every `low`..`high` seconds (seeded) until stopped; `count` says how many."""
+    """Inject one fault every `low`..`high` seconds (seeded) until stopped or `limit` were injected; `count` says
+    how many."""
 
-    def __init__(self, fault: Callable[[], object], low: float, high: float, seed: int) -> None:
+    def __init__(
+        self, fault: Callable[[], object], low: float, high: float, seed: int, limit: int | None = None
+    ) -> None:
         super().__init__(daemon=True, name="fault-injector")
         self.fault = fault
         self.low, self.high = low, high
         self.rng = random.Random(seed)
         self.count = 0
+        self.limit = limit
         self.errors: list[str] = []
         self.stopping = threading.Event()
 
     def run(self) -> None:
-        while not self.stopping.wait(self.rng.uniform(self.low, self.high)):
+        while (self.limit is None or self.count < self.limit) and not self.stopping.wait(
+            self.rng.uniform(self.low, self.high)
+        ):
             try:
                 self.fault()
             except Exception as error:  # reported, and the run goes on: the oracle judges the outcome

@@ -21,7 +21,16 @@ from kubernetes import client
 
 from ..cluster.helpers import wait_for
 from ..conftest import Kube
-from ..operator_fixtures import GROUP, PLURAL, VERSION, Recorder, get_workflow, hold, require_per_attempt_fates
+from ..operator_fixtures import (
+    GROUP,
+    PLURAL,
+    VERSION,
+    Recorder,
+    get_workflow,
+    hold,
+    list_jobs,
+    require_per_attempt_fates,
+)
 from .oracle import Toggle, Verdict, judge
 from .workload import Planned, plan_workload
 
@@ -129,8 +138,23 @@ def wait_all_ended(kube: Kube, namespace: str, plans: list[Planned], timeout: fl
         wait_for("every chaos workflow to end", probe, timeout=timeout, interval=1.0)
     except TimeoutError:
         unfinished = sorted(p.name for p in plans if p.name not in final)
-        raise AssertionError(f"{len(unfinished)} workflows did not end in {timeout:.0f}s: {unfinished}") from None
+        details = "\n".join(_unfinished(kube, namespace, name) for name in unfinished)
+        raise AssertionError(f"{len(unfinished)} workflows did not end in {timeout:.0f}s:\n{details}") from None
     return final
+
+
+def _unfinished(kube: Kube, namespace: str, name: str) -> str:
+    """A stuck workflow's phase and message, its nodes that had not succeeded, and their Jobs' conditions."""
+    status = (get_workflow(kube, namespace, name) or {}).get("status") or {}
+    nodes = {n: s.get("phase") for n, s in (status.get("nodes") or {}).items() if s.get("phase") != "Succeeded"}
+    jobs = []
+    for job in list_jobs(kube, namespace, name):
+        conditions = [c["type"] for c in (job.get("status") or {}).get("conditions") or [] if c["status"] == "True"]
+        counts = {k: v for k, v in (job.get("status") or {}).items() if k in ("active", "ready", "failed", "succeeded")}
+        jobs.append(
+            f"{job['metadata']['name']} {conditions} {counts} uncounted={job['status'].get('uncountedTerminatedPods')}"
+        )
+    return f"{name}: {status.get('phase')} {status.get('message')!r} nodes {nodes}\n  " + "\n  ".join(jobs)
 
 
 def budget(scale: Scale) -> float:
@@ -138,15 +162,21 @@ def budget(scale: Scale) -> float:
     return 120 + scale.workflows * scale.nodes * 1.2
 
 
-def run(kube: Kube, namespace: str, recorder: Recorder, scale: Scale, faults: Any) -> tuple[Verdict, dict[str, Any]]:
-    """Submit, toggle, let `faults` (a started injector with `.stop()`) act, and judge once all ended."""
+def run(
+    kube: Kube, namespace: str, recorder: Recorder, scale: Scale, faults: Any, recovery: float = 0.0
+) -> tuple[Verdict, dict[str, Any]]:
+    """Submit, toggle, let `faults` (a started injector with `.stop()`) act, and judge once all ended.
+
+    `recovery`: extra seconds Kubernetes' own controllers may need after a fault (after an API server restart the
+    Job controller's watches back off for minutes), not counted against the operator.
+    """
     plans = plan_workload(scale.seed, scale.workflows, scale.nodes)
     started = time.monotonic()
     submit(kube, namespace, plans)
     toggler = Toggler(kube, namespace, plans)
     toggler.start()
     try:
-        wait_all_ended(kube, namespace, plans, budget(scale))
+        wait_all_ended(kube, namespace, plans, budget(scale) + recovery)
     finally:
         faults.stop()
     toggler.join(timeout=60)
