@@ -12,6 +12,9 @@ crashing. Templated values arrive in Jobs literally, never evaluated.
 from __future__ import annotations
 
 import copy
+import os
+import subprocess
+import sys
 from typing import Any
 
 import pytest
@@ -102,6 +105,33 @@ def test_ten_thousand_and_one_nodes_are_refused(kube: Kube, namespace: str) -> N
         "apply", "-n", namespace, "-f", "-", input=yaml.safe_dump(manifest("huge", nodes=nodes)), check=False
     )
     assert result.returncode != 0 and "spec.nodes" in result.stderr, result.stderr[-500:]
+
+
+@pytest.mark.parametrize(
+    ("what", "fields", "field"),
+    [
+        ("100,000 nodes", {"nodes": [node(name=f"n{i}") for i in range(100_000)]}, "spec.nodes"),
+        ("10 MB of args", {"nodes": [node(args=["x" * 30_000] * 350)]}, "spec.nodes[0].args"),
+    ],
+    ids=["100k-nodes", "10mb-args"],
+)
+def test_absurd_sizes_are_refused_before_anything_is_stored(
+    kube: Kube, namespace: str, tmp_path: Any, what: str, fields: dict[str, Any], field: str
+) -> None:
+    """The API server refuses a request this large before reading any field (its 3 MiB limit); `dagwright
+    submit` checks the manifest first and names the field."""
+    path = tmp_path / "absurd.yaml"
+    path.write_text(yaml.safe_dump(manifest("absurd", **fields)))
+    assert path.stat().st_size > 3 * 2**20, what  # over the API server's request limit
+    result = kube.kubectl("apply", "-n", namespace, "-f", str(path), check=False)
+    assert result.returncode != 0 and "too large" in result.stderr.lower(), result.stderr[-500:]
+    env = {**os.environ, "KUBECONFIG": kube.kubeconfig}
+    main = "import sys; from dagwright.cli import main; sys.exit(main())"
+    submit = [sys.executable, "-c", main, "submit", str(path), "-n", namespace]
+    refused = subprocess.run(submit, env=env, capture_output=True, text=True, timeout=120)
+    assert refused.returncode == 1 and field in refused.stderr, refused.stderr[-500:]
+    assert "Traceback" not in refused.stderr
+    assert kube.kubectl("get", "workflows", "-n", namespace, "-o", "name").stdout.strip() == ""
 
 
 # (name, spec fields, text the InvalidSpec message must contain, the field it must name). The admission webhook
