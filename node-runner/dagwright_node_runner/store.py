@@ -9,13 +9,13 @@ across restarts.
 from __future__ import annotations
 
 import contextlib
-import ssl
 import time
 from collections.abc import Callable
 from typing import TypeVar
 
 import redis
 
+from dagwright import nodeio
 from dagwright_node_runner.errors import StoreUnavailable
 
 T = TypeVar("T")
@@ -82,7 +82,7 @@ class RedisStore:
                     raise
                 raise StoreUnavailable(self._auth_problem()) from None
             except redis.RedisError as error:
-                untrusted = _untrusted_certificate(error)
+                untrusted = nodeio.untrusted_certificate(error)
                 if untrusted is not None:
                     raise StoreUnavailable(
                         f"Redis' TLS certificate is not trusted ({untrusted}); "
@@ -93,13 +93,3 @@ class RedisStore:
                 time.sleep(delay)
                 delay = min(delay * 2, 5.0)
         raise AssertionError("unreachable")
-
-
-def _untrusted_certificate(error: BaseException) -> str | None:
-    """Why the server's certificate failed verification, if that is what `error` is: no retry can fix it."""
-    cause = error.__cause__ or error.__context__
-    while cause is not None:
-        if isinstance(cause, ssl.SSLCertVerificationError):
-            return cause.verify_message or str(cause)
-        cause = cause.__cause__ or cause.__context__
-    return None

@@ -194,3 +194,16 @@ def outputs_key(workflow_uid: str, node: str) -> str:
 
 def progress_channel(workflow_uid: str) -> str:
     return f"dagwright:{workflow_uid}:progress"
+
+
+def untrusted_certificate(error: BaseException) -> str | None:
+    """Why Redis' TLS certificate failed verification, if that is what `error` is (redis-py wraps the ssl error):
+    no retry can fix it, so node-runner and the operator say so at once. Shared by both."""
+    import ssl  # only where Redis is in use: node-runner without Redis does not pay for it
+
+    cause = error.__cause__ or error.__context__
+    while cause is not None:
+        if isinstance(cause, ssl.SSLCertVerificationError):
+            return cause.verify_message or str(cause)
+        cause = cause.__cause__ or cause.__context__
+    return None

@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import json
 import logging
-import ssl
 import threading
 import time
 from collections.abc import Callable
 
 import redis
+
+from dagwright import nodeio
 
 log = logging.getLogger("dagwright.progress")
 
@@ -83,7 +84,7 @@ class ProgressFeed:
                         channel = channel.decode()
                     self.record(str(channel), message.get("data") or b"")
             except redis.RedisError as error:
-                untrusted = untrusted_certificate(error)
+                untrusted = nodeio.untrusted_certificate(error)
                 if untrusted is None:
                     log.warning("progress feed: %s; reconnecting in %.1fs", error, backoff)
                 elif not untrusted_told:
@@ -99,13 +100,3 @@ class ProgressFeed:
                     log.debug("progress feed: %s still untrusted; retrying in %.1fs", self._address, backoff)
                 time.sleep(backoff)
                 backoff = min(backoff * 2, 30.0)
-
-
-def untrusted_certificate(error: BaseException) -> str | None:
-    """Why Redis' certificate failed verification, if that is what `error` (redis-py wraps the ssl error) is."""
-    cause = error.__cause__ or error.__context__
-    while cause is not None:
-        if isinstance(cause, ssl.SSLCertVerificationError):
-            return cause.verify_message or str(cause)
-        cause = cause.__cause__ or cause.__context__
-    return None
