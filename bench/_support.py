@@ -167,7 +167,12 @@ def operator(kube: Cluster, namespace: str, *extra: str, env: dict[str, str] | N
     port = free_port()
     log_fd, log_name = tempfile.mkstemp(prefix=f"dagwright-operator-{namespace}-", suffix=".log")
     profile = os.environ.get("DAGWRIGHT_BENCH_PROFILE")  # a path: run the operator under cProfile
-    launcher = [str(REPO / "bench" / "_profiled_operator.py"), profile] if profile else ["-m", "dagwright.cli"]
+    traced = os.environ.get("DAGWRIGHT_BENCH_TRACEMALLOC")  # a path: under tracemalloc, reports written there
+    launcher = ["-m", "dagwright.cli"]
+    if profile:
+        launcher = [str(REPO / "bench" / "_profiled_operator.py"), profile]
+    elif traced:
+        launcher = [str(REPO / "bench" / "_traced_operator.py"), traced]
     cmd = [
         sys.executable, *launcher, "operator", "--namespace", namespace, "--no-leader-election",
         "--metrics-port", str(port), "--health-port", "0", *extra,
