@@ -28,6 +28,7 @@ TRANSIENT_REASONS = frozenset(
 PERMANENT_REASONS = frozenset(
     {
         "ImagePullFailed",
+        "ContainerConfigError",  # the pod references a Secret or ConfigMap (key) that does not exist
         "InvalidOutputs",
         "OutputsTooLarge",
         "Rejected",

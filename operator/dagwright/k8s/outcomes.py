@@ -19,6 +19,8 @@ from dagwright.planner import AttemptState, Observation
 STUCK_AFTER = timedelta(minutes=5)
 MAX_MESSAGE = 1024
 _IMAGE_PULL = frozenset({"ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull"})
+# The kubelet cannot build the container: a Secret or ConfigMap (key) it references is missing, for example.
+_CONTAINER_CONFIG = frozenset({"CreateContainerConfigError", "CreateContainerError"})
 
 Body = Mapping[str, Any]
 
@@ -123,6 +125,8 @@ def _stuck(pod: Body | None, now: datetime, stuck_after: timedelta) -> tuple[str
         waiting = (status.get("state") or {}).get("waiting") or {}
         if waiting.get("reason") in _IMAGE_PULL:
             return "ImagePullFailed", _clip(f"{waiting.get('reason')}: {waiting.get('message', '')}")
+        if waiting.get("reason") in _CONTAINER_CONFIG:
+            return "ContainerConfigError", _clip(f"{waiting.get('reason')}: {waiting.get('message', '')}")
     for condition in pod.get("status", {}).get("conditions") or []:
         if condition.get("type") == "PodScheduled" and condition.get("reason") == "Unschedulable":
             return "Unschedulable", _clip(condition.get("message") or "pod cannot be scheduled")

@@ -6,6 +6,8 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
+
 from dagwright import failures, nodeio
 from dagwright.k8s import names, outcomes
 from dagwright.k8s.cache import Cache
@@ -122,13 +124,24 @@ def test_oom_eviction_and_deadline_keep_their_reasons() -> None:
     assert late is not None and late.reason == "DeadlineExceeded"
 
 
-def test_a_pod_stuck_pulling_its_image_fails_only_after_the_threshold() -> None:
+@pytest.mark.parametrize(
+    ("waiting", "reason"),
+    [
+        ("ImagePullBackOff", "ImagePullFailed"),
+        # e.g. the Redis password Secret missing from the workflow's namespace: the pod would wait forever
+        ("CreateContainerConfigError", "ContainerConfigError"),
+    ],
+)
+def test_a_pod_that_cannot_start_fails_only_after_the_threshold(waiting: str, reason: str) -> None:
     pod = _pod(phase="Pending")
-    pod["status"]["containerStatuses"] = [{"name": "main", "state": {"waiting": {"reason": "ImagePullBackOff"}}}]
+    message = 'secret "dagwright-redis" not found'
+    state = {"waiting": {"reason": waiting, "message": message}}
+    pod["status"]["containerStatuses"] = [{"name": "main", "state": state}]
     early = outcomes.observe(_job(), pod, NOW, stuck_after=timedelta(hours=2))
     assert early is not None and early.state is AttemptState.RUNNING
     late = outcomes.observe(_job(), pod, NOW, stuck_after=timedelta(minutes=5))
-    assert late is not None and (late.state, late.reason) == (AttemptState.FAILED, "ImagePullFailed")
+    assert late is not None and (late.state, late.reason) == (AttemptState.FAILED, reason)
+    assert late.message == f"{waiting}: {message}"
 
 
 def test_merge_patch_sends_only_changes_and_nulls_removed_fields() -> None:
@@ -158,6 +171,54 @@ def test_cache_keeps_the_newest_object_and_remembers_vanished_jobs() -> None:
     cache.drop_job(_job(rv="4"))
     jobs = cache.jobs("wf-uid")
     assert not jobs.live and "wf-a-1" in jobs.gone
+
+
+def test_cached_workflows_leave_out_managed_fields_and_kubectls_copy_of_the_manifest() -> None:
+    cache = Cache()
+    meta = {
+        "name": "wf",
+        "namespace": "ns",
+        "uid": "wf-uid",
+        "resourceVersion": "10",
+        "managedFields": [{"manager": "kubectl", "fieldsV1": {"f:spec": {}}}],
+        "annotations": {"kubectl.kubernetes.io/last-applied-configuration": "{...}", "team": "data"},
+    }
+    workflow = {"metadata": meta, "spec": {"nodes": []}, "status": {"phase": "Running"}}
+    assert cache.put_workflow(workflow)
+    stored = cache.workflow(("ns", "wf"))
+    assert stored is not None and "managedFields" not in stored["metadata"]
+    assert stored["metadata"]["annotations"] == {"team": "data"}
+    assert stored["spec"] is workflow["spec"] and stored["status"] is workflow["status"]
+    assert "managedFields" in meta  # the watch event's own object is left as it came
+
+
+def test_a_settled_job_keeps_its_outcome_and_its_pod_is_dropped_and_ignored() -> None:
+    cache = Cache()
+    cache.put_workflow({"metadata": {"name": "wf", "namespace": "ns", "uid": "wf-uid", "resourceVersion": "10"}})
+    running = _job(rv="3")
+    cache.put_job(running)
+    cache.settle_jobs("wf-uid", "ns", ["wf-a-1"])  # not finished: kept whole
+    assert "ownerReferences" in cache.jobs("wf-uid").live["wf-a-1"]["metadata"]
+    failed = _job(FAILED, rv="4")
+    failed["status"]["startTime"] = "2026-11-26T11:59:00Z"
+    cache.put_job(failed)
+    cache.put_pod(_pod({"exitCode": 3}, phase="Failed"))
+    before = outcomes.observe(cache.jobs("wf-uid").live["wf-a-1"], None, NOW)
+
+    cache.settle_jobs("wf-uid", "ns", ["wf-a-1", "unknown"])
+    settled = cache.jobs("wf-uid").live["wf-a-1"]
+    assert settled == {
+        "metadata": {key: failed["metadata"][key] for key in ("name", "namespace", "uid", "resourceVersion", "labels")},
+        "status": {"conditions": FAILED},
+    }
+    assert outcomes.observe(settled, None, NOW) == before  # the same outcome, read from what is left
+    assert cache.pod("ns", "wf-a-1") is None
+    assert cache.put_pod(_pod({"exitCode": 3}, phase="Failed")) is None and cache.pod("ns", "wf-a-1") is None
+    assert cache.put_job(_job(FAILED, rv="4")) is None  # an older or equal version is still ignored
+
+    cache.put_job(_job(FAILED, rv="5"))  # a newer version is whole again, and so is the pod's place
+    assert "ownerReferences" in cache.jobs("wf-uid").live["wf-a-1"]["metadata"]
+    assert cache.put_pod(_pod({"exitCode": 3}, phase="Failed")) == ("ns", "wf")
 
 
 def test_queue_deduplicates_orders_by_priority_and_never_hands_out_a_key_twice_at_once() -> None:
