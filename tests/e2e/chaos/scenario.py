@@ -177,6 +177,8 @@ def run(
     toggler.start()
     try:
         wait_all_ended(kube, namespace, plans, budget(scale) + recovery)
+    except AssertionError as error:
+        raise AssertionError(f"{error}\n(repeat with DAGWRIGHT_CHAOS_SEED={scale.seed})") from None
     finally:
         faults.stop()
     toggler.join(timeout=60)
