@@ -49,7 +49,7 @@ def scale(seed: int) -> scenario.Scale:
 def judge_run(
     kube: Kube, namespace: str, recorder: Recorder, faults: Periodic, what: str, recovery: float = 0.0
 ) -> dict[str, object]:
-    run_scale = scale(secrets.randbelow(1 << 31))
+    run_scale = scale(scenario.Scale.from_env().seed)  # DAGWRIGHT_CHAOS_SEED repeats a run
     verdict, report = scenario.run(kube, namespace, recorder, run_scale, faults, recovery)
     report[what] = faults.count
     assert faults.count >= 1, f"the run ended before any fault was injected: {report} {faults.errors}"
