@@ -1,8 +1,12 @@
 """The few Kubernetes API calls the operator makes, as plain dicts in and out.
 
-The official client's generated models are slow to build for large objects, so every call asks for the raw
-JSON (`_preload_content=False`). Idempotency lives here too: creating a Job that exists and deleting one that
-is gone both count as success. This is the seam unit tests replace; e2e tests use the real API server.
+The official client's generated API classes are not used for these calls: they import a few hundred model
+modules (~24 MB of the operator's memory for BatchV1Api and CoreV1Api in kubernetes 37, whose models are
+pydantic classes) and validate every request body against its model (a whole V1Job per create), only for us
+to send dicts and read the raw JSON back. Requests go through the ApiClient's own connection pool, TLS and
+credentials (`configuration.auth_settings()`, which refreshes expiring tokens), and errors are the client's
+ApiException as before. Idempotency lives here too: creating a Job that exists and deleting one that is gone
+both count as success. This is the seam unit tests replace; e2e tests use the real API server.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ import json
 import logging
 from datetime import UTC, datetime
 from typing import Any, Protocol
+from urllib.parse import quote, urlencode
 
 import kubernetes
 from kubernetes.client.exceptions import ApiException
@@ -52,10 +57,7 @@ def load_config() -> kubernetes.client.ApiClient:
 
 class KubeApi:
     def __init__(self, api_client: kubernetes.client.ApiClient) -> None:
-        # Typed as Any on purpose: we pass and receive plain dicts, which the client accepts at run time.
-        self.batch: Any = kubernetes.client.BatchV1Api(api_client)
-        self.core: Any = kubernetes.client.CoreV1Api(api_client)
-        self.custom: Any = kubernetes.client.CustomObjectsApi(api_client)
+        self.api_client = api_client
 
     def create_job(self, namespace: str, job: Body) -> Body | None:
         """The created Job, or None when it already existed (an earlier launch of the same attempt).
@@ -65,7 +67,7 @@ class KubeApi:
         """
         _count("POST", "jobs")
         try:
-            return _json(self.batch.create_namespaced_job(namespace, job, _preload_content=False))
+            return self._request("POST", f"/apis/batch/v1/namespaces/{_q(namespace)}/jobs", body=job)
         except ApiException as error:
             if error.status != 409:
                 raise
@@ -79,7 +81,7 @@ class KubeApi:
         body = {"propagationPolicy": "Background", "gracePeriodSeconds": 30}
         _count("DELETE", "jobs")
         try:
-            self.batch.delete_namespaced_job(name, namespace, body=body, _preload_content=False)
+            self._request("DELETE", f"/apis/batch/v1/namespaces/{_q(namespace)}/jobs/{_q(name)}", body=body)
         except ApiException as error:
             if error.status != 404:
                 raise
@@ -87,7 +89,7 @@ class KubeApi:
     def get_job(self, namespace: str, name: str) -> Body | None:
         _count("GET", "jobs")
         try:
-            return _json(self.batch.read_namespaced_job(name, namespace, _preload_content=False))
+            return self._request("GET", f"/apis/batch/v1/namespaces/{_q(namespace)}/jobs/{_q(name)}")
         except ApiException as error:
             if error.status == 404:
                 return None
@@ -101,7 +103,12 @@ class KubeApi:
         if active_deadline_seconds is not None:
             spec["activeDeadlineSeconds"] = active_deadline_seconds
         try:
-            self.batch.patch_namespaced_job(name, namespace, {"spec": spec}, _preload_content=False)
+            self._request(
+                "PATCH",
+                f"/apis/batch/v1/namespaces/{_q(namespace)}/jobs/{_q(name)}",
+                body={"spec": spec},
+                content_type="application/strategic-merge-patch+json",
+            )
         except ApiException as error:
             if error.status != 404:
                 raise
@@ -109,25 +116,16 @@ class KubeApi:
     def list_pods(self, namespace: str, job_name: str) -> list[Body]:
         selector = f"batch.kubernetes.io/job-name={job_name}"
         _count("LIST", "pods")
-        response = self.core.list_namespaced_pod(namespace, label_selector=selector, _preload_content=False)
-        items: list[Body] = _json(response).get("items") or []
+        listed = self._request("GET", f"/api/v1/namespaces/{_q(namespace)}/pods", query={"labelSelector": selector})
+        items: list[Body] = listed.get("items") or []
         return items
 
     def patch_status(self, namespace: str, name: str, patch: Body) -> Body | None:
         """The updated Workflow, or None when it no longer exists."""
         _count("PATCH", "workflows/status")
+        path = f"/apis/{names.GROUP}/{names.VERSION}/namespaces/{_q(namespace)}/{names.PLURAL}/{_q(name)}/status"
         try:
-            response = self.custom.patch_namespaced_custom_object_status(
-                names.GROUP,
-                names.VERSION,
-                namespace,
-                names.PLURAL,
-                name,
-                patch,
-                _content_type="application/merge-patch+json",
-                _preload_content=False,
-            )
-            return _json(response)
+            return self._request("PATCH", path, body=patch, content_type="application/merge-patch+json")
         except ApiException as error:
             if error.status == 404:
                 return None
@@ -136,10 +134,9 @@ class KubeApi:
     def delete_workflow(self, namespace: str, name: str, uid: str) -> None:
         body = {"propagationPolicy": "Background", "preconditions": {"uid": uid}}
         _count("DELETE", "workflows")
+        path = f"/apis/{names.GROUP}/{names.VERSION}/namespaces/{_q(namespace)}/{names.PLURAL}/{_q(name)}"
         try:
-            self.custom.delete_namespaced_custom_object(
-                names.GROUP, names.VERSION, namespace, names.PLURAL, name, body=body, _preload_content=False
-            )
+            self._request("DELETE", path, body=body)
         except ApiException as error:
             if error.status not in (404, 409):
                 raise
@@ -169,9 +166,44 @@ class KubeApi:
         }
         _count("POST", "events")
         try:
-            self.core.create_namespaced_event(meta["namespace"], event, _preload_content=False)
+            self._request("POST", f"/api/v1/namespaces/{_q(meta['namespace'])}/events", body=event)
         except ApiException as error:
             log.warning("could not post event %s on %s: %s", reason, meta["name"], error.reason)
+
+    def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        query: dict[str, str] | None = None,
+        body: Body | None = None,
+        content_type: str = "application/json",
+    ) -> Body:
+        """One call through the ApiClient's pool, with its credentials; the response's JSON, or ApiException."""
+        configuration = self.api_client.configuration
+        headers = {**self.api_client.default_headers, "Accept": "application/json"}
+        for setting in configuration.auth_settings().values():
+            if setting.get("in") == "header" and setting.get("value"):
+                headers[setting["key"]] = setting["value"]
+        url = configuration.host + path + ("?" + urlencode(query) if query else "")
+        data = None
+        if body is not None:
+            headers["Content-Type"] = content_type
+            data = json.dumps(body)
+        response = self.api_client.rest_client.pool_manager.request(
+            method, url, body=data, headers=headers, preload_content=True
+        )
+        if not 200 <= response.status <= 299:
+            error = ApiException(status=response.status, reason=response.reason)
+            error.body = response.data.decode("utf-8", errors="replace")
+            error.headers = response.headers
+            raise error
+        result: Body = json.loads(response.data)
+        return result
+
+
+def _q(segment: str) -> str:
+    return quote(segment, safe="")
 
 
 def _count(verb: str, resource: str) -> None:
@@ -180,8 +212,3 @@ def _count(verb: str, resource: str) -> None:
 
 def _owner_uids(job: Body) -> set[str]:
     return {ref.get("uid", "") for ref in job.get("metadata", {}).get("ownerReferences") or []}
-
-
-def _json(response: Any) -> Body:
-    data: Body = json.loads(response.data)
-    return data
