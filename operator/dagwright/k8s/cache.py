@@ -6,10 +6,16 @@ Reconciles read from here instead of listing from the API server on every pass. 
 - a Job that disappears without a final condition is remembered as gone, which the planner hears as a Lost
   attempt (reason JobDeleted).
 The cache is shared between the event loop (watch events) and reconcile worker threads, hence the lock.
+
+It keeps only what passes read (see `slim_workflow`, `slim_job`, `slim_pod`), and once a Workflow's stored
+status records how a Job ended, the Job is cut down to its attempt and final condition and its pod is dropped
+(`settle_job`): with a thousand workflows in flight, finished Jobs and pods were most of the operator's memory.
+Anything dropped is read from the API server again if a pass ever needs it.
 """
 
 from __future__ import annotations
 
+import sys
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -39,6 +45,7 @@ class Cache:
         self._owners: dict[str, Key] = {}  # workflow uid -> key
         self._job_owners: dict[tuple[str, str], str] = {}  # (namespace, job name) -> workflow uid
         self._finished_seen: dict[tuple[str, str], datetime] = {}  # (namespace, job name) -> first seen finished
+        self._settled: set[tuple[str, str]] = set()  # (namespace, job name): outcome in the status, pod dropped
 
     # -- workflows
 
@@ -48,7 +55,7 @@ class Cache:
         with self._lock:
             if not _newer(body, self._workflows.get(key)):
                 return False
-            self._workflows[key] = body
+            self._workflows[key] = slim_workflow(body)
             uid = body["metadata"].get("uid")
             if uid:
                 self._owners[uid] = key
@@ -68,6 +75,7 @@ class Cache:
                     self._pods.pop((key[0], name), None)
                     self._job_owners.pop((key[0], name), None)
                     self._finished_seen.pop((key[0], name), None)
+                    self._settled.discard((key[0], name))
 
     def workflow(self, key: Key) -> Body | None:
         with self._lock:
@@ -98,6 +106,7 @@ class Cache:
             stored = _newer(body, jobs.live.get(name))
             if stored:
                 jobs.live[name] = body
+                self._settled.discard((namespace, name))  # a new version: whole again until a pass settles it
             self._job_owners[(namespace, name)] = uid
             if finished and (namespace, name) not in self._finished_seen:
                 self._finished_seen[(namespace, name)] = datetime.now(UTC)
@@ -114,6 +123,26 @@ class Cache:
             jobs.gone[name] = last
             return self._owners.get(uid)
 
+    def settle_jobs(self, uid: str, namespace: str, names: list[str]) -> None:
+        """The Workflow's stored status records how these Jobs' attempts ended: keep only each finished Job's
+        identity, labels and final conditions (what says which attempt it was and how it ended, for the planner
+        and for later watch events), and drop its pod. Passes skip recorded attempts without reading their
+        pods; if a pass ever needs one again (its status lost), it lists the pod from the API server."""
+        if not names:
+            return
+        with self._lock:
+            jobs = self._jobs.get(uid)
+            if jobs is None:
+                return
+            for name in names:
+                key = (namespace, name)
+                job = jobs.live.get(name)
+                if key in self._settled or job is None or not _finished(job):
+                    continue
+                jobs.live[name] = settled_job(job)
+                self._settled.add(key)
+                self._pods.pop(key, None)
+
     def jobs(self, uid: str) -> Jobs:
         with self._lock:
             jobs = self._jobs.get(uid, Jobs())
@@ -127,6 +156,8 @@ class Cache:
         namespace = body["metadata"]["namespace"]
         body = slim_pod(body)
         with self._lock:
+            if (namespace, job) in self._settled:
+                return None  # its Job's outcome is recorded: nothing this pod says changes a decision
             stored = _newer(body, self._pods.get((namespace, job)))
             if stored:
                 self._pods[(namespace, job)] = body
@@ -155,6 +186,49 @@ _POD_META = ("name", "namespace", "uid", "resourceVersion", "labels", "annotatio
 _TIMES = ("creationTimestamp", "deletionTimestamp")
 _JOB_SPEC = ("suspend", "activeDeadlineSeconds", "backoffLimit", "completions", "parallelism")
 _POD_STATUS = ("phase", "reason", "message", "conditions", "containerStatuses", "startTime")
+
+
+_DROPPED_ANNOTATIONS = ("kubectl.kubernetes.io/last-applied-configuration",)
+
+
+def slim_workflow(body: Mapping[str, Any]) -> Body:
+    """A Workflow without metadata.managedFields (the API server's record of who set which field: it names
+    every status field the operator ever wrote, more bytes than the spec of a small workflow) and without kubectl
+    apply's copy of the whole manifest. Nothing here reads either; the rest is kept as it came. Shallow: the
+    watch event's own dicts are not changed."""
+    meta = body.get("metadata") or {}
+    annotations = meta.get("annotations")
+    if "managedFields" not in meta and not (annotations and any(a in annotations for a in _DROPPED_ANNOTATIONS)):
+        return body if isinstance(body, dict) else dict(body)
+    slim_meta = {key: value for key, value in meta.items() if key != "managedFields"}
+    if annotations:
+        slim_meta["annotations"] = {k: v for k, v in annotations.items() if k not in _DROPPED_ANNOTATIONS}
+    return {**body, "metadata": slim_meta}
+
+
+def settled_job(job: Mapping[str, Any]) -> Body:
+    """What stays of a finished Job once the status records its outcome: identity, labels (node and attempt)
+    and its final conditions. Enough for `outcomes.observe` to read the same outcome, for `_newer` to ignore
+    older watch events, and for a pass to know the attempt's Job exists. Thousands of these stay cached, so
+    the strings many of them repeat (label keys and values, condition types, reasons and messages, the
+    namespace) are shared instead of kept once per Job as the JSON parser made them."""
+    meta = job.get("metadata") or {}
+    conditions = [
+        {key: _shared(c[key]) for key in _CONDITION_KEYS if key in c}
+        for c in (job.get("status") or {}).get("conditions") or []
+        if c.get("status") == "True" and c.get("type")
+    ]
+    kept: Body = {key: meta[key] for key in ("name", "uid", "resourceVersion") if key in meta}
+    kept["namespace"] = _shared(meta.get("namespace") or "")
+    kept["labels"] = {sys.intern(key): _shared(value) for key, value in (meta.get("labels") or {}).items()}
+    return {"metadata": kept, "status": {"conditions": conditions}}
+
+
+_CONDITION_KEYS = ("type", "status", "reason", "message", "lastTransitionTime")
+
+
+def _shared(value: Any) -> Any:
+    return sys.intern(value) if isinstance(value, str) else value
 
 
 def slim_job(body: Mapping[str, Any]) -> Body:
