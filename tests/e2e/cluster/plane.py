@@ -439,10 +439,17 @@ def _get(url: str, token: str | None = None, timeout: float = 2.0) -> tuple[int,
         return 0, str(err)
 
 
+COMPONENTS = frozenset({"etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok"})
+
+
 def is_ready(state: State | None = None) -> bool:
-    """True when a plane started by ``up`` is running: its processes alive, /readyz ok."""
+    """True when a plane started by ``up`` is running: every component started and alive, /readyz ok.
+
+    A start that was interrupted (its process killed) leaves etcd and the API server running without the rest; such
+    a plane must not be reused: nothing would ever schedule or run a pod on it.
+    """
     state = state or load_state()
-    if state is None or not state.procs or not all(_is_ours(p) for p in state.procs):
+    if state is None or {p.name for p in state.procs} != COMPONENTS or not all(_is_ours(p) for p in state.procs):
         return False
     return _get(f"{state.server}/readyz", state.token)[0] == 200
 
