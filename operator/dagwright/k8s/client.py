@@ -18,11 +18,16 @@ from typing import Any, Protocol
 from urllib.parse import quote, urlencode
 
 import kubernetes
+import urllib3
 from kubernetes.client.exceptions import ApiException
 
 from dagwright.k8s import metrics, names
 
 log = logging.getLogger("dagwright.k8s")
+
+# A request through a connection that died silently must not hold a reconcile worker forever: the pass fails,
+# and the worker retries it with backoff on a fresh connection.
+_TIMEOUT = urllib3.Timeout(connect=10.0, read=30.0)
 
 Body = dict[str, Any]
 
@@ -191,7 +196,7 @@ class KubeApi:
             headers["Content-Type"] = content_type
             data = json.dumps(body)
         response = self.api_client.rest_client.pool_manager.request(
-            method, url, body=data, headers=headers, preload_content=True
+            method, url, body=data, headers=headers, preload_content=True, timeout=_TIMEOUT
         )
         if not 200 <= response.status <= 299:
             error = ApiException(status=response.status, reason=response.reason)
