@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -23,6 +24,20 @@ from ..cluster.helpers import wait_for
 from ..conftest import CRDS_DIR, Kube, _default_service_account, _external_kubeconfig, _progress, apply_crds
 
 
+@contextlib.contextmanager
+def _plane_dir(run: Path) -> Iterator[None]:
+    """Point plane.py at this plane's directory for one call (plane.py reads it from the environment)."""
+    before = os.environ.get("DAGWRIGHT_CLUSTER_RUN")
+    os.environ["DAGWRIGHT_CLUSTER_RUN"] = str(run)
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop("DAGWRIGHT_CLUSTER_RUN", None)
+        else:
+            os.environ["DAGWRIGHT_CLUSTER_RUN"] = before
+
+
 @dataclass
 class FaultPlane:
     """A private plane: its Kube, and restarts of its components."""
@@ -31,25 +46,12 @@ class FaultPlane:
     run: Path
     progress: plane.Progress
 
-    @contextlib.contextmanager
-    def selected(self) -> Iterator[None]:
-        """Point plane.py at this plane's directory for one call (plane.py reads it from the environment)."""
-        before = os.environ.get("DAGWRIGHT_CLUSTER_RUN")
-        os.environ["DAGWRIGHT_CLUSTER_RUN"] = str(self.run)
-        try:
-            yield
-        finally:
-            if before is None:
-                os.environ.pop("DAGWRIGHT_CLUSTER_RUN", None)
-            else:
-                os.environ["DAGWRIGHT_CLUSTER_RUN"] = before
-
     def restart(self, component: str, down_for: float) -> float:
-        with self.selected():
+        with _plane_dir(self.run):
             return plane.restart(component, down_for, self.progress)
 
     def apiserver_port(self) -> int:
-        with self.selected():
+        with _plane_dir(self.run):
             state = plane.load_state()
         assert state is not None
         return state.apiserver_port
@@ -69,12 +71,12 @@ def fault_plane(request: pytest.FixtureRequest) -> Iterator[FaultPlane]:
         pytest.skip("restarting the API server or etcd needs the local plane (KUBECONFIG names another cluster)")
     say = _progress(request)
     run = Path(tempfile.mkdtemp(prefix="dagwright-fault-plane-"))
-    faults = FaultPlane(kube=None, run=run, progress=say)  # type: ignore[arg-type]
-    with faults.selected():
+    with _plane_dir(run):
         plane.up(say, managed=False)
         kubeconfig = str(plane.kubeconfig_path())
     api = config.new_client_from_config(config_file=kubeconfig)
-    faults.kube = Kube(kubeconfig=kubeconfig, kubectl_path=plane.binary("kubectl"), api_client=api, local_plane=True)
+    kube = Kube(kubeconfig=kubeconfig, kubectl_path=plane.binary("kubectl"), api_client=api, local_plane=True)
+    faults = FaultPlane(kube=kube, run=run, progress=say)
     try:
         apply_crds(faults.kube, sorted(CRDS_DIR.glob("*.yaml")))
         yield faults
@@ -83,5 +85,6 @@ def fault_plane(request: pytest.FixtureRequest) -> Iterator[FaultPlane]:
         if os.environ.get("DAGWRIGHT_KEEP_CLUSTER") == "1":
             say(f"keeping the fault plane: DAGWRIGHT_CLUSTER_RUN={run} python -m tests.e2e.cluster.plane down")
         else:
-            with faults.selected():
+            with _plane_dir(run):
                 plane.down(say)
+            shutil.rmtree(run, ignore_errors=True)
