@@ -19,7 +19,7 @@ VPY := $(VENV)/bin/python
 
 IMAGE_TAG ?= 0.1.0
 
-.PHONY: images example test chaos lint venv cluster-build cluster-up cluster-down cluster-status e2e kind-up kind-down
+.PHONY: images example test chaos redis-server lint venv cluster-build cluster-up cluster-down cluster-status e2e kind-up kind-down
 
 ## Both images, where Docker exists (not on the machines this was built on).
 images:
@@ -31,9 +31,7 @@ example: $(VENV)/.installed
 	$(VENV)/bin/dagwright run examples/diamond.yaml
 
 ## Everything CI runs: dependencies, lint, types, and the whole test suite including e2e on the local plane.
-test: $(VENV)/.installed
-	@command -v redis-server >/dev/null || { echo "installing redis-server (Debian package)"; \
-	  (apt-get update -qq && apt-get install -y -qq redis-server) >/dev/null; }
+test: $(VENV)/.installed redis-server
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
@@ -47,12 +45,17 @@ CHAOS_WORKFLOWS ?= 50
 CHAOS_NODES ?= 20
 CHAOS_KILL_EVERY ?= 1-10
 CHAOS_REPORT ?= chaos-report.jsonl
-chaos: $(VENV)/.installed
+chaos: $(VENV)/.installed redis-server
 	rm -f $(CHAOS_REPORT)
 	DAGWRIGHT_CHAOS_WORKFLOWS=$(CHAOS_WORKFLOWS) DAGWRIGHT_CHAOS_NODES=$(CHAOS_NODES) \
 	DAGWRIGHT_CHAOS_KILL_EVERY=$(CHAOS_KILL_EVERY) DAGWRIGHT_CHAOS_REPORT=$(CURDIR)/$(CHAOS_REPORT) \
 	  $(VPY) -m pytest tests/e2e/chaos tests/integration/node_runner/test_redis_faults.py -q $(PYTEST_ARGS); \
 	status=$$?; cat $(CHAOS_REPORT); exit $$status
+
+## Debian's redis-server, for the tests that start a real one.
+redis-server:
+	@command -v redis-server >/dev/null || { echo "installing redis-server (Debian package)"; \
+	  (apt-get update -qq && apt-get install -y -qq redis-server) >/dev/null; }
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check . && $(VENV)/bin/mypy
