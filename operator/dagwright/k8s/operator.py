@@ -138,7 +138,7 @@ def build_registry(runtime: Runtime) -> kopf.OperatorRegistry:
             if held and runtime.elector is not None:
                 await loop.run_in_executor(None, runtime.elector.release)
         if runtime.webhook is not None:
-            await asyncio.get_running_loop().run_in_executor(None, runtime.webhook.close)
+            await loop.run_in_executor(None, runtime.webhook.close)
 
     if runtime.webhook is not None:
         admission.register(registry)

@@ -28,12 +28,10 @@ class LeaseHistory:
     def __init__(self, kube: Kube, namespace: str) -> None:
         self.lock = threading.Lock()
         self.writes: list[tuple[int, str]] = []  # (revision, holder or "")
-        coordination = client.CoordinationV1Api(kube.api_client)
-        self.watch = _Watch(coordination.list_namespaced_lease, namespace, self._event)
-        self.watch.start()
-        self.core = client.CoreV1Api(kube.api_client)
-        self.coordination = coordination
+        self.coordination = client.CoordinationV1Api(kube.api_client)
         self.namespace = namespace
+        self.watch = _Watch(self.coordination.list_namespaced_lease, namespace, self._event)
+        self.watch.start()
 
     def _event(self, kind: str, lease: dict[str, Any]) -> None:
         meta = lease.get("metadata") or {}

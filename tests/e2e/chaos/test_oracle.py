@@ -34,9 +34,9 @@ def job(node: str, attempt: int, created: int, finished: int | None, outcome: st
     )
 
 
-def chain(**fields: object) -> Planned:
+def chain() -> Planned:
     """flow: a -> b."""
-    return Planned(name="flow", kind=str(fields.pop("kind", "plain")), manifest={}, deps={"a": [], "b": ["a"]})
+    return Planned(name="flow", kind="plain", manifest={}, deps={"a": [], "b": ["a"]})
 
 
 def verdict(
