@@ -19,6 +19,7 @@ renders them in the pod, once, with the same `dagwright.templates.render`.
 from __future__ import annotations
 
 import json
+import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -97,9 +98,9 @@ def read_termination(message: str | None, succeeded: bool) -> Carried:
 
 def parse_outputs(text: str, limit: int) -> tuple[dict[str, Any] | None, tuple[str, str] | None]:
     """(outputs, None) or (None, (reason, message)) for the text a command wrote to $DAGWRIGHT_OUTPUTS."""
-    if len(text.encode()) > limit:
-        where = "Redis" if limit >= REDIS_LIMIT else "the termination message (configure Redis for up to 1 MiB)"
-        return None, ("OutputsTooLarge", f"outputs are {len(text.encode())} bytes; the limit in {where} is {limit}")
+    size = len(text.encode())
+    if size > limit:
+        return None, _too_large(size, limit)
     if not text.strip():
         return None, None
     try:
@@ -109,6 +110,32 @@ def parse_outputs(text: str, limit: int) -> tuple[dict[str, Any] | None, tuple[s
     if not isinstance(value, dict):
         return None, ("InvalidOutputs", "$DAGWRIGHT_OUTPUTS must hold a JSON object")
     return value, None
+
+
+def read_outputs_file(path: str, limit: int = REDIS_LIMIT) -> tuple[dict[str, Any] | None, tuple[str, str] | None]:
+    """`parse_outputs` for a file (the local runner's `$DAGWRIGHT_OUTPUTS`): no file, or an empty one, is no
+    outputs. At most `limit + 1` bytes are read, so a runaway file is reported as too large, not loaded whole.
+    The default limit is the largest any backend accepts (node-runner's with Redis)."""
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read(limit + 1)
+            size = os.fstat(handle.fileno()).st_size
+    except FileNotFoundError:
+        return None, None
+    except OSError as error:
+        return None, ("InvalidOutputs", f"cannot read outputs file $DAGWRIGHT_OUTPUTS: {error.strerror or error}")
+    if len(data) > limit:
+        return None, _too_large(max(size, len(data)), limit)
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        return None, ("InvalidOutputs", f"$DAGWRIGHT_OUTPUTS is not UTF-8 text: {error}")
+    return parse_outputs(text, limit)
+
+
+def _too_large(size: int, limit: int) -> tuple[str, str]:
+    where = "Redis" if limit >= REDIS_LIMIT else "the termination message (configure Redis for up to 1 MiB)"
+    return "OutputsTooLarge", f"outputs are {size} bytes; the limit in {where} is {limit}"
 
 
 def progress_fraction(text: str | None) -> float | None:

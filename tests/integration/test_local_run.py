@@ -198,6 +198,24 @@ def test_outputs_flow_to_downstream_templates(tmp_path: Path) -> None:
     assert (tmp_path / "logs" / "report.1.log").read_text() == "rows=42\n"
 
 
+def test_outputs_file_rules_are_the_clusters(tmp_path: Path) -> None:
+    """An empty $DAGWRIGHT_OUTPUTS is no outputs (as on the cluster); one above 1 MiB fails the node."""
+    path = write(
+        tmp_path,
+        [
+            {"name": "empty", "command": ["sh", "-c", ': > "$DAGWRIGHT_OUTPUTS"']},
+            {"name": "huge", "command": ["sh", "-c", 'head -c 1048577 /dev/zero | tr "\\0" x > "$DAGWRIGHT_OUTPUTS"']},
+        ],
+        failFast=False,
+    )
+    code, final, stderr = run_json(path)
+    assert code == 1, stderr
+    empty, huge = final["status"]["nodes"]["empty"], final["status"]["nodes"]["huge"]
+    assert empty["phase"] == "Succeeded" and "outputs" not in empty
+    assert (huge["phase"], huge["reason"]) == ("Failed", "OutputsTooLarge")
+    assert "1048576" in huge["message"]
+
+
 def test_outputs_that_no_command_line_can_hold_fail_the_node_not_the_runner(tmp_path: Path) -> None:
     path = write(
         tmp_path,

@@ -11,7 +11,6 @@ launches is started from a few threads at once (`start_all`); everything else ha
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import selectors
 import signal
@@ -23,6 +22,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from dagwright import nodeio
 from dagwright.planner import AttemptState, Launch, Observation
 
 STOP_GRACE_SECONDS = 5.0
@@ -167,15 +167,16 @@ class Processes:
     def _finished(self, attempt: Attempt) -> Observation:
         self._forget(attempt)
         launch, code = attempt.launch, attempt.process.returncode
-        outputs, problem = _read_outputs(attempt.outputs_path)
+        outputs, problem = nodeio.read_outputs_file(str(attempt.outputs_path))  # the cluster's rule and limit
         progress = _last_line(attempt.progress_path)
         now = _utcnow()
         if code == 0 and problem is None:
             return Observation(
                 launch.node, launch.attempt, AttemptState.SUCCEEDED, 0, None, None, now, outputs, progress
             )
-        if code == 0:
-            return Observation(launch.node, launch.attempt, AttemptState.FAILED, 0, "InvalidOutputs", problem, now)
+        if code == 0 and problem is not None:
+            reason, message = problem
+            return Observation(launch.node, launch.attempt, AttemptState.FAILED, 0, reason, message, now)
         if code < 0:
             name = signal.Signals(-code).name if -code in signal.valid_signals() else str(-code)
             message = f"killed by signal {name}"
@@ -199,22 +200,6 @@ def _signal_group(pid: int, signum: int) -> None:
 def _drain(fd: int) -> None:
     with contextlib.suppress(BlockingIOError, InterruptedError):
         os.read(fd, 512)
-
-
-def _read_outputs(path: Path) -> tuple[dict[str, object] | None, str | None]:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        return None, None
-    except (OSError, UnicodeDecodeError) as error:
-        return None, f"cannot read outputs file $DAGWRIGHT_OUTPUTS: {error}"
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError as error:
-        return None, f"$DAGWRIGHT_OUTPUTS is not valid JSON: {error}"
-    if not isinstance(value, dict):
-        return None, "$DAGWRIGHT_OUTPUTS must hold a JSON object"
-    return value, None
 
 
 def _last_line(path: Path) -> str | None:
