@@ -1,7 +1,7 @@
 """Which failed attempts are worth retrying, and how long to wait first.
 
 One table for every backend: the operator maps Kubernetes outcomes to these reasons, the local runner maps
-process outcomes to them, and the retry policy's `on: Transient` consults `is_transient`.
+process outcomes to them, and the retry policy's `policy: Transient` consults `is_transient`.
 """
 
 from __future__ import annotations
@@ -51,7 +51,7 @@ def is_transient(policy: RetryPolicy, exit_code: int | None, reason: str | None)
 def may_retry(policy: RetryPolicy, retries_used: int, transient: bool, reason: str | None) -> bool:
     if reason in PERMANENT_REASONS or retries_used >= policy.limit:
         return False
-    return policy.on == "AnyFailure" or transient
+    return policy.policy == "AnyFailure" or transient
 
 
 def backoff_seconds(backoff: Backoff, retry_number: int, seed: str) -> float:

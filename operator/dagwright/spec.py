@@ -58,12 +58,26 @@ class Backoff(Model):
     jitter: Annotated[float, Field(ge=0, le=1)] = 0.1
 
 
+def _keep_renamed_keys(schema: dict[str, Any]) -> None:
+    """Declare the renamed keys in the CRD (as anything), so the API server keeps them instead of pruning them
+    silently, and the operator and its webhook can say what they were renamed to (`validation.py`)."""
+    for key in RENAMED_RETRY_KEYS:
+        schema["properties"][key] = {"x-kubernetes-preserve-unknown-fields": True}
+
+
+# Keys of `retry` that were renamed, as a manifest may still spell them -> their new name. `on` became `policy`
+# because YAML 1.1 (kubectl's parser) reads a bare `on:` key as the boolean true (sent to the API as "true").
+RENAMED_RETRY_KEYS = {"on": "policy", "true": "policy"}
+
+
 class RetryPolicy(Model):
-    """How a node is retried after a failed attempt."""
+    """How a node is retried after a failed attempt. `policy: Transient` retries only transient failures."""
+
+    model_config = ConfigDict(json_schema_extra=_keep_renamed_keys)
 
     limit: Annotated[int, Field(ge=0, le=1000)] = 0
     backoff: Backoff = Backoff()
-    on: Literal["AnyFailure", "Transient"] = "AnyFailure"
+    policy: Literal["AnyFailure", "Transient"] = "AnyFailure"
     transient_exit_codes: Annotated[list[Annotated[int, Field(ge=1, le=255)]], Field(max_length=255)] = [
         TRANSIENT_EXIT_CODE
     ]

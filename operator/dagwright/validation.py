@@ -16,7 +16,7 @@ import pydantic
 from dagwright import templates
 from dagwright.errors import Problem, SpecError
 from dagwright.graph import Graph
-from dagwright.spec import NodeSpec, WorkflowManifest, WorkflowSpec
+from dagwright.spec import RENAMED_RETRY_KEYS, NodeSpec, WorkflowManifest, WorkflowSpec
 from dagwright.workflows import Workflow
 
 _MESSAGES = {
@@ -165,11 +165,35 @@ def _problems_from_pydantic(
     problems = []
     for item in error.errors(include_url=False):
         loc = prefix + tuple(item["loc"])
+        renamed = _renamed_key(loc, item)
+        if renamed is not None:
+            problems.append(Problem(renamed[0], renamed[1] + _node_hint(loc, document)))
+            continue
         message = _MESSAGES.get(item["type"], item["msg"])
         if item["type"] not in _MESSAGES and "input" in item and not isinstance(item["input"], dict | list):
             message += f" (got {_short(item['input'])})"
         problems.append(Problem(_field_path(loc), message + _node_hint(loc, document)))
     return problems
+
+
+def _renamed_key(loc: tuple[str | int, ...], item: Mapping[str, Any]) -> tuple[str, str] | None:
+    """(field, message) for a `retry` key that was renamed, as a manifest may still spell it: `on`, or the
+    boolean key YAML 1.1 (PyYAML's default, kubectl) makes of a bare `on:` (`true` once kubectl sends it)."""
+    if len(loc) < 2 or loc[-2] != "retry":
+        return None
+    if item["type"] == "invalid_key" and item.get("input") is True:
+        key = "true"
+    elif item["type"] == "extra_forbidden" and isinstance(loc[-1], str):
+        key = loc[-1]
+    else:
+        return None
+    new = RENAMED_RETRY_KEYS.get(key)
+    if new is None:
+        return None
+    message = f"renamed to retry.{new}"
+    if key != "on":
+        message += " (YAML 1.1, as kubectl reads it, turns a bare `on:` key into true)"
+    return _field_path((*loc[:-1], "on")), message
 
 
 def _field_path(loc: tuple[str | int, ...]) -> str:

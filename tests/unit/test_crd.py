@@ -81,6 +81,6 @@ def test_schema_carries_the_model_bounds() -> None:
     assert fields["name"]["maxLength"] == 63 and fields["name"]["pattern"]
     assert fields["args"]["items"]["maxLength"] == 32_768
     assert fields["retry"]["properties"]["limit"] == {"type": "integer", "minimum": 0, "maximum": 1000}
-    assert fields["retry"]["properties"]["on"]["enum"] == ["AnyFailure", "Transient"]
+    assert fields["retry"]["properties"]["policy"]["enum"] == ["AnyFailure", "Transient"]
     assert spec["properties"]["parallelism"]["minimum"] == 1
     assert spec["required"] == ["nodes"]

@@ -334,25 +334,25 @@ def test_backoff_is_capped_and_jittered_deterministically() -> None:
 def test_retry_on_transient_only_retries_transient_failures(
     code: int | None, reason: str | None, retried: bool
 ) -> None:
-    run = Driver(workflow([node("a", retry={"limit": 3, "on": "Transient"})]))
+    run = Driver(workflow([node("a", retry={"limit": 3, "policy": "Transient"})]))
     run.step()
     run.step(fail("a", code=code, reason=reason))
     assert run.phase("a") is (NodePhase.RETRYING if retried else NodePhase.FAILED)
 
 
 def test_transient_exit_codes_are_configurable() -> None:
-    run = Driver(workflow([node("a", retry={"limit": 1, "on": "Transient", "transientExitCodes": [42]})]))
+    run = Driver(workflow([node("a", retry={"limit": 1, "policy": "Transient", "transientExitCodes": [42]})]))
     run.step()
     run.step(fail("a", code=75))
     assert run.phase("a") is NodePhase.FAILED
-    run = Driver(workflow([node("a", retry={"limit": 1, "on": "Transient", "transientExitCodes": [42]})]))
+    run = Driver(workflow([node("a", retry={"limit": 1, "policy": "Transient", "transientExitCodes": [42]})]))
     run.step()
     run.step(fail("a", code=42))
     assert run.phase("a") is NodePhase.RETRYING
 
 
 def test_lost_attempt_is_a_transient_job_deleted_failure() -> None:
-    run = Driver(workflow([node("a", retry={"limit": 1, "on": "Transient"})]))
+    run = Driver(workflow([node("a", retry={"limit": 1, "policy": "Transient"})]))
     run.step()
     run.step(Observation("a", 1, AttemptState.LOST))
     assert run.phase("a") is NodePhase.RETRYING
@@ -382,7 +382,7 @@ def test_attempt_timeout_stops_it_and_fails_with_reason_timeout() -> None:
 
 
 def test_timed_out_attempt_is_retried_as_transient() -> None:
-    run = Driver(workflow([node("a", timeoutSeconds=5, retry={"limit": 1, "on": "Transient"})]))
+    run = Driver(workflow([node("a", timeoutSeconds=5, retry={"limit": 1, "policy": "Transient"})]))
     run.step()
     decision = run.step(after=5)
     assert stopped(decision) == [("a", 1, "Timeout")]

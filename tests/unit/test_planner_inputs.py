@@ -88,7 +88,7 @@ def test_a_node_that_does_not_read_the_large_outputs_launches_as_usual() -> None
 
 
 def test_without_node_runner_the_reader_fails_for_good_with_a_reason_that_says_what_to_set() -> None:
-    reader = _reader(retry={"limit": 3, "on": "AnyFailure"})
+    reader = _reader(retry={"limit": 3, "policy": "AnyFailure"})
     run, launches = _launch_after_large_outputs(reader)
     assert launches == []
     b = run.current.nodes["b"]

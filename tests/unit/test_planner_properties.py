@@ -44,7 +44,7 @@ def dags(draw: st.DrawFn) -> Workflow:
             if draw(st.booleans()):
                 body["retry"] = {
                     "limit": draw(st.integers(0, 3)),
-                    "on": draw(st.sampled_from(["AnyFailure", "Transient"])),
+                    "policy": draw(st.sampled_from(["AnyFailure", "Transient"])),
                     "backoff": {"initialSeconds": draw(st.sampled_from([0, 1, 5, 30])), "jitter": 0.5},
                 }
             if draw(st.booleans()):
@@ -270,7 +270,7 @@ _field_names = st.sampled_from(
         "value",
         "limit",
         "backoff",
-        "on",
+        "policy",
         "transientExitCodes",
         "initialSeconds",
         "factor",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -194,7 +195,7 @@ def test_parse_spec_prefixes_fields_with_spec() -> None:
     assert [str(p) for p in caught.value.problems] == ["spec.nodes[0].bogus: unknown field (node 'a')"]
 
 
-def test_yaml_on_is_a_string_not_a_boolean() -> None:
+def test_yaml_yes_and_dates_are_strings_not_booleans_or_dates() -> None:
     text = """
 apiVersion: dagwright.io/v1alpha1
 kind: Workflow
@@ -204,11 +205,45 @@ spec:
   nodes:
   - name: a
     command: ["true"]
-    retry: {limit: 1, on: Transient}
+    retry: {limit: 1, policy: Transient}
 """
     workflow = compile_manifest(manifests.parse(text))
-    assert workflow.nodes[0].retry is not None and workflow.nodes[0].retry.on == "Transient"
+    assert workflow.nodes[0].retry is not None and workflow.nodes[0].retry.policy == "Transient"
     assert workflow.spec.parameters == {"enabled": "yes", "day": "2026-11-25"}
+
+
+_OLD_RETRY = """
+apiVersion: dagwright.io/v1alpha1
+kind: Workflow
+metadata: {name: w}
+spec:
+  defaults: {retry: {on: Transient}}
+  nodes:
+  - {name: a, command: ["true"]}
+  - {name: b, command: ["true"]}
+  - {name: c, command: ["true"], retry: {limit: 1, on: Transient}}
+"""
+
+
+@pytest.mark.parametrize(
+    "document",
+    [
+        manifests.parse(_OLD_RETRY),  # dagwright's own loader (YAML 1.2): the key `on`
+        yaml.safe_load(_OLD_RETRY),  # YAML 1.1 (PyYAML's default): the key True
+        json.loads(json.dumps(yaml.safe_load(_OLD_RETRY))),  # kubectl sends it to the API server as "true"
+    ],
+    ids=["on", "True", "true"],
+)
+def test_retry_on_is_refused_with_its_new_name(document: dict[str, Any]) -> None:
+    """`retry.on` became `retry.policy`: the old key, however a parser spelled it, names the new one."""
+    with pytest.raises(SpecError) as caught:
+        compile_manifest(document)
+    fields = {problem.field: problem.message for problem in caught.value.problems}
+    assert set(fields) == {"spec.defaults.retry.on", "spec.nodes[2].retry.on"}
+    assert fields["spec.nodes[2].retry.on"].startswith("renamed to retry.policy")
+    with pytest.raises(SpecError) as operator_side:  # what the operator and its webhook parse
+        parse_spec(document["spec"])
+    assert {problem.field for problem in operator_side.value.problems} == set(fields)
 
 
 def test_invalid_yaml_names_line_and_column() -> None:
