@@ -1,7 +1,7 @@
-"""The `dagwright` command line: run, validate, graph, crd here; the cluster commands in `k8s/commands.py`.
+"""The local verbs of the CLI: run (a Workflow as processes on this machine), validate, graph, crd.
 
-Every user error ends as one clear message and exit code 1, never a traceback. Exit codes of `run`: 0 when the
-workflow Succeeded, 1 when it Failed or the manifest is invalid, 130 when it was stopped with Ctrl-C.
+Exit codes of `run`: 0 when the workflow Succeeded, 1 when it Failed or the manifest is invalid, 130 when it was
+stopped with Ctrl-C. `graph` of a name that is not a file asks the cluster (`cli/cluster.py`).
 """
 
 from __future__ import annotations
@@ -10,13 +10,14 @@ import argparse
 import json
 import os
 import sys
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 
 from dagwright import crd, graph, manifests, reference
+from dagwright.cli import cluster
+from dagwright.cli.arguments import parameters
 from dagwright.errors import Problem, SpecError
 from dagwright.local import display
 from dagwright.local.runner import RunOptions, run
@@ -28,25 +29,7 @@ from dagwright.workflows import Workflow
 EXIT_CODES = {WorkflowPhase.SUCCEEDED: 0, WorkflowPhase.STOPPED: 130}
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = _parser()
-    args = parser.parse_args(argv)
-    try:
-        code: int = args.handler(args)
-    except SpecError as error:
-        print(f"error: {getattr(args, 'file', 'input')} is not a valid Workflow:", file=sys.stderr)
-        for problem in error.problems:
-            print(f"  {problem}", file=sys.stderr)
-        return 1
-    except BrokenPipeError:
-        return 1
-    return code
-
-
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="dagwright", description="Run workflow DAGs locally or on Kubernetes.")
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
+def add_run(commands: Any) -> None:
     runner = commands.add_parser("run", help="run a Workflow manifest on this machine, no cluster needed")
     runner.add_argument("file", help="the Workflow manifest (YAML or JSON)")
     runner.add_argument("-p", "--param", action="append", default=[], metavar="KEY=VALUE", help="set a parameter")
@@ -56,26 +39,27 @@ def _parser() -> argparse.ArgumentParser:
     runner.add_argument("--approve-all", action="store_true", help="approve every approval node without asking")
     runner.set_defaults(handler=_run)
 
+
+def add_validate(commands: Any) -> None:
     validate = commands.add_parser("validate", help="check a manifest and report every problem")
     validate.add_argument("file")
     validate.set_defaults(handler=_validate)
 
+
+def add_graph(commands: Any) -> None:
     drawing = commands.add_parser("graph", help="draw the DAG of a manifest")
     drawing.add_argument("file", help="a manifest file, or the name of a Workflow in the cluster")
     drawing.add_argument("-n", "--namespace", default=None, help="for a Workflow in the cluster")
     drawing.add_argument("--format", choices=["text", "mermaid"], default="text")
     drawing.set_defaults(handler=_graph)
 
-    from dagwright.k8s import commands as cluster
 
-    cluster.register(commands)
-
+def add_crd(commands: Any) -> None:
     definition = commands.add_parser("crd", help="print the Workflow CustomResourceDefinition")
     definition.add_argument("--reference", action="store_true", help="the field reference in Markdown instead")
     definition.set_defaults(
         handler=lambda args: _print((reference.render() if args.reference else crd.render()), end="")
     )
-    return parser
 
 
 def _print(text: str, end: str = "\n") -> int:
@@ -90,8 +74,6 @@ def _validate(args: argparse.Namespace) -> int:
 
 def _graph(args: argparse.Namespace) -> int:
     if not os.path.exists(args.file):
-        from dagwright.k8s import commands as cluster
-
         return cluster.graph_of(args)
     workflow = compile_manifest(manifests.load(args.file))
     render = graph.render_mermaid if args.format == "mermaid" else graph.render_text
@@ -124,17 +106,6 @@ def _run(args: argparse.Namespace) -> int:
     elif live:
         stream.write(f"workflow {final.phase.value} ({final.progress}) {final.message}\n")
     return EXIT_CODES.get(final.phase, 1)
-
-
-def parameters(pairs: list[str]) -> dict[str, str]:
-    """`-p key=value` pairs; shared with `dagwright submit`."""
-    parameters = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise SpecError([Problem("-p", f"expected KEY=VALUE, got {pair!r}")])
-        parameters[key] = value
-    return parameters
 
 
 def _check_writable(logs_dir: Path | None, state: Path | None) -> None:
@@ -211,7 +182,3 @@ def _approver(approve_all: bool, live: Any) -> Any:
                 live.live.start()
 
     return ask
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,0 +1,120 @@
+"""`dagwright operator`: its flags, checked before start-up, then the kopf operator of `dagwright.k8s.operator`.
+
+A flag mistake (a Redis CA without TLS, a webhook port taken, a certificate directory without its files) is one
+line on stderr and exit code 2 here, not a traceback once kopf has started. kopf and the kubernetes client are
+imported only when the verb runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from dagwright.k8s.commands import CommandError, redis_settings
+
+
+def register(commands: Any) -> None:
+    """Add `operator` to the `dagwright` parser."""
+    operator = commands.add_parser("operator", help="run the Kubernetes operator (watches Workflows)")
+    operator.add_argument("--namespace", action="append", default=[], help="watch only these (repeatable)")
+    operator.add_argument("--max-running-nodes", type=int, default=None, help="operator-wide running attempts cap")
+    operator.add_argument("--workers", type=int, default=4, help="reconciles running at once")
+    operator.add_argument("--lease-namespace", default=None, help="namespace of the leader-election Lease")
+    operator.add_argument("--no-leader-election", action="store_true", help="act without holding the Lease")
+    operator.add_argument("--metrics-port", type=int, default=8000, help="0 disables /metrics")
+    operator.add_argument("--health-port", type=int, default=8080, help="0 disables /healthz")
+    operator.add_argument("--log-format", choices=["text", "json"], default="text")
+    operator.add_argument(
+        "--redis-url", default=os.environ.get("DAGWRIGHT_REDIS_URL"), help="node-runner outputs and progress"
+    )
+    operator.add_argument("--redis-password-secret", default=None, help="Secret (key `password`) for node pods")
+    operator.add_argument(
+        "--redis-ca-configmap",
+        default=None,
+        metavar="NAME",
+        help="ConfigMap (key `ca.crt`) node pods mount to trust a rediss:// Redis; needed in each workflow namespace",
+    )
+    operator.add_argument(
+        "--redis-ca-file",
+        default=os.environ.get("DAGWRIGHT_REDIS_CA"),
+        metavar="FILE",
+        help="CA certificate the operator trusts a rediss:// Redis with (default: $DAGWRIGHT_REDIS_CA)",
+    )
+    operator.add_argument("--webhook-port", type=int, default=0, help="serve the validating webhook (0: off)")
+    operator.add_argument("--webhook-addr", default="0.0.0.0", help="address the webhook listens on")
+    operator.add_argument("--webhook-host", default=None, help="name/IP the API server dials (default: the addr)")
+    operator.add_argument(
+        "--webhook-cert-dir", default=None, help="tls.crt, tls.key (, ca.crt); default: a self-signed certificate"
+    )
+    operator.add_argument(
+        "--webhook-manage", default=None, metavar="NAME", help="create this ValidatingWebhookConfiguration (dev)"
+    )
+    operator.set_defaults(handler=_operator)
+
+
+def _operator(args: argparse.Namespace) -> int:
+    from dagwright.k8s import operator
+    from dagwright.k8s.admission import WebhookSettings
+    from dagwright.k8s.reconcile import Settings
+
+    namespaces = args.namespace or [n for n in os.environ.get("DAGWRIGHT_NAMESPACES", "").split(",") if n]
+    try:
+        redis = redis_settings(args.redis_url, args.redis_password_secret, args.redis_ca_configmap, args.redis_ca_file)
+    except CommandError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    settings = Settings(
+        namespaces=namespaces,
+        max_running_nodes=args.max_running_nodes,
+        workers=args.workers,
+        redis=redis,
+        redis_ca_file=args.redis_ca_file or None,
+    )
+    lease = "" if args.no_leader_election else (args.lease_namespace or os.environ.get("POD_NAMESPACE") or "default")
+    webhook = None
+    cert_dir = Path(args.webhook_cert_dir) if args.webhook_cert_dir else None
+    if cert_dir is not None and not all((cert_dir / name).is_file() for name in ("tls.crt", "tls.key")):
+        print(f"error: --webhook-cert-dir {cert_dir}: needs tls.crt and tls.key", file=sys.stderr)
+        return 2
+    if args.webhook_port:
+        busy = _cannot_listen(args.webhook_addr, args.webhook_port)
+        if busy:
+            print(
+                f"error: --webhook-port {args.webhook_port}: cannot listen on {args.webhook_addr}: {busy}",
+                file=sys.stderr,
+            )
+            return 2
+        webhook = WebhookSettings(
+            port=args.webhook_port,
+            addr=args.webhook_addr,
+            host=args.webhook_host,
+            cert_dir=cert_dir,
+            manage=args.webhook_manage,
+            namespaces=namespaces,
+        )
+    elif args.webhook_manage or args.webhook_cert_dir:
+        print("error: --webhook-manage and --webhook-cert-dir need --webhook-port", file=sys.stderr)
+        return 2
+    operator.run(
+        settings,
+        lease_namespace=lease,
+        metrics_port=args.metrics_port or None,
+        health_port=args.health_port or None,
+        json_logs=args.log_format == "json",
+        webhook=webhook,
+    )
+    return 0
+
+
+def _cannot_listen(addr: str, port: int) -> str | None:
+    """Why the webhook could not listen there, said before kopf starts (it would stop with a traceback)."""
+    import socket
+
+    try:
+        with socket.create_server((addr, port)):
+            return None
+    except OSError as error:
+        return error.strerror or str(error)
