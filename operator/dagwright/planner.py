@@ -33,8 +33,8 @@ from enum import StrEnum
 from itertools import repeat
 from typing import Any
 
-from dagwright import failures, nodeio, templates
-from dagwright.spec import NodeSpec
+from dagwright import failures, nodeio
+from dagwright.launches import Launch, Renderer
 from dagwright.status import Condition, NodePhase, NodeStatus, WorkflowPhase, WorkflowStatus
 from dagwright.workflows import Workflow
 
@@ -43,6 +43,23 @@ MAX_MESSAGE = 512  # per node: a 10,000-node status must stay well under etcd's 
 _FINISHED_NODE = frozenset(phase for phase in NodePhase if phase.finished)
 _UNBLOCKED = frozenset({NodePhase.SUCCEEDED})
 _BLOCKING = frozenset({NodePhase.FAILED, NodePhase.SKIPPED, NodePhase.STOPPED})
+_AWAITING_OUTCOME = (NodePhase.RUNNING, NodePhase.AWAITING_APPROVAL)
+
+
+class EventReason(StrEnum):
+    """Why an Event was posted. Backends act on some (count retries, ask for approvals), so never compare
+    against a bare string; the values are what `kubectl get events` shows."""
+
+    NODE_RETRYING = "NodeRetrying"
+    NODE_FAILED = "NodeFailed"
+    AWAITING_APPROVAL = "AwaitingApproval"
+    RETRYING = "Retrying"  # a finished workflow retried (spec.retryToken)
+    PAUSED = "Paused"
+    RESUMED = "Resumed"
+    SUCCEEDED = "Succeeded"  # the workflow finished: its phase
+    FAILED = "Failed"
+    STOPPED = "Stopped"
+    INVALID_SPEC = "InvalidSpec"  # posted by the operator, with `invalid`
 
 
 class AttemptState(StrEnum):
@@ -69,24 +86,6 @@ class Observation:
 
 
 @dataclass(frozen=True, slots=True)
-class Launch:
-    """Start attempt `attempt` of `node`: command, args and env are already rendered.
-
-    Except with `inputs`: the node reads outputs only Redis holds, so node-runner renders its command, args and
-    the env variables that read them in the pod (`command` and `args` are then empty, `env` holds the rest).
-    """
-
-    node: str
-    attempt: int
-    spec: NodeSpec
-    command: tuple[str, ...]
-    args: tuple[str, ...]
-    env: tuple[tuple[str, str], ...]
-    timeout_seconds: int | None
-    inputs: nodeio.Inputs | None = None
-
-
-@dataclass(frozen=True, slots=True)
 class Stop:
     node: str
     attempt: int
@@ -98,7 +97,7 @@ class Event:
     """A transition worth telling a person about (a Kubernetes Event, a log line)."""
 
     type: str  # "Normal" or "Warning"
-    reason: str
+    reason: EventReason
     message: str
     node: str | None = None
 
@@ -124,6 +123,8 @@ class Decision:
     wake_at: datetime | None = None
     changed: bool = False
     waiting: int = 0  # ready nodes not launched for lack of room (parallelism or capacity)
+    held_back: int = 0  # of those, the ones parallelism alone would have launched: `capacity` held them back
+    running: int = 0  # attempts running once this decision is carried out
     ended: list[Ended] = field(default_factory=list)  # attempts whose end this decision records
     suspend: bool = False  # running attempts should be suspended (pauseMode Suspend while paused)
 
@@ -162,10 +163,37 @@ def _finished(workflow: Workflow, status: WorkflowStatus, observations: Iterable
     stops = [
         Stop(seen.node, seen.attempt, "WorkflowFinished") for seen in observations if seen.state is AttemptState.RUNNING
     ]
+    running = sum(1 for node in status.nodes.values() if node.phase is NodePhase.RUNNING)
     if status.observed_generation != workflow.generation:
         update = {"observed_generation": workflow.generation}
-        return Decision(status.model_copy(update=update), stops=stops, changed=True)
-    return Decision(status, stops=stops)
+        return Decision(status.model_copy(update=update), stops=stops, changed=True, running=running)
+    return Decision(status, stops=stops, running=running)
+
+
+def free_slots(workflow: Workflow, running: int) -> int:
+    """How many more attempts `parallelism` lets run beside `running` ones (rule 7, before any `capacity`)."""
+    return (workflow.spec.parallelism or len(workflow.nodes)) - running
+
+
+def recorded(node: NodeStatus | None, attempt: int) -> bool:
+    """Whether `node`'s status already holds how attempt `attempt` ended (an older attempt, or the current one
+    finished): rule 1 ignores its observation, so a backend need not even read its outcome."""
+    if node is None:
+        return False
+    return attempt < node.attempts or (attempt == node.attempts and node.phase not in _AWAITING_OUTCOME)
+
+
+def answered(node: str, approved: bool, message: str | None = None, at: datetime | None = None) -> Observation:
+    """A person's answer to an approval node, as `plan` hears it: attempt 1 Succeeded (Approved) or Failed
+    (Rejected). Every backend turns answers into observations here, whoever asked."""
+    if approved:
+        return Observation(node, 1, AttemptState.SUCCEEDED, reason="Approved", message=message, finished_at=at)
+    return Observation(node, 1, AttemptState.FAILED, reason="Rejected", message=message or "rejected", finished_at=at)
+
+
+def approvals(workflow: Workflow) -> list[Observation]:
+    """`spec.approvals` (what `dagwright approve|reject` writes on a cluster) as observations."""
+    return [answered(node, verdict.approved, verdict.message) for node, verdict in workflow.spec.approvals.items()]
 
 
 def retry_failed(status: WorkflowStatus) -> WorkflowStatus:
@@ -228,7 +256,7 @@ class _Pass:
         self.waiting = 0
         self.ended: list[Ended] = []
         self.terminal_message: str = ""
-        self._base_context: dict[str, str] | None = None
+        self.renderer = Renderer(workflow)
         self.inputs_failed = False  # a node failed at launch (InputsUnavailable): its downstream must be skipped
 
     # -- helpers
@@ -243,7 +271,7 @@ class _Pass:
         if self.wake_at is None or at < self.wake_at:
             self.wake_at = at
 
-    def _event(self, type_: str, reason: str, message: str, node: str | None = None) -> None:
+    def _event(self, type_: str, reason: EventReason, message: str, node: str | None = None) -> None:
         self.events.append(Event(type_, reason, message, node))
 
     # -- retry of a finished workflow
@@ -263,7 +291,7 @@ class _Pass:
         self.phase = WorkflowPhase.RUNNING
         self.started_at = self.now
         self.changed = True
-        self._event("Normal", "Retrying", "retrying failed, skipped and stopped nodes")
+        self._event("Normal", EventReason.RETRYING, "retrying failed, skipped and stopped nodes")
 
     # -- rule 1 and 2: observations
 
@@ -288,7 +316,7 @@ class _Pass:
             if node.phase.finished or not self._dependencies_met(i):
                 return
             node = self._set(i, **_launched(node, seen.attempt, self.now))
-        elif seen.attempt != node.attempts or node.phase not in (NodePhase.RUNNING, NodePhase.AWAITING_APPROVAL):
+        elif recorded(node, seen.attempt):
             return
         self._apply(i, node, seen)
 
@@ -342,7 +370,7 @@ class _Pass:
             )
             self._event(
                 "Warning",
-                "NodeRetrying",
+                EventReason.NODE_RETRYING,
                 f"node {name} attempt {node.attempts} failed ({reason}: {detail}); retrying in {delay:.1f}s",
                 name,
             )
@@ -350,7 +378,7 @@ class _Pass:
             self._set(i, phase=NodePhase.FAILED, exit_code=exit_code, reason=reason, message=detail, finished_at=at)
             self._event(
                 "Warning",
-                "NodeFailed",
+                EventReason.NODE_FAILED,
                 f"node {name} failed after {node.attempts} attempt(s): {detail}",
                 name,
             )
@@ -443,8 +471,7 @@ class _Pass:
         failing = spec.fail_fast and NodePhase.FAILED in phases
         if spec.paused or failing:
             return
-        running = phases.count(NodePhase.RUNNING)
-        room = (spec.parallelism or len(self.nodes)) - running
+        room = free_slots(self.workflow, phases.count(NodePhase.RUNNING))
         if capacity is not None:
             room = min(room, capacity)
         # The hottest loop on large workflows, hence `phases`: dependencies are checked in it, which is right
@@ -482,35 +509,22 @@ class _Pass:
     def _await_approval(self, i: int) -> None:
         name = self.names[i]
         self._set(i, **{**_launched(self.nodes[i], 1, self.now), "phase": NodePhase.AWAITING_APPROVAL})
-        self._event("Normal", "AwaitingApproval", f"node {name} is waiting for approval", name)
+        self._event("Normal", EventReason.AWAITING_APPROVAL, f"node {name} is waiting for approval", name)
 
     def _launch(self, i: int, node: NodeStatus) -> bool:
         """Launch attempt n+1 of node i; False when it cannot run because its inputs are out of its reach."""
         spec = self.workflow.nodes[i]
-        sources = _output_sources(spec)
-        held = self._held_in_redis(sources) if sources else {}
+        sources, held = self.renderer.reads(i, self.nodes)
         if held and not spec.node_runner:
             self._fail_without_node_runner(i, held)
             return False
         attempt = node.attempts + 1
         self.nodes[i] = _updated(node, _launched(node, attempt, self.now))
         self.changed = True
-        context = self._template_context(i, attempt, sources)
-        launch = _deferred(spec, attempt, context, held) if held else _rendered(spec, attempt, context)
-        self.launches.append(launch)
+        self.launches.append(self.renderer.launch(i, attempt, self.nodes, sources, held))
         if spec.timeout_seconds is not None:
             self._wake(self.now + timedelta(seconds=spec.timeout_seconds))
         return True
-
-    def _held_in_redis(self, sources: set[str]) -> dict[str, str]:
-        """Upstream node -> Redis key, for upstreams whose outputs status does not mirror (node-runner mirrors
-        all of them or none, so a mirrored object is complete)."""
-        held = {}
-        for name in sorted(sources):
-            upstream = self.nodes[self.workflow.graph.index[name]]
-            if upstream.outputs is None and upstream.outputs_ref is not None:
-                held[name] = upstream.outputs_ref
-        return held
 
     def _fail_without_node_runner(self, i: int, held: dict[str, str]) -> None:
         """Only node-runner can read Redis; launching anyway would run the command with `{{ ... }}` unrendered."""
@@ -521,38 +535,23 @@ class _Pass:
             f"so not in status); set nodeRunner: true on node {name} so node-runner can read them"
         )
         self._set(i, phase=NodePhase.FAILED, reason="InputsUnavailable", message=message, finished_at=self.now)
-        self._event("Warning", "NodeFailed", f"node {name} failed: {message}", name)
+        self._event("Warning", EventReason.NODE_FAILED, f"node {name} failed: {message}", name)
         self.inputs_failed = True
-
-    def _template_context(self, i: int, attempt: int, sources: set[str]) -> dict[str, str]:
-        workflow = self.workflow
-        if self._base_context is None:
-            base = {f"params.{key}": value for key, value in workflow.spec.parameters.items()}
-            base["workflow.name"] = workflow.name
-            base["workflow.namespace"] = workflow.namespace or ""
-            base["workflow.uid"] = workflow.uid or ""
-            self._base_context = base
-        context = dict(self._base_context)
-        context["node.name"] = self.names[i]
-        context["node.attempt"] = str(attempt)
-        for name in sources:  # validation made sure each is upstream
-            context.update(templates.outputs_context(name, self.nodes[workflow.graph.index[name]].outputs or {}))
-        return context
 
     # -- rule 8: the workflow's own phase
 
     def finish(self) -> Decision:
         spec = self.workflow.spec
-        running = NodePhase.RUNNING in [node.phase for node in self.nodes]
+        running = [node.phase for node in self.nodes].count(NodePhase.RUNNING)  # _finish_if... changes none
         if self.terminal_reason is None and not running and not self.launches:
             self._finish_if_nothing_can_run()
         phase, reason, message = self._phase()
         if phase is WorkflowPhase.PAUSED and self.phase is not WorkflowPhase.PAUSED:
-            self._event("Normal", "Paused", "workflow paused: no new nodes launch until it is resumed")
+            self._event("Normal", EventReason.PAUSED, "workflow paused: no new nodes launch until it is resumed")
         if self.phase is WorkflowPhase.PAUSED and phase is WorkflowPhase.RUNNING:
-            self._event("Normal", "Resumed", "workflow resumed")
+            self._event("Normal", EventReason.RESUMED, "workflow resumed")
         if phase.finished:
-            self._event("Normal" if phase is WorkflowPhase.SUCCEEDED else "Warning", phase.value, message)
+            self._event("Normal" if phase is WorkflowPhase.SUCCEEDED else "Warning", EventReason(phase.value), message)
             self.wake_at = None
         succeeded = [node.phase for node in self.nodes].count(NodePhase.SUCCEEDED)
         partial = sum(
@@ -577,7 +576,17 @@ class _Pass:
         changed = self.changed or _summary(status) != _summary(previous)
         suspend = self.suspended() and not phase.finished
         return Decision(
-            status, self.launches, self.stops, self.events, self.wake_at, changed, self.waiting, self.ended, suspend
+            status,
+            self.launches,
+            self.stops,
+            self.events,
+            self.wake_at,
+            changed,
+            waiting=self.waiting,
+            held_back=max(0, min(self.waiting, free_slots(self.workflow, running))),
+            running=running,
+            ended=self.ended,
+            suspend=suspend,
         )
 
     def suspended(self) -> bool:
@@ -640,61 +649,6 @@ def _launched(node: NodeStatus, attempt: int, now: datetime) -> dict[str, Any]:
         "next_attempt_at": None,
         "progress": None,
     }
-
-
-def _rendered(spec: NodeSpec, attempt: int, context: dict[str, str]) -> Launch:
-    render = templates.render
-    return Launch(
-        node=spec.name,
-        attempt=attempt,
-        spec=spec,
-        command=tuple([render(v, context) for v in spec.command]),
-        args=tuple([render(v, context) for v in spec.args]),
-        env=tuple([(var.name, render(var.value, context)) for var in spec.env]),
-        timeout_seconds=spec.timeout_seconds,
-    )
-
-
-def _deferred(spec: NodeSpec, attempt: int, context: dict[str, str], held: dict[str, str]) -> Launch:
-    """A Launch whose templates reading `held` outputs node-runner renders; each template is rendered once,
-    here or there, never both (a value that itself contains `{{ ... }}` stays literal)."""
-    deferred = [var for var in spec.env if _reads(var.value, held)]
-    names = {var.name for var in deferred}
-    templated = [*spec.command, *spec.args, *(var.value for var in deferred)]
-    used = {text for value in templated for text in templates.references(value) if text in context}
-    inputs = nodeio.Inputs(
-        command=tuple(spec.command),
-        args=tuple(spec.args),
-        env=tuple([(var.name, var.value) for var in deferred]),
-        values=tuple(sorted((text, context[text]) for text in used)),
-        outputs=tuple(held.items()),
-    )
-    return Launch(
-        node=spec.name,
-        attempt=attempt,
-        spec=spec,
-        command=(),
-        args=(),
-        env=tuple([(var.name, templates.render(var.value, context)) for var in spec.env if var.name not in names]),
-        timeout_seconds=spec.timeout_seconds,
-        inputs=inputs,
-    )
-
-
-def _reads(value: str, held: dict[str, str]) -> bool:
-    return any(templates.output_upstream(text) in held for text in templates.references(value))
-
-
-def _output_sources(spec: NodeSpec) -> set[str]:
-    """The upstream nodes whose outputs `spec`'s templates read."""
-    sources: set[str] = set()
-    for value in (*spec.command, *spec.args, *(var.value for var in spec.env)):
-        if "nodes." in value:
-            for text in templates.references(value):
-                upstream = templates.output_upstream(text)
-                if upstream is not None:
-                    sources.add(upstream)
-    return sources
 
 
 def _updated(node: NodeStatus, update: dict[str, Any]) -> NodeStatus:
@@ -767,3 +721,24 @@ def _conditions(
             )
         )
     return conditions
+
+
+__all__ = [
+    "MAX_MESSAGE",
+    "AttemptState",
+    "Decision",
+    "Ended",
+    "Event",
+    "EventReason",
+    "Launch",  # rendered in launches.py; re-exported: backends take everything they carry out from here
+    "Observation",
+    "Stop",
+    "answered",
+    "approvals",
+    "expires_at",
+    "free_slots",
+    "invalid",
+    "plan",
+    "recorded",
+    "retry_failed",
+]

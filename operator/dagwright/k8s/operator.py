@@ -184,18 +184,14 @@ def build_registry(runtime: Runtime) -> kopf.OperatorRegistry:
 async def _start(runtime: Runtime) -> None:
     loop = asyncio.get_running_loop()
     api_client = load_config()
-    runtime.queue = WorkQueue(loop, runtime.order)
-    reconciler = Reconciler(KubeApi(api_client), runtime.cache, runtime.settings)
-    reconciler.requeue = lambda key, delay: runtime.queue.add(key, delay) if runtime.queue is not None else None
-    reconciler.queued_again = runtime.queue.queued_again
-    runtime.reconciler = reconciler
+    queue: WorkQueue[Key] = WorkQueue(loop, runtime.order)
+    runtime.queue = queue
+    elector: LeaseElector | None = None
     if runtime.lease_namespace:
         elector = LeaseElector(api_client, runtime.lease_namespace)
         elector.on_elected = lambda: _enqueue_all(runtime)
-        reconciler.is_leader = elector.is_leader
-        reconciler.identity = elector.identity
         runtime.elector = elector
-        runtime.tasks.append(asyncio.create_task(_lead(elector)))
+    feed: ProgressFeed | None = None
     if runtime.settings.redis is not None:
         feed = ProgressFeed(
             runtime.settings.redis.url,
@@ -203,12 +199,30 @@ async def _start(runtime: Runtime) -> None:
             _waker(runtime),
             ca_file=runtime.settings.redis_ca_file,
         )
-        reconciler.progress = feed.latest
+    reconciler = Reconciler(
+        api=KubeApi(api_client),
+        cache=runtime.cache,
+        settings=runtime.settings,
+        is_leader=elector.is_leader if elector is not None else _sole_replica,
+        identity=elector.identity if elector is not None else None,
+        requeue=queue.add,
+        queued_again=queue.queued_again,
+        progress=feed.latest if feed is not None else None,
+    )
+    runtime.reconciler = reconciler
+    if elector is not None:
+        runtime.tasks.append(asyncio.create_task(_lead(elector)))
+    if feed is not None:
         feed.start()
     if runtime.metrics_port:
         metrics.serve(runtime.metrics_port, metrics.FleetCollector(reconciler.phase_counts, reconciler.waiting_total))
     for number in range(runtime.settings.workers):
         runtime.tasks.append(asyncio.create_task(_work(runtime, reconciler, number)))
+
+
+def _sole_replica() -> bool:
+    """Without leader election (no --lease-namespace) this replica always acts."""
+    return True
 
 
 def _waker(runtime: Runtime) -> Callable[[str, float], None]:

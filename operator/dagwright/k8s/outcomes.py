@@ -21,6 +21,12 @@ MAX_MESSAGE = 1024
 _IMAGE_PULL = frozenset({"ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull"})
 # The kubelet cannot build the container: a Secret or ConfigMap (key) it references is missing, for example.
 _CONTAINER_CONFIG = frozenset({"CreateContainerConfigError", "CreateContainerError"})
+# Job conditions that end it, with success or failure (SuccessCriteriaMet and FailureTarget come first).
+_SUCCEEDED = ("SuccessCriteriaMet", "Complete")
+_FAILED = ("FailureTarget", "Failed")
+# Stuck pods whose Job is deleted once the attempt is failed: the pod would otherwise wait forever.
+_ABANDONED = frozenset({"ImagePullFailed", "Unschedulable"})
+_ENDED = frozenset(_SUCCEEDED + _FAILED)
 
 Body = Mapping[str, Any]
 
@@ -33,13 +39,25 @@ def attempt_of(job: Body) -> tuple[str, int] | None:
         return None
 
 
+def job_finished(job: Body) -> bool:
+    """Whether the Job has ended, either way: the one reading of its conditions every caller shares."""
+    return any(
+        c.get("type") in _ENDED and c.get("status") == "True" for c in (job.get("status") or {}).get("conditions") or []
+    )
+
+
+def abandoned(seen: Observation) -> bool:
+    """Whether this failed attempt's Job should be deleted: its pod is stuck for good and would wait forever."""
+    return seen.state is AttemptState.FAILED and seen.reason in _ABANDONED
+
+
 def observe(job: Body, pod: Body | None, now: datetime, stuck_after: timedelta = STUCK_AFTER) -> Observation | None:
     key = attempt_of(job)
     if key is None:
         return None
     node, attempt = key
     conditions = {c.get("type"): c for c in job.get("status", {}).get("conditions") or [] if c.get("status") == "True"}
-    if "Complete" in conditions or "SuccessCriteriaMet" in conditions:
+    if any(kind in conditions for kind in _SUCCEEDED):
         return _success(node, attempt, pod, _time(conditions, now))
     failed = conditions.get("Failed") or conditions.get("FailureTarget")
     if failed is not None:
@@ -135,7 +153,7 @@ def _stuck(pod: Body | None, now: datetime, stuck_after: timedelta) -> tuple[str
 
 def _time(conditions: Mapping[str, Body], default: datetime) -> datetime:
     """When the Job ended: the time of its terminal condition (not of e.g. a Suspended one it still has)."""
-    for kind in ("SuccessCriteriaMet", "Complete", "FailureTarget", "Failed"):  # the earlier of each pair first
+    for kind in _SUCCEEDED + _FAILED:  # the earlier of each pair first
         condition = conditions.get(kind)
         if condition is None:
             continue

@@ -5,19 +5,18 @@
     -> delete Jobs of stopped attempts, create Jobs of launched ones, (un)suspend
     -> write status in one merge patch -> post Events -> requeue at the planner's wake-up time
 
-Nothing here decides what runs next. Order matters for restart safety: Jobs are created before the status
-that records them is written, and Job names are deterministic, so a pass interrupted anywhere is repeated
-by the next one without running an attempt twice (an existing Job is adopted, not recreated).
+Nothing here decides what runs next: the planner does, and the operator-wide limit on running attempts is
+`capacity.Fleet`'s (a pass asks it for room, then records what the workflow holds). Order matters for restart
+safety: Jobs are created before the status that records them is written, and Job names are deterministic, so
+a pass interrupted anywhere is repeated by the next one without running an attempt twice (an existing Job is
+adopted, not recreated).
 """
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import logging
-import threading
 import time
-from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -25,20 +24,20 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from dagwright import planner
+from dagwright.capacity import Fleet, Standing
 from dagwright.errors import Problem, SpecError
 from dagwright.k8s import metrics, names, outcomes, statuswire
 from dagwright.k8s.cache import Body, Cache, Key, key_of
 from dagwright.k8s.client import Api
 from dagwright.k8s.jobs import RedisSettings, build_job
 from dagwright.k8s.patches import merge_patch
-from dagwright.planner import AttemptState, Decision, Launch, Observation
+from dagwright.planner import AttemptState, Decision, EventReason, Launch, Observation
 from dagwright.status import NodePhase, WorkflowStatus, to_wire
 from dagwright.validation import compile_spec, parse_spec
 from dagwright.workflows import Workflow
 
 log = logging.getLogger("dagwright.operator")
 
-_CLEANUP_REASONS = frozenset({"ImagePullFailed", "Unschedulable"})
 _LAUNCH_THREADS = 8  # Job creates in flight at once for one pass's launches
 _COALESCE_MAX = 1.0  # seconds a status write may be left to the next pass, at most
 
@@ -53,35 +52,45 @@ class Settings:
     redis_ca_file: str | None = None  # the CA the operator's own progress feed trusts for a rediss:// URL
 
 
-@dataclass
-class _Fleet:
-    """Per-workflow counts the operator-wide capacity and the metrics need."""
-
-    running: dict[Key, int] = field(default_factory=dict)
-    waiting: dict[Key, int] = field(default_factory=dict)
-    phases: dict[Key, str] = field(default_factory=dict)
-    starved: dict[Key, tuple[int, int]] = field(default_factory=dict)  # (priority, nodes held back by capacity)
-
-
 class LeadershipLost(Exception):
     """This replica's Lease ran out mid-pass: it must not create anything more."""
 
 
+Progress = Callable[[str, str, int], str | None]  # (workflow uid, node, attempt) -> latest progress line
+
+
 class Reconciler:
-    def __init__(self, api: Api, cache: Cache, settings: Settings) -> None:
+    """Reconciles one Workflow per call to `reconcile`; every collaborator is passed in (operator.py builds it,
+    unit tests give it a fake `Api`)."""
+
+    def __init__(
+        self,
+        *,
+        api: Api,
+        cache: Cache,
+        settings: Settings,
+        is_leader: Callable[[], bool],
+        identity: str | None,
+        requeue: Callable[[Key, float], None],
+        queued_again: Callable[[Key], bool],
+        progress: Progress | None,
+    ) -> None:
+        """`is_leader`: whether this replica still holds the Lease (asked before each pass and each Job create);
+        `identity`: its Lease identity, written on the Jobs it creates; `requeue(key, delay)`: pass a workflow
+        again; `queued_again(key)`: more events arrived for it during this pass; `progress`: node-runner's
+        latest progress line from Redis, None without Redis."""
         self.api = api
         self.cache = cache
         self.settings = settings
-        self.is_leader: Callable[[], bool] = lambda: True
-        self.identity: str | None = None  # this replica's Lease identity, written on the Jobs it creates
-        self.requeue: Callable[[Key, float], None] = lambda key, delay: None
-        self.progress: Callable[[str, str, int], str | None] = lambda uid, node, attempt: None
-        self.queued_again: Callable[[Key], bool] = lambda key: False  # more events arrived during this pass
+        self.is_leader = is_leader
+        self.identity = identity
+        self.requeue = requeue
+        self.queued_again = queued_again
+        self.progress = progress
         self._coalescing: dict[Key, float] = {}
-        self.fleet = _Fleet()
+        self.fleet: Fleet[Key] = Fleet(settings.max_running_nodes)
         self._compiled: dict[str, tuple[int | None, Workflow | SpecError]] = {}
         self._statuses: dict[str, tuple[str, WorkflowStatus]] = {}
-        self._capacity_lock = threading.Lock()
         self._launcher = ThreadPoolExecutor(max_workers=_LAUNCH_THREADS, thread_name_prefix="launch")
 
     # -- the pass
@@ -102,15 +111,16 @@ class Reconciler:
             return None
         status = self._status(body)
         observations, cleanup = self._observe(compiled, status, now)
-        with self._capacity_guard():
-            capacity = self._capacity(key, compiled.spec.priority)
+        with self.fleet.turn():
+            capacity = self.fleet.room(key, compiled.spec.priority)
             decision = planner.plan(compiled, status, observations, now, capacity=capacity)
             try:
                 self._carry_out(compiled, decision, cleanup)
             except LeadershipLost:
                 log.info("lost the leadership during a pass of %s; leaving it to the new leader", key[1])
                 return None
-            self._account(key, decision, compiled)
+            for other in self.fleet.record(key, _standing(compiled, decision)):
+                self.requeue(other, 0.0)
         if self._coalesce(key, decision, cleanup):
             return None  # the pass already queued for this workflow writes this status and posts its events
         self._write_status(body, decision, status)
@@ -160,15 +170,15 @@ class Reconciler:
         cleanup: list[str] = []
         recorded: list[str] = []
         for name, job in jobs.live.items():
-            if _already_recorded(status, outcomes.attempt_of(job)):
+            if _recorded(status, job):
                 recorded.append(name)
                 continue  # the planner ignores it; and its pod may be long gone (no API call for it)
             seen = outcomes.observe(job, self._pod(namespace, name, job), now, self.settings.stuck_after)
-            if seen is not None and seen.state is AttemptState.RUNNING:
+            if seen is not None and seen.state is AttemptState.RUNNING and self.progress is not None:
                 seen = _with_progress(seen, self.progress(workflow.uid or "", seen.node, seen.attempt))
             if seen is not None:
                 observations.append(seen)
-                if seen.reason in _CLEANUP_REASONS:
+                if outcomes.abandoned(seen):
                     cleanup.append(name)
         for job in jobs.gone.values():
             seen = outcomes.observe(job, None, now)
@@ -177,12 +187,12 @@ class Reconciler:
         # The stored status holds these outcomes: the cache keeps only each Job's identity and end, not its pod.
         self.cache.settle_jobs(workflow.uid or "", namespace, recorded)
         observations += self._missing(workflow, status, jobs.live.keys() | jobs.gone.keys(), now)
-        observations += _approvals(workflow)
+        observations += planner.approvals(workflow)
         return observations, cleanup
 
     def _pod(self, namespace: str, job_name: str, job: Body) -> Body | None:
         pod = self.cache.pod(namespace, job_name)
-        if pod is None and _job_finished(job):
+        if pod is None and outcomes.job_finished(job):
             # The pod carries the exit code and outputs; its watch event may not have arrived yet.
             pods = self.api.list_pods(namespace, job_name)
             pod = pods[0] if pods else None
@@ -265,7 +275,7 @@ class Reconciler:
     def _suspend(self, workflow: Workflow, decision: Decision) -> None:
         """Make running Jobs' `suspend` match the planner's wish (pauseMode Suspend)."""
         for name, job in self.cache.jobs(workflow.uid or "").live.items():
-            if bool(job.get("spec", {}).get("suspend")) != decision.suspend and not _job_finished(job):
+            if bool(job.get("spec", {}).get("suspend")) != decision.suspend and not outcomes.job_finished(job):
                 deadline = None if decision.suspend else _deadline_after_resume(job, datetime.now(UTC))
                 self.api.set_job_suspended(workflow.namespace or "", name, decision.suspend, deadline)
 
@@ -322,56 +332,22 @@ class Reconciler:
             return
         new = planner.invalid(status, message[:4096], now, meta.get("generation"))
         self._write_status(body, Decision(new, changed=True))
-        self.api.emit_event(body, "Warning", "InvalidSpec", message)
+        self.api.emit_event(body, "Warning", EventReason.INVALID_SPEC, message)
         log.warning("%s", message, extra={"workflow": meta["name"], "namespace": meta["namespace"]})
-
-    # -- operator-wide capacity
-
-    @contextlib.contextmanager
-    def _capacity_guard(self) -> Iterator[None]:
-        if self.settings.max_running_nodes is None:
-            yield
-            return
-        with self._capacity_lock:
-            yield
-
-    def _capacity(self, key: Key, priority: int) -> int | None:
-        limit = self.settings.max_running_nodes
-        if limit is None:
-            return None
-        # Room a higher-priority workflow is waiting for is not handed to this one, whichever pass runs first.
-        reserved = sum(n for other, (rank, n) in self.fleet.starved.items() if other != key and rank > priority)
-        return max(0, limit - sum(self.fleet.running.values()) - reserved)
-
-    def _account(self, key: Key, decision: Decision, workflow: Workflow) -> None:
-        nodes = decision.status.nodes.values()
-        before = self.fleet.running.get(key, 0)
-        running = sum(1 for node in nodes if node.phase is NodePhase.RUNNING)
-        self.fleet.running[key] = running
-        self.fleet.waiting[key] = decision.waiting
-        self.fleet.phases[key] = decision.status.phase.value
-        room = (workflow.spec.parallelism or len(workflow.nodes)) - running  # what parallelism alone would allow
-        self.fleet.starved[key] = (workflow.spec.priority, max(0, min(decision.waiting, room)))
-        if running < before and self.settings.max_running_nodes is not None:
-            # This workflow too: its pass was given room computed with its old, higher running count.
-            for other, count in self.fleet.waiting.items():
-                if count:
-                    self.requeue(other, 0.0)
 
     def _forget(self, key: Key) -> None:
         self._coalescing.pop(key, None)
-        for table in (self.fleet.running, self.fleet.waiting, self.fleet.phases, self.fleet.starved):
-            table.pop(key, None)
+        self.fleet.forget(key)
 
     def forget_uid(self, uid: str) -> None:
         self._compiled.pop(uid, None)
         self._statuses.pop(uid, None)
 
     def phase_counts(self) -> dict[str, int]:
-        return dict(Counter(self.fleet.phases.values()))
+        return self.fleet.phase_counts()
 
     def waiting_total(self) -> int:
-        return sum(self.fleet.waiting.values())
+        return self.fleet.waiting_total()
 
 
 def compile_body(body: Body) -> Workflow:
@@ -469,34 +445,25 @@ def _record_metrics(decision: Decision, now: datetime) -> None:
         metrics.ATTEMPTS_FINISHED.labels("succeeded" if ended.succeeded else "failed", ended.reason or "").inc()
         if ended.started_at is not None:
             metrics.NODE_DURATION.observe(max(0.0, (ended.finished_at - ended.started_at).total_seconds()))
-    metrics.RETRIES.inc(sum(1 for event in decision.events if event.reason == "NodeRetrying"))
+    metrics.RETRIES.inc(sum(1 for event in decision.events if event.reason is EventReason.NODE_RETRYING))
 
 
-def _already_recorded(status: WorkflowStatus | None, attempt: tuple[str, int] | None) -> bool:
-    """Whether the status already holds this attempt's end (an older attempt, or the current one finished):
-    the planner would ignore its observation, so reading its pod again is wasted work."""
-    if status is None or attempt is None:
-        return False
-    node = status.nodes.get(attempt[0])
-    if node is None:
-        return False
-    return attempt[1] < node.attempts or (
-        attempt[1] == node.attempts and node.phase not in (NodePhase.RUNNING, NodePhase.AWAITING_APPROVAL)
+def _standing(workflow: Workflow, decision: Decision) -> Standing:
+    return Standing(
+        running=decision.running,
+        waiting=decision.waiting,
+        held_back=decision.held_back,
+        priority=workflow.spec.priority,
+        phase=decision.status.phase.value,
     )
 
 
-def _approvals(workflow: Workflow) -> list[Observation]:
-    """`spec.approvals` as the planner hears them: attempt 1 of the approval node succeeded or failed."""
-    observations = []
-    for node, verdict in workflow.spec.approvals.items():
-        if verdict.approved:
-            observations.append(
-                Observation(node, 1, AttemptState.SUCCEEDED, reason="Approved", message=verdict.message)
-            )
-        else:
-            message = verdict.message or "rejected"
-            observations.append(Observation(node, 1, AttemptState.FAILED, reason="Rejected", message=message))
-    return observations
+def _recorded(status: WorkflowStatus | None, job: Body) -> bool:
+    """Whether the status already holds how this Job's attempt ended (the planner's `recorded`)."""
+    attempt = outcomes.attempt_of(job)
+    if status is None or attempt is None:
+        return False
+    return planner.recorded(status.nodes.get(attempt[0]), attempt[1])
 
 
 def _with_progress(seen: Observation, progress: str | None) -> Observation:
@@ -525,13 +492,6 @@ def _deadline_after_resume(job: Body, now: datetime) -> int | None:
         return None
     elapsed = (now - datetime.fromisoformat(started.replace("Z", "+00:00"))).total_seconds()
     return seconds + int(max(0.0, elapsed)) + 1
-
-
-def _job_finished(job: Body) -> bool:
-    return any(
-        c.get("type") in ("Complete", "Failed", "SuccessCriteriaMet", "FailureTarget") and c.get("status") == "True"
-        for c in job.get("status", {}).get("conditions") or []
-    )
 
 
 def _context(workflow: Workflow, node: str) -> dict[str, Any]:
