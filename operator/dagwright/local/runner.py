@@ -22,7 +22,7 @@ from types import FrameType
 from typing import Any
 
 from dagwright.local.processes import Processes
-from dagwright.planner import AttemptState, Decision, Observation, plan
+from dagwright.planner import Decision, EventReason, Observation, answered, plan
 from dagwright.status import NodePhase, WorkflowStatus
 from dagwright.workflows import Workflow
 
@@ -138,16 +138,14 @@ def _carry_out(decision: Decision, processes: Processes, options: RunOptions) ->
 
 
 def _awaits_approval(decision: Decision) -> bool:
-    return any(event.reason == "AwaitingApproval" for event in decision.events)
+    return any(event.reason is EventReason.AWAITING_APPROVAL for event in decision.events)
 
 
 def _approval(node: str, message: str, approve: Approver | None) -> Observation:
     if approve is None:
-        reason, text = "Rejected", "approval needed, but there is no terminal to ask on (use --approve-all)"
-        return Observation(node, 1, AttemptState.FAILED, reason=reason, message=text, finished_at=_now())
-    if approve(node, message):
-        return Observation(node, 1, AttemptState.SUCCEEDED, reason="Approved", finished_at=_now())
-    return Observation(node, 1, AttemptState.FAILED, reason="Rejected", message="rejected", finished_at=_now())
+        text = "approval needed, but there is no terminal to ask on (use --approve-all)"
+        return answered(node, False, text, at=_now())
+    return answered(node, approve(node, message), at=_now())
 
 
 def _seconds_until(at: datetime | None) -> float | None:
