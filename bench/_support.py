@@ -15,7 +15,6 @@ import os
 import re
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -35,6 +34,7 @@ sys.path.insert(0, str(REPO))
 
 from tests.e2e.cluster import plane  # noqa: E402
 from tests.e2e.cluster.helpers import wait_for  # noqa: E402
+from tests.e2e.ports import free_port  # noqa: E402
 
 GROUP, VERSION, PLURAL = "dagwright.io", "v1alpha1", "workflows"
 IMAGE = "busybox:1.36"
@@ -120,13 +120,6 @@ def namespace(kube: Cluster, prefix: str) -> Iterator[str]:
 
 
 # --------------------------------------------------------------------------- the operator
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @dataclass

@@ -12,6 +12,10 @@ machine may share it), unless ``DAGWRIGHT_KEEP_CLUSTER=1``; one started with
 ``make cluster-up`` runs until ``make cluster-down``. Every ``crds/*.yaml`` is applied
 at session start; each test gets its own namespace from the ``namespace`` fixture.
 
+The fixtures every e2e test may name are all defined here, so no module imports a fixture by hand:
+``kube``, ``namespace``, ``workflow_crd``, and the operator's ``operators``, ``operator`` and ``recorder``
+(their classes, and the helpers tests call, are in ``operator_fixtures.py``).
+
 Every test under tests/e2e is marked ``e2e``.
 """
 
@@ -34,6 +38,7 @@ from kubernetes.client.exceptions import ApiException
 
 from .cluster import plane
 from .cluster.helpers import wait_for
+from .operator_fixtures import OperatorProcess, Operators, Recorder
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CRDS_DIR = REPO_ROOT / "crds"
@@ -181,3 +186,31 @@ def workflow_crd(kube: Kube) -> Path:
     path = workflow_crd_file()
     apply_crds(kube, [path])
     return path
+
+
+@pytest.fixture
+def operators(kube: Kube, namespace: str, tmp_path: Path) -> Iterator[Operators]:
+    """Runs `dagwright operator` processes for the test's namespace (`operators.start(...)`); stops them all at
+    teardown and prints their log tails, which pytest shows for a failing test."""
+    running = Operators(kube, namespace, tmp_path)
+    try:
+        yield running
+    finally:
+        running.stop_all()
+        running.report()
+
+
+@pytest.fixture
+def operator(operators: Operators) -> OperatorProcess:
+    """One operator with default flags (no leader election, no metrics or health ports)."""
+    return operators.start()
+
+
+@pytest.fixture
+def recorder(kube: Kube, namespace: str) -> Iterator[Recorder]:
+    """The Job and Workflow watcher for the test's namespace, started before the test applies anything."""
+    watching = Recorder(kube, namespace)
+    try:
+        yield watching
+    finally:
+        watching.stop()

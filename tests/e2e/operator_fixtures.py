@@ -7,7 +7,7 @@ before the first Workflow is applied, so a Job that lived only briefly, or a sec
 already had one, is seen too; events of one kind arrive in etcd order (`seq`), which is what the ordering
 assertions use.
 
-Fixtures (import them into a test module: `from .operator_fixtures import operator, operators, recorder`):
+The fixtures built on these are registered once, in tests/e2e/conftest.py, for every e2e test:
 - `operators`: a factory, `operators.start(*args, ...)`, that runs operators for the test's namespace, logs
   each to a file under the test's tmp_path, and stops them all at teardown (SIGTERM, then SIGKILL). The log
   tails are printed at teardown, which pytest shows for failing tests only.
@@ -17,20 +17,18 @@ Fixtures (import them into a test module: `from .operator_fixtures import operat
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 import yaml
@@ -38,7 +36,9 @@ from kubernetes import client, watch
 from kubernetes.client.exceptions import ApiException
 
 from .cluster.helpers import wait_for
-from .conftest import Kube
+
+if TYPE_CHECKING:
+    from .conftest import Kube  # conftest imports this module for its fixtures
 
 GROUP, VERSION, PLURAL = "dagwright.io", "v1alpha1", "workflows"
 LABEL_WORKFLOW = "dagwright.io/workflow"
@@ -133,21 +133,6 @@ class Operators:
             code = process.proc.returncode
             print(f"\n----- {process.name} (pid {process.pid}, exit {code}) {' '.join(process.args)}")
             print(process.tail())
-
-
-@pytest.fixture
-def operators(kube: Kube, namespace: str, tmp_path: Path) -> Iterator[Operators]:
-    running = Operators(kube, namespace, tmp_path)
-    try:
-        yield running
-    finally:
-        running.stop_all()
-        running.report()
-
-
-@pytest.fixture
-def operator(operators: Operators) -> OperatorProcess:
-    return operators.start()
 
 
 # --------------------------------------------------------------------------- what the API server holds
@@ -370,15 +355,6 @@ class Recorder:
         return most
 
 
-@pytest.fixture
-def recorder(kube: Kube, namespace: str) -> Iterator[Recorder]:
-    watching = Recorder(kube, namespace)
-    try:
-        yield watching
-    finally:
-        watching.stop()
-
-
 # --------------------------------------------------------------------------- manifests
 
 
@@ -558,13 +534,6 @@ def condition(status: dict[str, Any], kind: str) -> dict[str, Any]:
             found: dict[str, Any] = cond
             return found
     raise AssertionError(f"no {kind} condition in {status.get('conditions')}")
-
-
-def free_port() -> int:
-    with contextlib.closing(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def hold(seconds: float) -> None:

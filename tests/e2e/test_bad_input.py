@@ -7,8 +7,6 @@ Failed with reason InvalidSpec and the validation message, while it keeps servin
 crashing. Templated values arrive in Jobs literally, never evaluated.
 """
 
-# ruff: noqa: F811
-
 from __future__ import annotations
 
 import copy
@@ -21,14 +19,7 @@ import pytest
 import yaml
 
 from .conftest import Kube
-from .operator_fixtures import (  # noqa: F401 (fixtures)
-    OperatorProcess,
-    apply,
-    list_jobs,
-    operator,
-    operators,
-    wait_phase,
-)
+from .operator_fixtures import OperatorProcess, apply, list_jobs, wait_phase
 
 pytestmark = pytest.mark.e2e
 

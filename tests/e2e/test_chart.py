@@ -4,8 +4,6 @@ Why: users install operators with Helm; a chart that lints but is refused by the
 the operator needs, or runs pods a restricted namespace rejects, fails them on day one.
 """
 
-# ruff: noqa: F811
-
 from __future__ import annotations
 
 import base64
@@ -26,7 +24,8 @@ from dagwright.k8s import admission, names
 from .cluster import plane
 from .cluster.helpers import wait_for
 from .conftest import Kube
-from .operator_fixtures import Operators, free_port, operators  # noqa: F401 (fixtures)
+from .operator_fixtures import Operators
+from .ports import free_port
 
 pytestmark = pytest.mark.e2e
 

@@ -2,8 +2,6 @@
 watch, and one clear line for every mistake.
 """
 
-# ruff: noqa: F811
-
 from __future__ import annotations
 
 import os
@@ -14,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from .conftest import Kube
-from .operator_fixtures import OperatorProcess, operator, operators, wait_phase  # noqa: F401
+from .operator_fixtures import OperatorProcess
 
 pytestmark = pytest.mark.e2e
 

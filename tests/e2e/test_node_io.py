@@ -4,8 +4,6 @@ kwok plays the upstream pod's fate, including its termination message (`kwok.dag
 is exactly where a real container's `$DAGWRIGHT_OUTPUTS` file ends up (`/dev/termination-log`).
 """
 
-# ruff: noqa: F811
-
 from __future__ import annotations
 
 import json
@@ -16,17 +14,7 @@ import pytest
 from dagwright.k8s import admission
 
 from .conftest import Kube
-from .operator_fixtures import (  # noqa: F401 (fixtures)
-    OperatorProcess,
-    Operators,
-    apply,
-    list_jobs,
-    node,
-    operator,
-    operators,
-    wait_phase,
-    workflow,
-)
+from .operator_fixtures import OperatorProcess, Operators, apply, list_jobs, node, wait_phase, workflow
 
 pytestmark = pytest.mark.e2e
 

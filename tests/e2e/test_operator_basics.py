@@ -6,9 +6,6 @@ expiring a Workflow cleans up, and the operator's metrics are served. Each check
 objects the API server holds, not on the operator's word.
 """
 
-# pytest fixtures are imported from operator_fixtures, then named as test parameters:
-# ruff: noqa: F811
-
 from __future__ import annotations
 
 import json
@@ -24,7 +21,7 @@ from kubernetes import client
 
 from .cluster.helpers import wait_for
 from .conftest import Kube
-from .operator_fixtures import (  # noqa: F401 (fixtures)
+from .operator_fixtures import (
     OperatorProcess,
     Operators,
     Recorder,
@@ -32,18 +29,15 @@ from .operator_fixtures import (  # noqa: F401 (fixtures)
     condition,
     dagwright,
     events_of,
-    free_port,
     get_workflow,
     hold,
     list_jobs,
     node,
     node_status,
-    operator,
-    operators,
-    recorder,
     wait_phase,
     workflow,
 )
+from .ports import free_port
 
 pytestmark = pytest.mark.e2e
 

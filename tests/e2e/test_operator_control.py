@@ -5,9 +5,6 @@ Each test checks it from the Jobs the API server holds: nothing created while pa
 Jobs suspended or deleted, succeeded nodes never rerun, retried nodes getting new, higher attempt numbers.
 """
 
-# pytest fixtures are imported from operator_fixtures, then named as test parameters:
-# ruff: noqa: F811
-
 from __future__ import annotations
 
 import json
@@ -17,7 +14,7 @@ import pytest
 
 from .cluster.helpers import wait_for
 from .conftest import Kube
-from .operator_fixtures import (  # noqa: F401 (fixtures)
+from .operator_fixtures import (
     OperatorProcess,
     Recorder,
     apply,
@@ -28,9 +25,6 @@ from .operator_fixtures import (  # noqa: F401 (fixtures)
     list_jobs,
     node,
     node_status,
-    operator,
-    operators,
-    recorder,
     retry,
     wait_node,
     wait_phase,

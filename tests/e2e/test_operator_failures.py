@@ -5,9 +5,6 @@ Why: retry decisions are the planner's, but the inputs come from Kubernetes: a p
 with kwok and check from the Jobs which attempts ran, when, and how many times.
 """
 
-# pytest fixtures are imported from operator_fixtures, then named as test parameters:
-# ruff: noqa: F811
-
 from __future__ import annotations
 
 from typing import Any
@@ -16,7 +13,7 @@ import pytest
 
 from .cluster.helpers import wait_for
 from .conftest import Kube
-from .operator_fixtures import (  # noqa: F401 (fixtures)
+from .operator_fixtures import (
     OperatorProcess,
     Recorder,
     apply,
@@ -24,9 +21,6 @@ from .operator_fixtures import (  # noqa: F401 (fixtures)
     events_of,
     list_jobs,
     node,
-    operator,
-    operators,
-    recorder,
     retry,
     wait_phase,
     workflow,

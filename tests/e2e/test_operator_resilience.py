@@ -6,9 +6,6 @@ deterministic Job names a duplicate would show as a second Job (a new uid) for t
 which the recorder would see. Capacity (`--max-running-nodes`) and `spec.priority` are judged from Jobs too.
 """
 
-# pytest fixtures are imported from operator_fixtures, then named as test parameters:
-# ruff: noqa: F811
-
 from __future__ import annotations
 
 import re
@@ -20,16 +17,13 @@ from kubernetes import client
 
 from .cluster.helpers import get_or_none, wait_for
 from .conftest import Kube
-from .operator_fixtures import (  # noqa: F401 (fixtures)
+from .operator_fixtures import (
     OperatorProcess,
     Operators,
     Recorder,
     apply,
     node,
     node_status,
-    operator,
-    operators,
-    recorder,
     retry,
     wait_phase,
     workflow,

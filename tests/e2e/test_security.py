@@ -4,8 +4,6 @@ Why: clusters increasingly label namespaces `pod-security.kubernetes.io/enforce=
 that admission refuses never starts, and the workflow would hang.
 """
 
-# ruff: noqa: F811
-
 from __future__ import annotations
 
 from pathlib import Path
@@ -13,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from .conftest import Kube
-from .operator_fixtures import OperatorProcess, list_jobs, operator, operators, wait_phase  # noqa: F401
+from .operator_fixtures import OperatorProcess, list_jobs, wait_phase
 
 pytestmark = pytest.mark.e2e
 

@@ -7,8 +7,6 @@ namespace: the configuration is cluster-wide and the control plane is shared by 
 tests never see it. The fixture deletes it at teardown, whatever happened to the operator.
 """
 
-# ruff: noqa: F811
-
 from __future__ import annotations
 
 import time
@@ -19,19 +17,18 @@ import yaml
 
 from .cluster.helpers import wait_for
 from .conftest import Kube
-from .operator_fixtures import (  # noqa: F401 (fixtures)
+from .operator_fixtures import (
     OperatorProcess,
     Operators,
     apply,
     dagwright,
-    free_port,
     get_workflow,
     list_jobs,
     node,
-    operators,
     wait_phase,
     workflow,
 )
+from .ports import free_port
 from .test_bad_input import FAILED_AS_INVALID_SPEC, manifest
 
 pytestmark = pytest.mark.e2e

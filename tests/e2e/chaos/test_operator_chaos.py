@@ -10,16 +10,13 @@ With two replicas, each Job names the replica that created it, and the Lease's h
 it at that moment (leadership.py): at most one replica may act at any time.
 """
 
-# pytest fixtures are imported from operator_fixtures, then named as test parameters:
-# ruff: noqa: F811
-
 from __future__ import annotations
 
 import pytest
 
 from ..cluster.helpers import wait_for
 from ..conftest import Kube
-from ..operator_fixtures import OperatorProcess, Operators, Recorder, operators, recorder  # noqa: F401 (fixtures)
+from ..operator_fixtures import OperatorProcess, Operators, Recorder
 from . import scenario
 from .faults import OperatorChurn, Periodic
 from .leadership import LeaseHistory, acted_without_lease
