@@ -11,27 +11,38 @@ PYTEST_ARGS ?=
 KIND_CLUSTER ?= dagwright
 KIND_NODE_IMAGE ?= kindest/node:v1.34.0
 KIND_KUBECONFIG ?= $(HOME)/.cache/dagwright/cluster/kind/kubeconfig
-IMAGE_TAG ?= e2e
+# The package version, written once in pyproject.toml; the images' version label and default tag.
+VERSION := $(shell sed -n 's/^version = "\(.*\)"$$/\1/p' pyproject.toml | head -n 1)
+IMAGE_TAG ?= $(VERSION)
 IMAGE_TARGETS ?= operator node-runner
+# docker: plain `docker build` (official Python base, from a registry); local: tests/e2e/cluster/images.py (a
+# debootstrap base and a dockerd of its own, no registry). Empty: docker when `docker info` answers (and is not
+# the dockerd of images.py, which `docker-env` points DOCKER_HOST at), else local.
+IMAGE_BUILDER ?=
 
 VENV ?= .venv
 VPY := $(VENV)/bin/python
 
-IMAGE_TAG ?= 0.1.0
+.PHONY: images example test chaos system-packages lint venv cluster-build cluster-up cluster-down cluster-status e2e kind-up kind-down
 
-.PHONY: images example test chaos redis-server lint venv cluster-build cluster-up cluster-down cluster-status e2e kind-up kind-down
-
-## Both images, where Docker exists (not on the machines this was built on).
+## Both images. With a Docker that reaches a registry: docker build (official Python base). Without (here): the
+## local base made by debootstrap and a dockerd of our own; also tags :dev and adds the Redis and pause images.
 images:
-	docker build --target operator -t dagwright-operator:$(IMAGE_TAG) .
-	docker build --target node-runner -t dagwright-node-runner:$(IMAGE_TAG) .
+	@if [ "$(IMAGE_BUILDER)" = docker ] || { [ -z "$(IMAGE_BUILDER)" ] && docker info >/dev/null 2>&1 \
+	    && case "$$DOCKER_HOST" in *.cache/dagwright/docker/*) false;; esac; }; then \
+	  for target in $(IMAGE_TARGETS); do \
+	    docker build --build-arg VERSION=$(VERSION) --target $$target -t dagwright-$$target:$(IMAGE_TAG) . || exit 1; \
+	  done; \
+	else \
+	  $(PYTHON) -m tests.e2e.cluster.images build --tag $(IMAGE_TAG); \
+	fi
 
 ## Run an example end to end on this machine, no cluster (installs dagwright into .venv first).
 example: $(VENV)/.installed
 	$(VENV)/bin/dagwright run examples/diamond.yaml
 
 ## Everything CI runs: dependencies, lint, types, and the whole test suite including e2e on the local plane.
-test: $(VENV)/.installed redis-server
+test: $(VENV)/.installed system-packages
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
@@ -45,17 +56,23 @@ CHAOS_WORKFLOWS ?= 50
 CHAOS_NODES ?= 20
 CHAOS_KILL_EVERY ?= 1-10
 CHAOS_REPORT ?= chaos-report.jsonl
-chaos: $(VENV)/.installed redis-server
+chaos: $(VENV)/.installed system-packages
 	rm -f $(CHAOS_REPORT)
 	DAGWRIGHT_CHAOS_WORKFLOWS=$(CHAOS_WORKFLOWS) DAGWRIGHT_CHAOS_NODES=$(CHAOS_NODES) \
 	DAGWRIGHT_CHAOS_KILL_EVERY=$(CHAOS_KILL_EVERY) DAGWRIGHT_CHAOS_REPORT=$(CURDIR)/$(CHAOS_REPORT) \
 	  $(VPY) -m pytest tests/e2e/chaos tests/integration/node_runner/test_redis_faults.py -q $(PYTEST_ARGS); \
 	status=$$?; cat $(CHAOS_REPORT); exit $$status
 
-## Debian's redis-server, for the tests that start a real one.
-redis-server:
-	@command -v redis-server >/dev/null || { echo "installing redis-server (Debian package)"; \
-	  (apt-get update -qq && apt-get install -y -qq redis-server) >/dev/null; }
+## Debian packages the tests use: a real Redis, Docker and containerd (the image tests and a containerd node),
+## debootstrap (the local base image), CNI plugins and iptables. Installs only what is missing.
+SYSTEM_PACKAGES ?= redis-server docker.io containerd runc debootstrap containernetworking-plugins iptables
+system-packages:
+	@missing=$$(for p in $(SYSTEM_PACKAGES); do \
+	  dpkg-query -W -f '$${db:Status-Status}' $$p 2>/dev/null | grep -qx installed || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:" $$missing; \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing) >/dev/null; \
+	fi
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check . && $(VENV)/bin/mypy
