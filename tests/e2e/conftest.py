@@ -43,6 +43,7 @@ from .operator_fixtures import OperatorProcess, Operators, Recorder
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CRDS_DIR = REPO_ROOT / "crds"
 E2E_DIR = Path(__file__).resolve().parent
+CHAOS_DIR = E2E_DIR / "chaos"
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -50,9 +51,36 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    chaos_timeout: float | None = None
     for item in items:
         if E2E_DIR in Path(str(item.fspath)).parents:
             item.add_marker(pytest.mark.e2e)
+        if CHAOS_DIR in Path(str(item.fspath)).parents and item.get_closest_marker("timeout") is None:
+            chaos_timeout = chaos_timeout or _chaos_timeout(config)
+            if chaos_timeout:
+                item.add_marker(pytest.mark.timeout(chaos_timeout))
+
+
+def _chaos_timeout(config: pytest.Config) -> float:
+    """The per-test timeout (pyproject.toml) plus the chaos run's own budget, which grows with its scale
+    (`make chaos` runs 50 workflows of 20 nodes); 0, no timeout, stays 0."""
+    from .chaos.scenario import Scale, budget
+
+    per_test = float(config.getoption("timeout", None) or config.getini("timeout") or 0)
+    return per_test and per_test + budget(Scale.from_env())
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Build what the e2e tests would otherwise build on first use (the plane's binaries: many minutes the first
+    time; helm for the chart tests) before any test runs, so that the per-test timeout times tests, not builds."""
+    paths = {Path(str(item.fspath)) for item in session.items}
+    if session.config.option.collectonly or not any(E2E_DIR in path.parents for path in paths):
+        return
+    say = _progress(session)
+    if not _external_kubeconfig():
+        plane.build(say)
+    if E2E_DIR / "test_chart.py" in paths:
+        plane.install_helm(say)
 
 
 @dataclass
@@ -75,7 +103,7 @@ class Kube:
         return proc
 
 
-def _progress(request: pytest.FixtureRequest) -> plane.Progress:
+def _progress(request: pytest.FixtureRequest | pytest.Session) -> plane.Progress:
     """Print past pytest's output capture, so a long first build shows it is alive."""
     capman = request.config.pluginmanager.getplugin("capturemanager")
 
