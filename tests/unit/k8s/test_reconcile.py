@@ -1,0 +1,379 @@
+"""The Reconciler driven through a fake of our own API seam (`client.Api`) and the real watch cache.
+
+Each test plays the cluster: it submits a Workflow, lets Jobs finish or vanish the way watch events would
+report them, runs passes, and checks what a user would see: which Jobs exist, what the status says, which
+Workflows were deleted or passed again. The e2e suite runs the same reconciler against a real API server.
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from dagwright.k8s import names, reconcile
+from dagwright.k8s.cache import Body, Cache, Key
+from dagwright.k8s.reconcile import Reconciler, Settings
+
+IMAGE = "busybox:1.36"
+
+
+class FakeApi:
+    """The API server as the reconciler's seam sees it: Jobs, pods and Workflows in dicts, calls recorded."""
+
+    def __init__(self) -> None:
+        self.jobs: dict[tuple[str, str], Body] = {}
+        self.pods: dict[tuple[str, str], Body] = {}  # by (namespace, job name)
+        self.workflows: dict[Key, Body] = {}
+        self.created: list[str] = []
+        self.deleted_jobs: list[str] = []
+        self.deleted_workflows: list[str] = []
+        self.status_patches: list[Body] = []
+        self.events: list[tuple[str, str]] = []
+        self.messages: list[str] = []  # of the events
+        self._versions = itertools.count(100)
+
+    def version(self) -> str:
+        return str(next(self._versions))
+
+    def create_job(self, namespace: str, job: Body) -> Body | None:
+        name = job["metadata"]["name"]
+        if (namespace, name) in self.jobs:
+            return None
+        body = copy.deepcopy(job)
+        body["metadata"].update(uid=f"job-{name}", resourceVersion=self.version())
+        body["status"] = {}
+        self.jobs[(namespace, name)] = body
+        self.created.append(name)
+        return copy.deepcopy(body)
+
+    def delete_job(self, namespace: str, name: str) -> None:
+        self.deleted_jobs.append(name)
+        self.jobs.pop((namespace, name), None)
+
+    def get_job(self, namespace: str, name: str) -> Body | None:
+        job = self.jobs.get((namespace, name))
+        return copy.deepcopy(job) if job is not None else None
+
+    def set_job_suspended(
+        self, namespace: str, name: str, suspend: bool, active_deadline_seconds: int | None = None
+    ) -> None:
+        self.jobs[(namespace, name)]["spec"]["suspend"] = suspend
+
+    def list_pods(self, namespace: str, job_name: str) -> list[Body]:
+        pod = self.pods.get((namespace, job_name))
+        return [copy.deepcopy(pod)] if pod is not None else []
+
+    def patch_status(self, namespace: str, name: str, patch: Body) -> Body | None:
+        workflow = self.workflows.get((namespace, name))
+        if workflow is None:
+            return None
+        self.status_patches.append(patch)
+        workflow["status"] = _merged(workflow.get("status") or {}, patch["status"])
+        workflow["metadata"]["resourceVersion"] = self.version()
+        return copy.deepcopy(workflow)
+
+    def delete_workflow(self, namespace: str, name: str, uid: str) -> None:
+        self.deleted_workflows.append(name)
+        self.workflows.pop((namespace, name), None)
+
+    def emit_event(self, workflow: Body, type_: str, reason: str, message: str) -> None:
+        self.events.append((workflow["metadata"]["name"], reason))
+        self.messages.append(message)
+
+
+def _merged(target: Body, patch: Body) -> Body:
+    """RFC 7386 merge patch."""
+    result = dict(target)
+    for key, value in patch.items():
+        if value is None:
+            result.pop(key, None)
+        elif isinstance(value, dict) and isinstance(result.get(key), dict):
+            result[key] = _merged(result[key], value)
+        else:
+            result[key] = value
+    return result
+
+
+class Cluster:
+    """The fake API, the real cache fed the way watch events feed it, and a reconciler over both."""
+
+    def __init__(
+        self,
+        *,
+        max_running_nodes: int | None = None,
+        is_leader: Callable[[], bool] = lambda: True,
+        queued_again: Callable[[Key], bool] = lambda key: False,
+    ) -> None:
+        self.api = FakeApi()
+        self.cache = Cache()
+        self.requeued: list[Key] = []
+        self.reconciler = Reconciler(
+            api=self.api,
+            cache=self.cache,
+            settings=Settings(max_running_nodes=max_running_nodes),
+            is_leader=is_leader,
+            identity="replica-1",
+            requeue=lambda key, delay: self.requeued.append(key),
+            queued_again=queued_again,
+            progress=None,
+        )
+
+    def submit(self, name: str, nodes: list[Body], **spec: Any) -> Key:
+        body = {
+            "apiVersion": names.API_VERSION,
+            "kind": "Workflow",
+            "metadata": {
+                "name": name,
+                "namespace": "ns",
+                "uid": f"uid-{name}",
+                "generation": 1,
+                "resourceVersion": self.api.version(),
+                "creationTimestamp": "2026-11-29T00:00:00Z",
+            },
+            "spec": {"nodes": nodes, **spec},
+        }
+        self.api.workflows[("ns", name)] = body
+        self.cache.put_workflow(copy.deepcopy(body))
+        return ("ns", name)
+
+    def reconcile(self, key: Key) -> float | None:
+        return self.reconciler.reconcile(key)
+
+    def finish(self, job_name: str, exit_code: int = 0) -> None:
+        """The Job ends, and the watch brings its pod and then the Job."""
+        job = self.api.jobs[("ns", job_name)]
+        kind = "Complete" if exit_code == 0 else "Failed"
+        now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        job["status"] = {"conditions": [{"type": kind, "status": "True", "lastTransitionTime": now}]}
+        job["metadata"]["resourceVersion"] = self.api.version()
+        terminated = {"exitCode": exit_code, "reason": "Completed" if exit_code == 0 else "Error"}
+        self.pod(job_name, {"phase": "Succeeded" if exit_code == 0 else "Failed"}, terminated=terminated)
+        self.cache.put_job(copy.deepcopy(job))
+
+    def pod(self, job_name: str, status: Body, *, terminated: Body | None = None, age: float = 0.0) -> None:
+        created = datetime.now(UTC) - timedelta(seconds=age)
+        state = {"terminated": terminated} if terminated is not None else status.pop("state", {})
+        pod = {
+            "metadata": {
+                "name": f"{job_name}-pod",
+                "namespace": "ns",
+                "uid": f"pod-{job_name}",
+                "resourceVersion": self.api.version(),
+                "labels": {"batch.kubernetes.io/job-name": job_name},
+                "creationTimestamp": created.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            },
+            "status": {**status, "containerStatuses": [{"name": names.CONTAINER, "state": state}]},
+        }
+        self.api.pods[("ns", job_name)] = pod
+        self.cache.put_pod(copy.deepcopy(pod))
+
+    def vanish(self, job_name: str) -> None:
+        """Someone deletes the Job before it ends, and the watch reports it."""
+        job = self.api.jobs.pop(("ns", job_name))
+        self.cache.drop_job(job)
+
+    def status(self, key: Key) -> Body:
+        status: Body = self.api.workflows[key].get("status") or {}
+        return status
+
+    def phases(self, key: Key) -> dict[str, str]:
+        return {name: node["phase"] for name, node in self.status(key).get("nodes", {}).items()}
+
+
+def node(name: str, *deps: str, **fields: Any) -> Body:
+    return {"name": name, "image": IMAGE, "command": ["true"], "dependsOn": list(deps), **fields}
+
+
+DIAMOND = [node("a"), node("b", "a"), node("c", "a"), node("d", "b", "c")]
+
+
+def test_ready_nodes_get_jobs_and_the_status_records_them() -> None:
+    cluster = Cluster()
+    key = cluster.submit("wf", DIAMOND)
+    cluster.reconcile(key)
+    assert cluster.api.created == ["wf-a-1"]
+    job = cluster.api.jobs[("ns", "wf-a-1")]
+    assert job["metadata"]["annotations"][names.ANNOTATION_CREATED_BY] == "replica-1"
+    assert cluster.status(key)["phase"] == "Running"
+    assert cluster.phases(key) == {"a": "Running", "b": "Pending", "c": "Pending", "d": "Pending"}
+
+    cluster.reconcile(key)  # nothing new: nothing created, nothing written
+    assert cluster.api.created == ["wf-a-1"] and len(cluster.api.status_patches) == 1
+
+    cluster.finish("wf-a-1")
+    cluster.reconcile(key)
+    assert sorted(cluster.api.created) == ["wf-a-1", "wf-b-1", "wf-c-1"]
+    assert cluster.phases(key)["a"] == "Succeeded"
+    for job_name in ("wf-b-1", "wf-c-1"):
+        cluster.finish(job_name)
+    cluster.reconcile(key)
+    cluster.finish("wf-d-1")
+    cluster.reconcile(key)
+    assert cluster.status(key)["phase"] == "Succeeded"
+    assert ("wf", "Succeeded") in cluster.api.events
+
+
+def test_passes_while_more_events_are_queued_leave_the_status_write_to_the_last() -> None:
+    """Both sides of a diamond finishing together: one status patch records them both."""
+    more: list[bool] = []
+    cluster = Cluster(queued_again=lambda key: bool(more) and more.pop())
+    key = cluster.submit("wf", DIAMOND)
+    cluster.reconcile(key)
+    cluster.finish("wf-a-1")
+    cluster.reconcile(key)
+    patches = len(cluster.api.status_patches)
+
+    cluster.finish("wf-b-1")
+    more.append(True)  # c's Job event is already queued behind this pass
+    cluster.reconcile(key)
+    assert len(cluster.api.status_patches) == patches  # not written: the next pass will
+    assert cluster.phases(key)["b"] == "Running"
+
+    cluster.finish("wf-c-1")
+    cluster.reconcile(key)
+    assert len(cluster.api.status_patches) == patches + 1
+    assert cluster.phases(key) == {"a": "Succeeded", "b": "Succeeded", "c": "Succeeded", "d": "Running"}
+    assert "wf-d-1" in cluster.api.created
+
+
+def test_a_pass_that_loses_the_leadership_creates_nothing_more_and_writes_nothing() -> None:
+    answers = iter([True])  # leader when the pass starts, not by the time it creates Jobs
+    cluster = Cluster(is_leader=lambda: next(answers, False))
+    key = cluster.submit("wf", [node("a"), node("b"), node("c")])
+    assert cluster.reconcile(key) is None
+    assert cluster.api.created == []
+    assert cluster.api.status_patches == []
+    assert cluster.reconcile(key) is None  # a follower does not even look
+    assert cluster.api.created == []
+
+
+def test_a_follower_does_nothing() -> None:
+    cluster = Cluster(is_leader=lambda: False)
+    key = cluster.submit("wf", DIAMOND)
+    assert cluster.reconcile(key) is None
+    assert cluster.api.created == [] and cluster.api.status_patches == [] and cluster.api.events == []
+
+
+@pytest.mark.parametrize("watched", [True, False], ids=["deletion-watched", "deletion-missed"])
+def test_a_job_deleted_before_it_ended_is_a_lost_attempt_and_retried(watched: bool) -> None:
+    cluster = Cluster()
+    key = cluster.submit("wf", [node("a", retry={"limit": 1, "backoff": {"initialSeconds": 0}})])
+    cluster.reconcile(key)
+    if watched:
+        cluster.vanish("wf-a-1")
+    else:  # the operator missed the event (a restart): the cache no longer has the Job, the API server neither
+        cluster.api.jobs.pop(("ns", "wf-a-1"))
+        cluster.cache = cluster.reconciler.cache = Cache()
+        cluster.cache.put_workflow(copy.deepcopy(cluster.api.workflows[key]))
+    cluster.reconcile(key)  # no backoff: the retry starts in the same pass
+    assert cluster.api.created == ["wf-a-1", "wf-a-2"]
+    a = cluster.status(key)["nodes"]["a"]
+    assert (a["phase"], a["attempts"]) == ("Running", 2)
+    assert ("wf", "NodeRetrying") in cluster.api.events
+    assert any("JobDeleted" in message for message in cluster.api.messages)
+
+
+def test_a_job_deleted_without_retries_fails_the_workflow() -> None:
+    cluster = Cluster()
+    key = cluster.submit("wf", [node("a"), node("b", "a")])
+    cluster.reconcile(key)
+    cluster.vanish("wf-a-1")
+    cluster.reconcile(key)
+    assert cluster.status(key)["phase"] == "Failed"
+    assert cluster.phases(key) == {"a": "Failed", "b": "Skipped"}
+    assert cluster.status(key)["nodes"]["a"]["reason"] == "JobDeleted"
+
+
+def test_a_pod_stuck_on_its_image_fails_the_attempt_and_its_job_is_deleted() -> None:
+    cluster = Cluster()
+    key = cluster.submit("wf", [node("a")])
+    cluster.reconcile(key)
+    waiting = {"waiting": {"reason": "ImagePullBackOff", "message": "no such image"}}
+    cluster.pod("wf-a-1", {"phase": "Pending", "state": waiting}, age=60)
+    cluster.reconcile(key)
+    assert cluster.api.deleted_jobs == []  # not stuck for long yet
+    assert cluster.phases(key) == {"a": "Running"}
+
+    cluster.pod("wf-a-1", {"phase": "Pending", "state": waiting}, age=600)
+    cluster.reconcile(key)
+    assert cluster.api.deleted_jobs == ["wf-a-1"]
+    a = cluster.status(key)["nodes"]["a"]
+    assert (a["phase"], a["reason"]) == ("Failed", "ImagePullFailed")
+    assert "no such image" in a["message"]
+
+
+def test_a_finished_workflow_is_deleted_when_its_ttl_passes() -> None:
+    cluster = Cluster()
+    keep = cluster.submit("keep", [node("a")], ttlSecondsAfterFinished=3600)
+    drop = cluster.submit("drop", [node("a")], ttlSecondsAfterFinished=0)
+    for key in (keep, drop):
+        cluster.reconcile(key)
+        cluster.finish(f"{key[1]}-a-1")
+    delay = cluster.reconcile(keep)
+    assert delay is not None and 3500 < delay <= 3600  # the next pass is due when the TTL runs out
+    cluster.reconcile(drop)
+    assert cluster.api.deleted_workflows == ["drop"]
+
+
+def test_the_operator_wide_limit_holds_and_freed_room_goes_to_waiting_workflows() -> None:
+    cluster = Cluster(max_running_nodes=2)
+    first = cluster.submit("first", [node("a"), node("b")])
+    second = cluster.submit("second", [node("a"), node("b")])
+    cluster.reconcile(first)
+    cluster.reconcile(second)
+    assert sorted(cluster.api.created) == ["first-a-1", "first-b-1"]  # second got no room
+    assert cluster.phases(second) == {"a": "Pending", "b": "Pending"}
+
+    cluster.finish("first-a-1")
+    cluster.reconcile(first)
+    assert second in cluster.requeued  # room came free: the waiting workflow is passed again
+    cluster.reconcile(second)
+    assert sorted(cluster.api.created) == ["first-a-1", "first-b-1", "second-a-1"]
+    assert cluster.reconciler.waiting_total() == 1
+
+
+def test_room_a_higher_priority_workflow_waits_for_is_not_given_to_a_lower_one() -> None:
+    cluster = Cluster(max_running_nodes=2)
+    low = cluster.submit("low", [node(f"n{i}") for i in range(4)])
+    cluster.reconcile(low)
+    high = cluster.submit("high", [node("a"), node("b")], priority=5)
+    cluster.reconcile(high)
+    assert sorted(cluster.api.created) == ["low-n0-1", "low-n1-1"]
+
+    cluster.finish("low-n0-1")
+    cluster.reconcile(low)  # its pass runs first, but the freed slot is reserved for `high`
+    assert sorted(cluster.api.created) == ["low-n0-1", "low-n1-1"]
+    assert high in cluster.requeued
+    cluster.reconcile(high)
+    assert sorted(cluster.api.created) == ["high-a-1", "low-n0-1", "low-n1-1"]
+
+
+def test_an_invalid_spec_is_recorded_once_and_runs_nothing() -> None:
+    cluster = Cluster()
+    key = cluster.submit("wf", [node("a", "b"), node("b", "a")])
+    cluster.reconcile(key)
+    cluster.reconcile(key)
+    status = cluster.status(key)
+    assert status["phase"] == "Failed" and "dependency cycle" in status["message"]
+    assert cluster.api.created == [] and len(cluster.api.status_patches) == 1
+    assert cluster.api.events == [("wf", "InvalidSpec")]
+
+
+def test_a_manifest_with_the_old_retry_key_is_refused_naming_the_new_one() -> None:
+    cluster = Cluster()
+    key = cluster.submit("wf", [node("a"), node("b"), node("c", retry={"true": "Transient"})])
+    cluster.reconcile(key)
+    assert cluster.api.created == []
+    assert "spec.nodes[2].retry.on: renamed to retry.policy" in cluster.status(key)["message"]
+
+
+@pytest.fixture(autouse=True)
+def _no_coalescing_clock(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Coalescing is bounded in time; these passes run far faster than that bound, so it never cuts in."""
+    monkeypatch.setattr(reconcile, "_COALESCE_MAX", 60.0)
+    yield
