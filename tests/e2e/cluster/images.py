@@ -54,6 +54,7 @@ LOCAL_CA_DIR = Path("/usr/local/share/ca-certificates")
 PAUSE_REF = "dagwright-pause:1"
 TARGETS = ("operator", "node-runner")
 DEV_TAG = "dev"
+KEEP_BUILDS = 3  # input-hash tags kept per image (older ones are removed after a build)
 BASE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 KEY_LABEL = "io.dagwright.inputs"  # the hash of what an image was made from, to know when to remake it
 
@@ -622,7 +623,19 @@ def build_images(extra_tags: Sequence[str] = ()) -> dict[str, str]:
                 _build([*args, "-t", ref, str(context)], f"dagwright-{target}")
             for extra in (DEV_TAG, *extra_tags):
                 docker("tag", ref, f"dagwright-{target}:{extra}")
+            _prune(f"dagwright-{target}", keep=tag)
     return refs
+
+
+def _prune(repository: str, keep: str) -> None:
+    """Untag all but the newest KEEP_BUILDS input-hash tags (each changed tree leaves one), freeing their layers.
+
+    Only hash tags are touched; an image still tagged otherwise (:dev, a version) or used by a container stays.
+    """
+    listed = docker("images", repository, "--format", "{{.Tag}}").stdout.split()  # newest first
+    hashes = [tag for tag in listed if re.fullmatch(r"[0-9a-f]{12}", tag) and tag != keep]
+    for tag in hashes[KEEP_BUILDS - 1 :]:
+        docker("rmi", f"{repository}:{tag}", check=False)
 
 
 # --------------------------------------------------------------------------- redis and pause
