@@ -11,7 +11,7 @@ Rules, in the order applied:
 1. Observations update the current attempt of each node. An attempt numbered higher than the status knows is
    adopted (its launch happened but the status write was lost); lower or repeated ones are ignored, so a
    backend may report every attempt it sees on every call.
-2. A failed attempt is retried if the node's policy allows (limit, `on: Transient`), after an exponential,
+2. A failed attempt is retried if the node's policy allows (limit, `policy: Transient`), after an exponential,
    deterministically jittered backoff (node phase Retrying, `nextAttemptAt`); otherwise the node Failed.
 3. An attempt running past `timeoutSeconds` is stopped and fails with reason Timeout (transient).
 4. `spec.stopped`: stop every running attempt; unfinished nodes become Stopped; phase Stopped, for good.
@@ -20,6 +20,10 @@ Rules, in the order applied:
 7. Ready nodes (dependencies Succeeded, or backoff elapsed) launch in declaration order, within `parallelism`
    and the backend's `capacity`, unless paused or failing fast (`failFast` after a node failed for good).
 8. The workflow finishes when no node can run any more; then no node is left Pending, Running or Retrying.
+
+Backends restate none of these rules: they ask `recorded` whether an attempt's outcome is still news (rule 1),
+turn approvals into observations with `answered`/`approvals`, and read `Decision.running`, `waiting` and
+`held_back` for the operator-wide limit (`capacity.py`). What a launch runs is rendered by `launches.py`.
 
 Cost is O(nodes + edges + observations) per call.
 """
