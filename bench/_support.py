@@ -537,6 +537,41 @@ def job_body(name: str, labels: dict[str, str] | None = None) -> dict[str, Any]:
     }
 
 
+@dataclass(frozen=True)
+class Placement:
+    """Where a benchmark's pods run: kwok's fake nodes (the default) or the plane's real node, with a real image."""
+
+    image: str | None = None
+    pod_fields: dict[str, Any] = field(default_factory=dict)
+
+    def job(self, body: dict[str, Any]) -> dict[str, Any]:
+        pod = body["spec"]["template"]["spec"]
+        pod.update(self.pod_fields)
+        if self.image:
+            pod["containers"][0]["image"] = self.image
+        return body
+
+    def workflow(self, body: dict[str, Any]) -> dict[str, Any]:
+        if self.image:
+            body["spec"]["defaults"]["image"] = self.image
+        if self.pod_fields:
+            body["spec"]["podTemplate"] = dict(self.pod_fields)
+        return body
+
+
+def real_node_placement() -> Placement:
+    """Join the real node (building and loading the images first) and place pods there."""
+    from tests.e2e.cluster import images, node  # Docker and a kubelet are needed only here
+
+    runner = images.build_images()["node-runner"]
+    node.up(note)
+    if not node.has_image(runner):
+        with tempfile.TemporaryDirectory() as tmp:
+            node.load_images(images.save([runner], Path(tmp) / "runner.tar"))
+    fields = {"nodeSelector": dict(node.NODE_SELECTOR), "tolerations": [dict(node.TOLERATION)]}
+    return Placement(image=runner, pod_fields=fields)
+
+
 # --------------------------------------------------------------------------- the cluster's own ceiling
 
 

@@ -48,21 +48,29 @@ STAGES_DIR = HERE / "stages"
 K8S_VERSION = "v1.34.4"
 ETCD_VERSION = "v3.6.5"  # what k8s v1.34.4's build/dependencies.yaml names
 KWOK_VERSION = "v0.7.0"
+COREDNS_VERSION = "v1.12.1"  # coredns/go.mod; what kubeadm v1.34 deploys
 KIND_VERSION = "v0.30.0"
 HELM_VERSION = "v3.19.0"
 
-K8S_BINARIES = ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl")
+K8S_BINARIES = ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl", "kubelet", "kube-proxy")
 KWOK_BINARIES = ("kwok", "kwokctl")
-ALL_BINARIES = (*K8S_BINARIES, "etcd", *KWOK_BINARIES)
+ALL_BINARIES = (*K8S_BINARIES, "etcd", *KWOK_BINARIES, "coredns")
 
 # Go build settings: 2 cores here, so 2 packages at a time; never fetch a toolchain.
 GO_PARALLELISM = os.environ.get("DAGWRIGHT_GO_PARALLELISM", "2")
 K8S_BUILD_TAGS = "selinux,notest,grpcnotrace"  # as k8s' hack/lib/golang.sh for release builds
 
 FAKE_NODE_ANNOTATION = "kwok.x-k8s.io/node"
+REAL_NODE_NAME = "dagwright-real-0"
 FAKE_NODE_COUNT = 2
-SERVICE_CIDR = "10.96.0.0/16"
-POD_CIDR = "10.244.0.1/16"  # addresses kwok writes into pod status; nothing connects to them
+# Everything a pod may address lies in 198.18.0.0/16 (RFC 2544's range for benchmark networks): the real node's
+# pods (node.py) and Service IPs. Pod traffic never has a reason to leave the machine, and node.py drops any
+# that tries.
+PLANE_NET = "198.18.0.0/16"
+SERVICE_CIDR = "198.18.128.0/17"
+KUBERNETES_SERVICE_IP = "198.18.128.1"
+POD_CIDR = "198.18.64.1/18"  # addresses kwok writes into pod status; nothing connects to them
+PKI_VERSION = "2"  # bump when ensure_pki's files or names change: an older pki/ is made again
 START_TIMEOUT_S = 120.0
 STOP_GRACE_S = 5.0  # then SIGKILL: a throwaway test plane needs no long graceful shutdown
 
@@ -87,7 +95,7 @@ def cache_root() -> Path:
 
 
 def versions_key() -> str:
-    return f"k8s-{K8S_VERSION}_etcd-{ETCD_VERSION}_kwok-{KWOK_VERSION}"
+    return f"k8s-{K8S_VERSION}_etcd-{ETCD_VERSION}_kwok-{KWOK_VERSION}"  # coredns, kubelet: built when missing
 
 
 def bin_dir() -> Path:
@@ -235,6 +243,14 @@ def build(progress: Progress = _say) -> Path:
                 _run_go(args, HERE / "etcd", f"etcd {ETCD_VERSION}", progress)
 
             _build_into(target, ["etcd"], build_etcd)
+        if "coredns" in missing:
+
+            def build_coredns(out: Path) -> None:
+                args = ["build", "-v", "-p", GO_PARALLELISM, "-trimpath", "-ldflags", "-s -w"]
+                args += ["-o", str(out / "coredns"), "."]
+                _run_go(args, HERE / "coredns", f"coredns {COREDNS_VERSION}", progress)
+
+            _build_into(target, ["coredns"], build_coredns)
         kwok = [name for name in KWOK_BINARIES if name in missing]
         if kwok:
             _install_go_tools(target, [f"sigs.k8s.io/kwok/cmd/{n}@{KWOK_VERSION}" for n in kwok], progress)
@@ -368,13 +384,14 @@ def _openssl(*args: str, cwd: Path) -> None:
 def ensure_pki() -> Path:
     """CA, API server serving cert, service-account key pair and a bearer token; made once."""
     pki = _pki_dir()
-    if (pki / "token").exists():
-        return pki
+    with contextlib.suppress(OSError):
+        if (pki / "version").read_text().strip() == PKI_VERSION:
+            return pki
     run_dir().mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=run_dir(), prefix="pki-"))
     ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "3650"]
     _openssl("req", "-x509", *ec, "-keyout", "ca.key", "-out", "ca.crt", "-subj", "/CN=dagwright-e2e-ca", cwd=tmp)
-    names = ["IP:127.0.0.1", "DNS:localhost", "IP:10.96.0.1", "DNS:kubernetes", "DNS:kubernetes.default"]
+    names = ["IP:127.0.0.1", "DNS:localhost", f"IP:{KUBERNETES_SERVICE_IP}", "DNS:kubernetes", "DNS:kubernetes.default"]
     sans = "subjectAltName=" + ",".join([*names, "DNS:kubernetes.default.svc"])
     _openssl(
         "req", "-x509", *ec, "-CA", "ca.crt", "-CAkey", "ca.key", "-keyout", "apiserver.key",
@@ -382,7 +399,13 @@ def ensure_pki() -> Path:
     )  # fmt: skip
     _openssl("genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048", "-out", "sa.key", cwd=tmp)
     _openssl("pkey", "-in", "sa.key", "-pubout", "-out", "sa.pub", cwd=tmp)
+    # The API server's client certificate towards kubelets (logs, exec), which trust this CA.
+    _openssl(
+        "req", "-x509", *ec, "-CA", "ca.crt", "-CAkey", "ca.key", "-keyout", "kubelet-client.key",
+        "-out", "kubelet-client.crt", "-subj", "/O=system:masters/CN=kube-apiserver-kubelet-client", cwd=tmp,
+    )  # fmt: skip
     (tmp / "token").write_text(secrets.token_hex(24))
+    (tmp / "version").write_text(PKI_VERSION)
     with contextlib.suppress(FileNotFoundError):
         shutil.rmtree(pki)
     os.replace(tmp, pki)
@@ -396,6 +419,9 @@ def _write_auth_files(run: Path, pki: Path, state: State) -> None:
         "admin": (f"{token}", "admin", "system:masters"),
         "kcm": (f"{token}-kcm", "system:kube-controller-manager", ""),
         "scheduler": (f"{token}-sched", "system:kube-scheduler", ""),
+        # The real node (node.py): its kubelet as a node identity, kube-proxy as bootstrap RBAC expects.
+        "node": (f"{token}-node", f"system:node:{REAL_NODE_NAME}", "system:nodes"),
+        "proxy": (f"{token}-proxy", "system:kube-proxy", ""),
     }
     lines = [f'{tok},{user},{user},"{groups}"' for tok, user, groups in users.values()]
     (run / "tokens.csv").write_text("\n".join(lines) + "\n")
@@ -531,6 +557,11 @@ def _apiserver_args(run: Path, pki: Path, state: State) -> list[str]:
         # The endpoints of the 'kubernetes' service would be 127.0.0.1, which validation refuses.
         "--endpoint-reconciler-type=none",
         "--kubelet-preferred-address-types=InternalIP",
+        f"--kubelet-client-certificate={pki / 'kubelet-client.crt'}",
+        f"--kubelet-client-key={pki / 'kubelet-client.key'}",
+        # Webhooks are called at their Service's endpoint (a pod address), not its cluster IP: no kube-proxy runs
+        # on the host side of this plane.
+        "--enable-aggregator-routing=true",
     ]
 
 
@@ -795,7 +826,10 @@ def _terminate(procs: Sequence[Proc], sig: int) -> None:
 
 
 def _stop(state: State, progress: Progress) -> None:
-    """End exactly the processes recorded in state (checked by pid and start time)."""
+    """End exactly the processes recorded in state (checked by pid and start time), the real node's first."""
+    from . import node  # the real node joined this plane: it cannot outlive it
+
+    node.down(progress)
     alive = [p for p in reversed(state.procs) if _is_ours(p)]
     _terminate(alive, signal.SIGTERM)
     deadline = time.monotonic() + STOP_GRACE_S
@@ -865,6 +899,17 @@ def _status() -> int:
     return 0
 
 
+def _join_real_node() -> None:
+    """`up` from the command line joins the real node too, where this machine can run one."""
+    from . import node
+
+    reason = node.unavailable()
+    if reason:
+        _say(f"no real node: {reason}")
+    else:
+        node.up()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tests.e2e.cluster.plane", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="cmd", required=True)
@@ -885,6 +930,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(build())
         elif args.cmd == "up":
             up()
+            _join_real_node()
             print(f"export KUBECONFIG={kubeconfig_path()}")
         elif args.cmd == "down":
             down()
