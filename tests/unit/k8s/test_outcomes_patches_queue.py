@@ -241,3 +241,15 @@ def test_queue_deduplicates_orders_by_priority_and_never_hands_out_a_key_twice_a
         return order
 
     assert asyncio.run(scenario()) == ["high", "mid", "low", "high", "low"]
+
+
+@pytest.mark.parametrize(
+    ("kind", "finished"),
+    [("Complete", True), ("SuccessCriteriaMet", True), ("Failed", True), ("FailureTarget", True), ("Suspended", False)],
+)
+def test_job_finished_reads_the_same_conditions_observe_does(kind: str, finished: bool) -> None:
+    job = _job([{"type": kind, "status": "True"}])
+    assert outcomes.job_finished(job) is finished
+    seen = outcomes.observe(job, None, NOW)
+    assert seen is not None and (seen.state is not AttemptState.RUNNING) is finished
+    assert not outcomes.job_finished(_job([{"type": kind, "status": "False"}]))
