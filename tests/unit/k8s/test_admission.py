@@ -47,6 +47,13 @@ def test_the_cluster_rule_applies_too_a_node_without_image() -> None:
     ]
 
 
+def test_the_old_retry_key_as_kubectl_sends_it_is_refused_naming_the_new_one() -> None:
+    """kubectl's YAML 1.1 turns `retry: {on: Transient}` into the key "true"; the CRD keeps it for this check."""
+    body = manifest([node("a", **IMAGE), node("b", **IMAGE), node("c", retry={"true": "Transient"}, **IMAGE)])
+    (problem,) = texts(review("CREATE", body))
+    assert problem.startswith("spec.nodes[2].retry.on: renamed to retry.policy")
+
+
 def test_every_problem_is_reported_not_just_the_first() -> None:
     body = manifest([node("a", "ghost", **IMAGE), node("b", "b", **IMAGE), node("a", **IMAGE)])
     assert texts(review("CREATE", body)) == [
