@@ -118,7 +118,7 @@ class Ended:
     finished_at: datetime
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, kw_only=True)
 class Decision:
     status: WorkflowStatus
     launches: list[Launch] = field(default_factory=list)
@@ -170,8 +170,8 @@ def _finished(workflow: Workflow, status: WorkflowStatus, observations: Iterable
     running = sum(1 for node in status.nodes.values() if node.phase is NodePhase.RUNNING)
     if status.observed_generation != workflow.generation:
         update = {"observed_generation": workflow.generation}
-        return Decision(status.model_copy(update=update), stops=stops, changed=True, running=running)
-    return Decision(status, stops=stops, running=running)
+        return Decision(status=status.model_copy(update=update), stops=stops, changed=True, running=running)
+    return Decision(status=status, stops=stops, running=running)
 
 
 def free_slots(workflow: Workflow, running: int) -> int:
@@ -580,12 +580,12 @@ class _Pass:
         changed = self.changed or _summary(status) != _summary(previous)
         suspend = self.suspended() and not phase.finished
         return Decision(
-            status,
-            self.launches,
-            self.stops,
-            self.events,
-            self.wake_at,
-            changed,
+            status=status,
+            launches=self.launches,
+            stops=self.stops,
+            events=self.events,
+            wake_at=self.wake_at,
+            changed=changed,
             waiting=self.waiting,
             held_back=max(0, min(self.waiting, free_slots(self.workflow, running))),
             running=running,

@@ -37,6 +37,9 @@ class JobConflict(Exception):
 
 
 class Api(Protocol):
+    """The seam: everything the Reconciler asks of the API server. `KubeApi` is the real one; the unit tests'
+    `FakeApi` (tests/unit/k8s/test_reconcile.py) keeps Jobs, pods and Workflows in dicts."""
+
     def create_job(self, namespace: str, job: Body) -> Body | None: ...
     def delete_job(self, namespace: str, name: str) -> None: ...
     def get_job(self, namespace: str, name: str) -> Body | None: ...

@@ -331,7 +331,7 @@ class Reconciler:
         if status is not None and status.message == message and status.observed_generation == meta.get("generation"):
             return
         new = planner.invalid(status, message[:4096], now, meta.get("generation"))
-        self._write_status(body, Decision(new, changed=True))
+        self._write_status(body, Decision(status=new, changed=True))
         self.api.emit_event(body, "Warning", EventReason.INVALID_SPEC, message)
         log.warning("%s", message, extra={"workflow": meta["name"], "namespace": meta["namespace"]})
 
