@@ -391,10 +391,10 @@ def node(
     return body
 
 
-def retry(limit: int, initial: float = 1, factor: float = 1, on: str = "AnyFailure") -> dict[str, Any]:
+def retry(limit: int, initial: float = 1, factor: float = 1, policy: str = "AnyFailure") -> dict[str, Any]:
     """A retry policy without jitter, so the backoff is exact."""
     backoff = {"initialSeconds": initial, "factor": factor, "jitter": 0, "maxSeconds": 60}
-    return {"limit": limit, "on": on, "backoff": backoff}
+    return {"limit": limit, "policy": policy, "backoff": backoff}
 
 
 def workflow(name: str, nodes: list[dict[str, Any]], **spec: Any) -> dict[str, Any]:

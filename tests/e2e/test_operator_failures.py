@@ -94,7 +94,7 @@ def test_without_fail_fast_the_independent_branch_completes(
 def test_timeout_seconds_fails_the_attempt_and_it_is_retried(
     kube: Kube, namespace: str, recorder: Recorder, operator: OperatorProcess
 ) -> None:
-    stuck = node("stuck", never_finish=True, timeoutSeconds=2, retry=retry(1, initial=1, on="Transient"))
+    stuck = node("stuck", never_finish=True, timeoutSeconds=2, retry=retry(1, initial=1, policy="Transient"))
     apply(kube, namespace, workflow("slow", [stuck]))
 
     status = wait_phase(kube, namespace, "slow", "Failed", "Succeeded", timeout=60)
@@ -115,7 +115,7 @@ def test_timeout_seconds_fails_the_attempt_and_it_is_retried(
 def test_oom_killed_and_exit_75_are_transient_and_retried_but_exit_1_is_not(
     kube: Kube, namespace: str, recorder: Recorder, operator: OperatorProcess
 ) -> None:
-    transient_only = retry(2, initial=1, on="Transient")
+    transient_only = retry(2, initial=1, policy="Transient")
     nodes = [
         node("oom", fail_attempts=1, fail_reason="OOMKilled", fail_exit_code=137, retry=transient_only),
         node("crash", fail_attempts=1, fail_exit_code=1, retry=transient_only),
