@@ -1,9 +1,10 @@
 """Reading manifest files: YAML (or JSON) text to a plain object, with errors that say where.
 
-YAML 1.1, which PyYAML follows, reads `on`, `off`, `yes` and `no` as booleans, so `retry: {on: Transient}`
-would silently become `{true: Transient}`. The loader here follows YAML 1.2 for booleans (only true/false),
-which is what a user writing the manifest means. Note that kubectl's YAML reader still follows 1.1: quote
-`"on"` in manifests meant for the cluster (the examples do).
+YAML 1.1, which PyYAML follows, reads `on`, `off`, `yes` and `no` as booleans, so a key `on:` would silently
+become `true:`. The loader here follows YAML 1.2 for booleans (only true/false), which is what a user writing the
+manifest means. kubectl's YAML reader still follows 1.1, which is why the retry policy's key is `retry.policy`
+(it was `retry.on`): no manifest needs quoting. One still using `on` (or kubectl's `true` made of it) is refused
+with an error naming `retry.policy` (`validation.py`).
 """
 
 from __future__ import annotations

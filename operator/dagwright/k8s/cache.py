@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from dagwright.k8s import names
+from dagwright.k8s import names, outcomes
 
 Body = dict[str, Any]
 Key = tuple[str, str]  # (namespace, workflow name)
@@ -99,7 +99,7 @@ class Cache:
             return None
         name = body["metadata"]["name"]
         namespace = body["metadata"]["namespace"]
-        finished = _finished(body)
+        finished = outcomes.job_finished(body)
         body = slim_job(body)
         with self._lock:
             jobs = self._jobs.setdefault(uid, Jobs())
@@ -137,7 +137,7 @@ class Cache:
             for name in names:
                 key = (namespace, name)
                 job = jobs.live.get(name)
-                if key in self._settled or job is None or not _finished(job):
+                if key in self._settled or job is None or not outcomes.job_finished(job):
                     continue
                 jobs.live[name] = settled_job(job)
                 self._settled.add(key)
@@ -268,13 +268,6 @@ def pod_may_matter(pod: Mapping[str, Any]) -> bool:
     if any((c.get("state") or {}).get("waiting", {}).get("reason") for c in status.get("containerStatuses") or []):
         return True
     return any(c.get("type") == "PodScheduled" and c.get("status") == "False" for c in status.get("conditions") or [])
-
-
-def _finished(job: Mapping[str, Any]) -> bool:
-    return any(
-        c.get("type") in ("Complete", "Failed", "SuccessCriteriaMet", "FailureTarget") and c.get("status") == "True"
-        for c in (job.get("status") or {}).get("conditions") or []
-    )
 
 
 def key_of(body: Mapping[str, Any]) -> Key:

@@ -15,8 +15,20 @@ from rich.live import Live
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from dagwright.planner import AttemptState, Decision, Observation
+from dagwright.planner import AttemptState, Decision, EventReason, Observation
 from dagwright.status import NodePhase, WorkflowStatus
+
+# Events the plain report prints as they come (the workflow's own end is printed from its status instead).
+_TOLD = frozenset(
+    {
+        EventReason.NODE_RETRYING,
+        EventReason.NODE_FAILED,
+        EventReason.AWAITING_APPROVAL,
+        EventReason.PAUSED,
+        EventReason.RESUMED,
+        EventReason.RETRYING,
+    }
+)
 
 
 class PlainReport:
@@ -31,14 +43,7 @@ class PlainReport:
         for launch in decision.launches:
             self._line(f"{launch.node} attempt {launch.attempt} started")
         for event in decision.events:
-            if event.reason in (
-                "NodeRetrying",
-                "NodeFailed",
-                "AwaitingApproval",
-                "Paused",
-                "Resumed",
-                "Retrying",
-            ):
+            if event.reason in _TOLD:
                 self._line(event.message)
         if decision.status.phase.finished:
             status = decision.status
