@@ -1,8 +1,10 @@
 # dagwright developer targets.
 #
 # The e2e control plane (tests/e2e/cluster/plane.py) is built from pinned Go modules and run
-# as local processes; no Docker is needed. On a machine with Docker, kind-up gives the same
-# e2e suite a kind cluster instead (export the KUBECONFIG it prints).
+# as local processes, with kwok's fake nodes and one real kubelet node (tests/e2e/cluster/node.py)
+# whose containers come from images built here (no registry). On a machine with Docker and a
+# registry, kind-up gives the same e2e suite a kind cluster instead (export the KUBECONFIG it prints).
+# `make help` lists the targets.
 
 PYTHON ?= python3
 PLANE := $(PYTHON) -m tests.e2e.cluster.plane
@@ -23,7 +25,12 @@ IMAGE_BUILDER ?=
 VENV ?= .venv
 VPY := $(VENV)/bin/python
 
-.PHONY: images example test chaos system-packages lint venv cluster-build cluster-up cluster-down cluster-status e2e kind-up kind-down
+.PHONY: help images example test chaos system-packages lint venv cluster-build cluster-up cluster-down cluster-status e2e kind-up kind-down
+
+## List the targets with what each does (the ## lines above each target in this Makefile).
+help:
+	@awk '/^## /{doc = doc substr($$0, 4) " "; next} /^[a-z0-9-]+:/{if (doc) {sub(/:.*/, "", $$1); \
+	  printf "  %-16s %s\n", $$1, doc}; doc = ""; next} /^$$/{doc = ""}' $(MAKEFILE_LIST)
 
 ## Both images. With a Docker that reaches a registry: docker build (official Python base). Without (here): the
 ## local base made by debootstrap and a dockerd of our own; also tags :dev and adds the Redis and pause images.
@@ -63,9 +70,11 @@ chaos: $(VENV)/.installed system-packages
 	  $(VPY) -m pytest tests/e2e/chaos tests/integration/node_runner/test_redis_faults.py -q $(PYTEST_ARGS); \
 	status=$$?; cat $(CHAOS_REPORT); exit $$status
 
-## Debian packages the tests use: a real Redis, Docker and containerd (the image tests and a containerd node),
-## debootstrap (the local base image), CNI plugins and iptables. Installs only what is missing.
-SYSTEM_PACKAGES ?= redis-server docker.io containerd runc debootstrap containernetworking-plugins iptables
+## Debian packages the tests use: a real Redis, Docker and containerd (the image tests and the real node),
+## debootstrap (the local base image), CNI plugins, iptables, socat and conntrack (the real node's network), gcc
+## (the pause image). Installs only what is missing.
+SYSTEM_PACKAGES ?= redis-server docker.io containerd runc debootstrap containernetworking-plugins iptables socat \
+  conntrack gcc libc6-dev
 system-packages:
 	@missing=$$(for p in $(SYSTEM_PACKAGES); do \
 	  dpkg-query -W -f '$${db:Status-Status}' $$p 2>/dev/null | grep -qx installed || echo $$p; done); \
@@ -74,9 +83,11 @@ system-packages:
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing) >/dev/null; \
 	fi
 
+## ruff, ruff format --check and mypy --strict, as make test runs them.
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check . && $(VENV)/bin/mypy
 
+## Create .venv with dagwright and its operator, runner and dev extras (reinstalled when pyproject.toml changes).
 venv: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml
@@ -89,18 +100,20 @@ $(VENV)/.installed: pyproject.toml
 cluster-build:
 	$(PLANE) build
 
-## Start the local control plane (or reuse a running one); prints export KUBECONFIG=...
+## Start the local control plane (or reuse a running one) and join the real node where this machine can run one
+## (root, make system-packages); prints export KUBECONFIG=...
 cluster-up:
 	$(PLANE) up
 
-## Stop the local control plane, ending only the processes cluster-up started.
+## Stop the local control plane (and its real node), ending only the processes cluster-up started.
 cluster-down:
 	$(PLANE) down
 
+## Say whether the plane runs, with its processes and memory.
 cluster-status:
 	$(PLANE) status
 
-## The e2e suite: uses $$KUBECONFIG if set, else the local plane (started and stopped for the run).
+## The e2e suite: uses KUBECONFIG if set, else the local plane (started and stopped for the run).
 e2e:
 	$(PYTHON) -m pytest tests/e2e -m e2e $(PYTEST_ARGS)
 
@@ -123,6 +136,7 @@ kind-up:
 	$(PLANE) kwok-attach --kubeconfig $(KIND_KUBECONFIG)
 	@echo "export KUBECONFIG=$(KIND_KUBECONFIG)   # then: make e2e"
 
+## Delete the kind cluster and the kwok that kind-up attached.
 kind-down:
 	-$(PLANE) kwok-detach
 	KIND=$$($(PLANE) kind) && $$KIND delete cluster --name $(KIND_CLUSTER)
