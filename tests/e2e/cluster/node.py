@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import hashlib
 import json
 import os
 import shutil
@@ -69,7 +70,8 @@ def _state_file() -> Path:
 
 def _sock() -> Path:
     # A short path: unix socket paths are limited to 108 bytes, and the run dir may be deep.
-    return Path("/run/dagwright") / f"containerd-{abs(hash(str(node_dir()))) % 10**8}.sock"
+    digest = hashlib.sha256(str(node_dir()).encode()).hexdigest()[:10]
+    return Path("/run/dagwright") / f"containerd-{digest}.sock"
 
 
 def unavailable() -> str | None:
@@ -250,7 +252,8 @@ def _proxy_config(root: Path, run: Path) -> Path:
         "clientConnection": {"kubeconfig": str(run / "proxy.kubeconfig")},
         "hostnameOverride": NODE_NAME,
         "clusterCIDR": plane.PLANE_NET,
-        "bindAddress": "127.0.0.1",
+        "bindAddress": NODE_IP,  # also how kube-proxy learns the node's address
+        "nodePortAddresses": [f"{NODE_IP}/32"],  # NodePorts on the node's bridge address only, never the host's
         "healthzBindAddress": f"127.0.0.1:{plane._free_port()}",
         "metricsBindAddress": f"127.0.0.1:{plane._free_port()}",
         # Leave the host's conntrack settings alone.
@@ -389,18 +392,33 @@ def _start(plane_state: plane.State, pause: str, progress: plane.Progress) -> No
 
 
 def _stop(state: NodeState, progress: plane.Progress) -> None:
-    """End the node's processes; pods' containers go with containerd's shims killed below."""
+    """End the node: kubelet and the rest first (nothing restarts a container then), the pods' containers, then
+    containerd and its shims; the pods' network namespaces and addresses are freed so the next start has them."""
     alive = [p for p in reversed(state.procs) if plane._is_ours(p)]
-    plane._terminate(alive, signal.SIGTERM)
-    deadline = time.monotonic() + plane.STOP_GRACE_S
-    while time.monotonic() < deadline and any(plane._is_ours(p) for p in alive):
-        time.sleep(0.1)
-    plane._terminate([p for p in alive if plane._is_ours(p)], signal.SIGKILL)
-    _sh("pkill", "-f", f"containerd-shim-runc-v2 -namespace {NAMESPACE_K8S} -address {_sock()}", check=False)
-    with contextlib.suppress(plane.PlaneError):
-        plane.kubectl("delete", "node", NODE_NAME, "--ignore-not-found", "--wait=false", check=False)
+    runtime = [p for p in alive if p.name == "containerd"]
+    _end([p for p in alive if p not in runtime])
+    if runtime:
+        for task in _ctr("tasks", "ls", "-q", check=False).stdout.split():
+            _ctr("tasks", "kill", "--all", "--signal", "SIGKILL", task, check=False)
+    _end(runtime)
+    _sh("pkill", "-KILL", "-f", f"containerd-shim-runc-v2 .*-address {_sock()}", check=False)
+    for netns in _sh("ip", "netns", "list", check=False).stdout.split("\n"):
+        name = netns.split(" ")[0]
+        if name.startswith("cni-"):
+            _sh("ip", "netns", "delete", name, check=False)
+    shutil.rmtree(node_dir() / "cni-ipam", ignore_errors=True)
+    with contextlib.suppress(plane.PlaneError, subprocess.TimeoutExpired):
+        plane.kubectl("delete", "node", NODE_NAME, "--ignore-not-found", "--wait=false", check=False, timeout=10)
     _state_file().unlink(missing_ok=True)
     progress("real node stopped")
+
+
+def _end(procs: list[plane.Proc]) -> None:
+    plane._terminate(procs, signal.SIGTERM)
+    deadline = time.monotonic() + plane.STOP_GRACE_S
+    while time.monotonic() < deadline and any(plane._is_ours(p) for p in procs):
+        time.sleep(0.1)
+    plane._terminate([p for p in procs if plane._is_ours(p)], signal.SIGKILL)
 
 
 def down(progress: plane.Progress = plane._say) -> bool:

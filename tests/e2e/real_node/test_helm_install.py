@@ -26,7 +26,7 @@ from kubernetes import client
 from ..cluster import node
 from ..cluster.helpers import wait_for
 from ..conftest import Kube, _namespace_name
-from ..operator_fixtures import retry, status_of, wait_phase
+from ..operator_fixtures import status_of, wait_phase
 from .conftest import RealNode, on_real_node
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -117,6 +117,16 @@ def _pods_report(kube: Kube, namespace: str) -> str:
     return f"\n{pods}\n{events[-4000:]}"
 
 
+def _explain(kube: Kube, namespace: str, workflow: str) -> str:
+    """A failing test's evidence: the workflow's status, its pods, their logs, the operators' last lines."""
+    status = json.dumps(status_of(kube, namespace, workflow), indent=1)
+    logs = kube.kubectl("logs", "-n", namespace, "-l", f"dagwright.io/workflow={workflow}", "--tail=20", check=False)
+    operators = kube.kubectl(
+        "logs", "-n", namespace, "-l", "app.kubernetes.io/component=operator", "--tail=30", check=False
+    )
+    return f"{status}\n{_pods_report(kube, namespace)}\n{logs.stdout}{logs.stderr}\n{operators.stdout}"
+
+
 def _operator_pods(kube: Kube, namespace: str) -> list[dict[str, Any]]:
     out = kube.kubectl("get", "pods", "-n", namespace, "-l", "app.kubernetes.io/component=operator", "-o", "json")
     pods: list[dict[str, Any]] = json.loads(out.stdout)["items"]
@@ -153,7 +163,8 @@ def test_the_operator_runs_from_the_chart_two_replicas_one_leader(installed: Ins
         (container,) = pod["status"]["containerStatuses"]
         assert container["imageID"], container  # a real image, run by containerd
     lease = json.loads(kube.kubectl("get", "lease", "dagwright-operator", "-n", namespace, "-o", "json").stdout)
-    assert lease["spec"]["holderIdentity"] in {pod["metadata"]["name"] for pod in pods}
+    holder = lease["spec"]["holderIdentity"]  # <pod name>-<random>: one replica's identity
+    assert [pod for pod in pods if holder.startswith(pod["metadata"]["name"] + "-")], (holder, pods)
 
     for pod in pods:
         address = pod["status"]["podIP"]
@@ -214,7 +225,7 @@ def test_a_node_over_its_memory_limit_is_oom_killed_and_retried_as_transient(ins
         "name": "hog",
         "command": ["python3", "-c", "b = bytearray(256 * 1024 * 1024); print(len(b))"],
         "resources": {"limits": {"memory": "64Mi"}, "requests": {"memory": "64Mi"}},
-        "retry": retry(1, initial=1, on="Transient"),
+        "retry": {"limit": 1, "policy": "Transient", "backoff": {"initialSeconds": 1, "jitter": 0}},
     }
     assert _apply(kube, namespace, _workflow("oom", installed.real_node.runner_image, [hog])).returncode == 0
     status = wait_phase(kube, namespace, "oom", "Succeeded", "Failed", timeout=180)
@@ -255,17 +266,6 @@ def test_pause_mode_suspend_stops_a_running_container_and_resume_runs_it_again(i
     assert "finished" in logs.stdout, logs.stdout + logs.stderr
 
 
-def test_uninstall_leaves_no_operator_pods(installed: Installed) -> None:
-    kube, namespace = installed.kube, installed.namespace
-    kept = _workflow("kept", installed.real_node.runner_image, [{"name": "a", "command": ["true"]}])
-    assert _apply(kube, namespace, kept).returncode == 0
-    wait_phase(kube, namespace, "kept", "Succeeded", timeout=120)
-    result = run_helm(installed.helm, kube, "uninstall", RELEASE, "-n", namespace, "--wait", "--timeout", "60s")
-    assert result.returncode == 0, result.stderr
-    wait_for("the operator pods to go", lambda: not _operator_pods(kube, namespace), timeout=60)
-    assert status_of(kube, namespace, "kept")["phase"] == "Succeeded"  # the user's Workflows outlive the operator
-
-
 def test_node_runner_passes_100_kib_of_outputs_through_the_bundled_redis_and_reports_progress(
     installed: Installed,
 ) -> None:
@@ -286,17 +286,32 @@ def test_node_runner_passes_100_kib_of_outputs_through_the_bundled_redis_and_rep
     manifest["spec"]["defaults"]["nodeRunner"] = True
     assert _apply(kube, namespace, manifest).returncode == 0
 
-    def progress_seen() -> str | None:
-        found = (status_of(kube, namespace, "big-outputs").get("nodes") or {}).get("produce") or {}
-        progress = found.get("progress")
-        return str(progress) if progress and found.get("phase") == "Running" else None
+    seen: set[str] = set()
 
-    seen = wait_for("produce's progress in status", progress_seen, timeout=120, interval=0.5)
-    assert seen in {"25/100", "50/100", "75/100"}, seen
-    status = wait_phase(kube, namespace, "big-outputs", "Succeeded", "Failed", timeout=180)
-    assert status["phase"] == "Succeeded", status
+    def produced() -> dict[str, Any] | None:
+        found: dict[str, Any] = (status_of(kube, namespace, "big-outputs").get("nodes") or {}).get("produce") or {}
+        if found.get("phase") == "Running" and found.get("progress"):
+            seen.add(str(found["progress"]))
+        return found if found.get("phase") in ("Succeeded", "Failed") else None
+
+    wait_for("produce to finish", produced, timeout=180, interval=0.3)
+    status = wait_phase(kube, namespace, "big-outputs", "Succeeded", "Failed", timeout=120)
+    assert status["phase"] == "Succeeded", _explain(kube, namespace, "big-outputs")
+    assert seen and seen <= {"25/100", "50/100", "75/100"}, (seen, _explain(kube, namespace, "big-outputs"))
     produced = status["nodes"]["produce"]
     assert produced.get("outputsRef"), produced  # held in Redis only: over the termination message's 3 KiB
     assert "outputs" not in produced or produced["outputs"] is None
     logs = _dagwright(kube, "logs", "big-outputs", "consume", "-n", namespace)
     assert f"received {100 * 1024} bytes" in logs.stdout, logs.stdout + logs.stderr
+
+
+def test_uninstall_leaves_no_operator_pods(installed: Installed) -> None:
+    """Last in this module: the release is gone afterwards."""
+    kube, namespace = installed.kube, installed.namespace
+    kept = _workflow("kept", installed.real_node.runner_image, [{"name": "a", "command": ["true"]}])
+    assert _apply(kube, namespace, kept).returncode == 0
+    wait_phase(kube, namespace, "kept", "Succeeded", timeout=120)
+    result = run_helm(installed.helm, kube, "uninstall", RELEASE, "-n", namespace, "--wait", "--timeout", "60s")
+    assert result.returncode == 0, result.stderr
+    wait_for("the operator pods to go", lambda: not _operator_pods(kube, namespace), timeout=60)
+    assert status_of(kube, namespace, "kept")["phase"] == "Succeeded"  # the user's Workflows outlive the operator
