@@ -52,7 +52,7 @@ POD_SUBNET = "198.18.0.0/24"
 TAINT_KEY = "dagwright.io/real-node"
 LABEL = f"{TAINT_KEY}=true"
 CNI_BIN_DIRS = ("/usr/lib/cni", "/opt/cni/bin")
-HOST_TOOLS = ("containerd", "ctr", "runc", "iptables", "socat", "ip")
+HOST_TOOLS = ("containerd", "ctr", "runc", "iptables", "socat", "ip", "dockerd", "docker")  # docker: the pause image
 NAMESPACE_K8S = "k8s.io"  # containerd's namespace for the CRI plugin
 
 # What a pod must carry to run here.
@@ -96,7 +96,6 @@ class NodeState:
 
     apiserver_port: int
     procs: list[plane.Proc] = field(default_factory=list)
-    images: list[str] = field(default_factory=list)
 
 
 def load_state() -> NodeState | None:
@@ -129,7 +128,10 @@ def _network() -> None:
         _sh("ip", "addr", "add", f"{NODE_IP}/24", "dev", BRIDGE)
     _sh("ip", "link", "set", BRIDGE, "up")
     # kube-proxy's DNAT must see packets between two pods on the same bridge, or a reply skips the un-NAT.
-    Path("/proc/sys/net/bridge/bridge-nf-call-iptables").write_text("1")
+    bridged = Path("/proc/sys/net/bridge/bridge-nf-call-iptables")
+    if not bridged.exists():
+        raise plane.PlaneError(f"{bridged} is missing: the kernel's br_netfilter module must be loaded")
+    bridged.write_text("1")
     keep_in = ["FORWARD", "-s", plane.PLANE_NET, "!", "-d", plane.PLANE_NET, "-j", "DROP"]
     if _sh("iptables", "-C", *keep_in, check=False).returncode != 0:
         _sh("iptables", "-I", *keep_in)

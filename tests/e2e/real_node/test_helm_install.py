@@ -29,7 +29,9 @@ from ..conftest import Kube, _namespace_name
 from ..operator_fixtures import status_of, wait_phase
 from .conftest import RealNode, on_real_node
 
-pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+# The first test's clock includes the module's setup: on a cold machine, the images' first build (a debootstrap
+# base, pip installs) and the chart install.
+pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.timeout(1800)]
 
 CHART = Path(__file__).resolve().parents[3] / "charts" / "dagwright"
 EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
