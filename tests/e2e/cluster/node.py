@@ -103,8 +103,11 @@ def load_state() -> NodeState | None:
         raw = json.loads(_state_file().read_text())
     except (OSError, ValueError):
         return None
-    procs = [plane.Proc(**p) for p in raw.pop("procs", [])]
-    return NodeState(**raw, procs=procs)
+    try:
+        procs = [plane.Proc(**p) for p in raw.get("procs", [])]
+        return NodeState(apiserver_port=int(raw["apiserver_port"]), procs=procs)
+    except (KeyError, TypeError, ValueError):  # written by another version of this module: nothing to trust
+        return None
 
 
 def _save(state: NodeState) -> None:
