@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import fcntl
 import hashlib
 import io
 import json
@@ -42,6 +41,8 @@ import tomllib
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
+
+from .processes import file_lock, start_ticks, write_json
 
 REPO = Path(__file__).resolve().parents[3]
 
@@ -139,24 +140,12 @@ def docker_host() -> str:
     return f"unix://{socket_path()}"
 
 
-@contextlib.contextmanager
-def _file_lock(path: Path) -> Iterator[None]:
-    """Serialise starts and builds across processes (two pytest sessions, make + pytest)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
-
-
 def _docker_lock() -> contextlib.AbstractContextManager[None]:
-    return _file_lock(docker_root() / "dockerd.lock")
+    return file_lock(docker_root() / "dockerd.lock")
 
 
 def _build_lock() -> contextlib.AbstractContextManager[None]:
-    return _file_lock(images_root() / "build.lock")
+    return file_lock(images_root() / "build.lock")
 
 
 # --------------------------------------------------------------------------- dockerd
@@ -186,22 +175,11 @@ def _load_state() -> DockerState | None:
 
 
 def _save_state(state: DockerState) -> None:
-    tmp = _state_path().with_suffix(".tmp")
-    tmp.write_text(json.dumps(asdict(state), indent=2))
-    os.replace(tmp, _state_path())
-
-
-def _start_ticks(pid: int) -> int | None:
-    """The process's start time in clock ticks, or None if it is gone (or a zombie)."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return None
-    return None if fields[0] in ("Z", "X") else int(fields[19])
+    write_json(_state_path(), asdict(state))
 
 
 def _is_ours(state: DockerState) -> bool:
-    return _start_ticks(state.pid) == state.start_ticks
+    return start_ticks(state.pid) == state.start_ticks
 
 
 def _ping(path: Path) -> bool:
@@ -296,7 +274,7 @@ def _start_dockerd(managed: bool) -> str:
     if out.returncode != 0 or not out.stdout.strip().isdigit():
         raise ImagesError(f"could not start dockerd: {out.stderr.strip()}")
     pid = int(out.stdout)
-    ticks = _start_ticks(pid)
+    ticks = start_ticks(pid)
     if ticks is None:
         raise ImagesError(f"dockerd exited at once:\n{_tail(log)}")
     state = DockerState(pid=pid, start_ticks=ticks, socket=str(path), managed=managed)
@@ -349,7 +327,7 @@ def _live_users() -> list[Path]:
     live = []
     for path in _users_dir().glob("*"):
         pid, _, ticks = path.name.partition("-")
-        if pid.isdigit() and ticks.isdigit() and _start_ticks(int(pid)) == int(ticks):
+        if pid.isdigit() and ticks.isdigit() and start_ticks(int(pid)) == int(ticks):
             live.append(path)
         else:
             path.unlink(missing_ok=True)
@@ -365,7 +343,7 @@ def docker_session() -> Iterator[str]:
     with _docker_lock():
         sock = _ensure_locked(managed=True)
         _users_dir().mkdir(parents=True, exist_ok=True)
-        lease = _users_dir() / f"{os.getpid()}-{_start_ticks(os.getpid())}"
+        lease = _users_dir() / f"{os.getpid()}-{start_ticks(os.getpid())}"
         lease.touch()
     try:
         yield sock

@@ -44,6 +44,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from . import images, plane
+from .processes import file_lock, write_json
 
 NODE_NAME = plane.REAL_NODE_NAME
 BRIDGE = "dwbr0"
@@ -111,9 +112,7 @@ def load_state() -> NodeState | None:
 
 
 def _save(state: NodeState) -> None:
-    tmp = _state_file().with_suffix(".tmp")
-    tmp.write_text(json.dumps(asdict(state), indent=2))
-    os.replace(tmp, _state_file())
+    write_json(_state_file(), asdict(state))
 
 
 def _sh(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -341,7 +340,7 @@ def up(progress: plane.Progress = plane._say) -> NodeState:
     if plane_state is None or not plane.is_ready(plane_state):
         raise plane.PlaneError("the plane is not running: start it first (make cluster-up)")
     pause = images.build_pause_image()
-    with plane._file_lock(node_dir().parent / "node.lock"):
+    with file_lock(node_dir().parent / "node.lock"):
         state = load_state()
         if state is not None and state.apiserver_port == plane_state.apiserver_port and is_ready(state):
             return state

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import fcntl
 import json
 import os
 import secrets
@@ -38,9 +37,11 @@ import time
 import urllib.error
 import urllib.request
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+
+from .processes import file_lock, start_ticks, write_json
 
 HERE = Path(__file__).resolve().parent
 STAGES_DIR = HERE / "stages"
@@ -122,18 +123,6 @@ def kubeconfig_path() -> Path:
 
 def binary(name: str) -> Path:
     return bin_dir() / name
-
-
-@contextlib.contextmanager
-def _file_lock(path: Path) -> Iterator[None]:
-    """Serialise builds / starts across processes (two pytest sessions, make + pytest)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 # --------------------------------------------------------------------------- build
@@ -218,7 +207,7 @@ def build(progress: Progress = _say) -> Path:
     """Build every missing binary into the versioned cache; return the bin directory."""
     target = bin_dir()
     target.mkdir(parents=True, exist_ok=True)
-    with _file_lock(target.parent / "build.lock"):
+    with file_lock(target.parent / "build.lock"):
         missing = [name for name in ALL_BINARIES if not (target / name).exists()]
         if not missing:
             return target
@@ -274,7 +263,7 @@ def install_helm(progress: Progress = _say) -> Path:
     target = bin_dir()
     target.mkdir(parents=True, exist_ok=True)
     helm = target / f"helm-{HELM_VERSION}"
-    with _file_lock(target.parent / "build.lock"):
+    with file_lock(target.parent / "build.lock"):
         if not helm.exists():
             _install_go_tools(target, [f"helm.sh/helm/v3/cmd/helm@{HELM_VERSION}"], progress)
             os.replace(target / "helm", helm)
@@ -336,23 +325,12 @@ def load_state() -> State | None:
 
 
 def _save_state(state: State) -> None:
-    tmp = _state_path().with_suffix(".tmp")
-    tmp.write_text(json.dumps(asdict(state), indent=2))
-    os.replace(tmp, _state_path())
-
-
-def _start_ticks(pid: int) -> int | None:
-    """The process's start time in clock ticks, or None if it is gone (or a zombie)."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return None
-    return None if fields[0] in ("Z", "X") else int(fields[19])
+    write_json(_state_path(), asdict(state))
 
 
 def _is_ours(proc: Proc) -> bool:
     """True while the recorded process runs: same pid and same start time (no pid reuse)."""
-    return _start_ticks(proc.pid) == proc.start_ticks
+    return start_ticks(proc.pid) == proc.start_ticks
 
 
 def rss_bytes(state: State) -> int:
@@ -511,7 +489,7 @@ def _spawn(name: str, args: Sequence[str], run: Path) -> Proc:
     if out.returncode != 0 or not out.stdout.strip().isdigit():
         raise PlaneError(f"could not start {name}: {out.stderr.strip()}")
     pid = int(out.stdout)
-    ticks = _start_ticks(pid)
+    ticks = start_ticks(pid)
     if ticks is None:
         raise PlaneError(f"{name} exited at once; see {log}")
     return Proc(name=name, pid=pid, start_ticks=ticks, exe=str(args[0]))
@@ -683,7 +661,7 @@ def up(progress: Progress = _say, managed: bool = False) -> State:
     A plane started or reused by a developer (managed=False) is left running until ``down``.
     """
     build(progress)
-    with _file_lock(_run_lock()):
+    with file_lock(_run_lock()):
         return _up_locked(progress, managed)
 
 
@@ -716,7 +694,7 @@ def _live_users(exclude: Path | None = None) -> list[Path]:
     live = []
     for path in _users_dir().glob("*"):
         pid, _, ticks = path.name.partition("-")
-        if path != exclude and ticks.isdigit() and _start_ticks(int(pid)) == int(ticks):
+        if path != exclude and ticks.isdigit() and start_ticks(int(pid)) == int(ticks):
             live.append(path)
     return live
 
@@ -728,17 +706,17 @@ def acquire(progress: Progress = _say) -> tuple[State, Lease]:
     each holds a lease, and ``release`` stops a managed plane only when the last one leaves.
     """
     build(progress)
-    with _file_lock(_run_lock()):
+    with file_lock(_run_lock()):
         state = _up_locked(progress, managed=True)
         _users_dir().mkdir(parents=True, exist_ok=True)
-        lease = Lease(_users_dir() / f"{os.getpid()}-{_start_ticks(os.getpid())}")
+        lease = Lease(_users_dir() / f"{os.getpid()}-{start_ticks(os.getpid())}")
         lease.path.touch()
         return state, lease
 
 
 def release(lease: Lease, progress: Progress = _say, keep: bool = False) -> None:
     """End a session's use; stop a managed plane if no other live session uses it."""
-    with _file_lock(_run_lock()):
+    with file_lock(_run_lock()):
         lease.path.unlink(missing_ok=True)
         state = load_state()
         if state is None or not state.managed or keep:
@@ -798,7 +776,7 @@ def restart(name: str, down_for: float = 0.0, progress: Progress = _say) -> floa
     """
     if name not in RESTARTABLE:
         raise PlaneError(f"restart supports {', '.join(RESTARTABLE)}, not {name}")
-    with _file_lock(_run_lock()):
+    with file_lock(_run_lock()):
         state = load_state()
         if state is None or not is_ready(state):
             raise PlaneError("no healthy plane is running")
@@ -846,7 +824,7 @@ def _stop(state: State, progress: Progress) -> None:
 
 def down(progress: Progress = _say) -> bool:
     """Stop the plane that ``up`` started; True if there was one."""
-    with _file_lock(_run_lock()):
+    with file_lock(_run_lock()):
         state = load_state()
         if state is None:
             progress("no plane is running")
