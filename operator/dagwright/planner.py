@@ -19,6 +19,10 @@ Rules, in the order applied:
 6. Nodes downstream of a node that failed for good are Skipped.
 7. Ready nodes (dependencies Succeeded, or backoff elapsed) launch in declaration order, within `parallelism`
    and the backend's `capacity`, unless paused or failing fast (`failFast` after a node failed for good).
+   A node with `when` has it evaluated when its turn comes (`conditions.py`, over `params` and the upstream
+   nodes' phases and outputs): false, it is Skipped (reason ConditionFalse) and never launched; an evaluation
+   error fails it (ConditionError, not retried). Such a skip does not block: dependents treat the node as done,
+   except those whose templates read its outputs, which are Skipped too (UpstreamSkipped, passed through alike).
 8. The workflow finishes when no node can run any more; then no node is left Pending, Running or Retrying.
 
 Backends restate none of these rules: they ask `recorded` whether an attempt's outcome is still news (rule 1),
@@ -30,15 +34,16 @@ Cost is O(nodes + edges + observations) per call.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
 from itertools import repeat
 from typing import Any
 
-from dagwright import failures, nodeio
-from dagwright.launches import Launch, Renderer
+from dagwright import conditions, failures, nodeio
+from dagwright.conditions import ConditionFailed, ConditionReason
+from dagwright.launches import Launch, Renderer, output_sources
 from dagwright.status import Condition, NodePhase, NodeStatus, WorkflowPhase, WorkflowStatus
 from dagwright.workflows import Workflow
 
@@ -48,6 +53,7 @@ _FINISHED_NODE = frozenset(phase for phase in NodePhase if phase.finished)
 _UNBLOCKED = frozenset({NodePhase.SUCCEEDED})
 _BLOCKING = frozenset({NodePhase.FAILED, NodePhase.SKIPPED, NodePhase.STOPPED})
 _AWAITING_OUTCOME = (NodePhase.RUNNING, NodePhase.AWAITING_APPROVAL)
+_PASSABLE = conditions.PASSABLE  # reasons of Skipped nodes that dependents treat as done (rule 7)
 
 
 class EventReason(StrEnum):
@@ -261,7 +267,8 @@ class _Pass:
         self.ended: list[Ended] = []
         self.terminal_message: str = ""
         self.renderer = Renderer(workflow)
-        self.inputs_failed = False  # a node failed at launch (InputsUnavailable): its downstream must be skipped
+        self.inputs_failed = False  # a node failed at launch (InputsUnavailable, ConditionError): skip downstream
+        self.passed: list[bool] | None = None  # per node: Skipped by a condition (rule 7); None: none may be
 
     # -- helpers
 
@@ -325,7 +332,22 @@ class _Pass:
         self._apply(i, node, seen)
 
     def _dependencies_met(self, i: int) -> bool:
-        return all(self.nodes[p].phase is NodePhase.SUCCEEDED for p in self.workflow.graph.upstream[i])
+        nodes, upstream = self.nodes, self.workflow.graph.upstream[i]
+        if all(nodes[p].phase is NodePhase.SUCCEEDED or _passable(nodes[p]) for p in upstream):
+            return True
+        if not self.workflow.conditional:
+            return False
+        # The attempt exists, so a planner found these dependencies done: some may be skips by a condition decided
+        # in a call whose status write was lost. Decide them again: the same values give the same verdicts.
+        graph = self.workflow.graph
+        for a in sorted(graph.ancestors(i), key=self.workflow.rank.__getitem__):
+            if nodes[a].phase is NodePhase.PENDING and all(_done(nodes[p]) for p in graph.upstream[a]):
+                skip = self._unread_skip(a, lambda p: _passable(nodes[p]))
+                if skip is None and self.workflow.conditions[a] is not None and self._verdict(a) is False:
+                    skip = ConditionReason.CONDITION_FALSE, self._false_message(a)
+                if skip is not None:
+                    self._set(a, phase=NodePhase.SKIPPED, reason=skip[0].value, message=skip[1], finished_at=self.now)
+        return all(_done(nodes[p]) for p in upstream)
 
     def _apply(self, i: int, node: NodeStatus, seen: Observation) -> None:
         if seen.state is AttemptState.RUNNING:
@@ -464,7 +486,7 @@ class _Pass:
         for i in self.workflow.topological:
             if nodes[i].phase is not NodePhase.PENDING:
                 continue
-            blocker = next((p for p in upstream[i] if nodes[p].phase in _BLOCKING), None)
+            blocker = next((p for p in upstream[i] if nodes[p].phase in _BLOCKING and not _passable(nodes[p])), None)
             if blocker is not None:
                 message = f"upstream node {self.names[blocker]} did not succeed"
                 self._set(i, phase=NodePhase.SKIPPED, reason="UpstreamFailed", message=message)
@@ -475,21 +497,54 @@ class _Pass:
         failing = spec.fail_fast and NodePhase.FAILED in phases
         if spec.paused or failing:
             return
-        room = free_slots(self.workflow, phases.count(NodePhase.RUNNING))
+        running = phases.count(NodePhase.RUNNING)
+        room = free_slots(self.workflow, running)
         if capacity is not None:
             room = min(room, capacity)
+        # `done[p]` is what dependents check: the phases themselves, unless a condition skipped some node (rule 7),
+        # which then counts as Succeeded there. Without any, both are one list and the loop costs nothing more.
+        done = phases
+        if self.workflow.conditional or NodePhase.SKIPPED in phases:
+            passed = [
+                phase is NodePhase.SKIPPED and _passable(node) for node, phase in zip(self.nodes, phases, strict=True)
+            ]
+            if self.workflow.conditional or any(passed):
+                self.passed = passed
+                done = [
+                    NodePhase.SUCCEEDED if through else phase for through, phase in zip(passed, phases, strict=True)
+                ]
+        while True:
+            skipped = self._launch_pass(phases, done, room)
+            if not skipped or (spec.fail_fast and self.inputs_failed):
+                return
+            # A node skipped by its condition may unblock nodes declared before it: look again. Each look is
+            # O(nodes); there are at most as many as skips chained against declaration order, usually one.
+            room = free_slots(self.workflow, running) - len(self.launches)
+            if capacity is not None:
+                room = min(room, capacity - len(self.launches))
+            self.waiting = 0
+
+    def _launch_pass(self, phases: list[NodePhase], done: list[NodePhase], room: int) -> bool:
+        """One pass of rule 7 over the nodes in declaration order; True if a condition skipped a node."""
         # The hottest loop on large workflows, hence `phases`: dependencies are checked in it, which is right
         # even for nodes launched in this loop (Pending before, Running now: neither is Succeeded).
         upstream = self.workflow.graph.upstream
         pending, succeeded = NodePhase.PENDING, NodePhase.SUCCEEDED
-        fail_fast = spec.fail_fast
+        fail_fast = self.workflow.spec.fail_fast
+        conditional = done is not phases
+        skipped = False
         for i, phase in enumerate(phases):
             if phase is pending:
                 for p in upstream[i]:
-                    if phases[p] is not succeeded:
+                    if done[p] is not succeeded:
                         break
                 else:
-                    room = self._start(i, room)
+                    if conditional:
+                        room, through = self._start_conditional(i, room, phases, done)
+                        skipped = skipped or through
+                        phases[i] = self.nodes[i].phase  # so that another pass does not start it again
+                    else:
+                        room = self._start(i, room)
             elif phase is NodePhase.RETRYING:
                 due = self.nodes[i].next_attempt_at
                 assert due is not None
@@ -497,8 +552,78 @@ class _Pass:
                     self._wake(due)
                 else:
                     room = self._start(i, room)
+                    phases[i] = self.nodes[i].phase
             if fail_fast and self.inputs_failed:
-                return  # that node failed for good: failing fast, nothing more launches
+                return skipped  # that node failed for good: failing fast, nothing more launches
+        return skipped
+
+    def _start_conditional(self, i: int, room: int, phases: list[NodePhase], done: list[NodePhase]) -> tuple[int, bool]:
+        """Start a ready node of a workflow with conditions (rule 7): skip it if it reads outputs of a node a
+        condition skipped, else evaluate its `when` when its turn comes. Returns the room left, and whether the
+        node was skipped (its dependents may now be ready)."""
+        passed = self.passed
+        assert passed is not None
+        skip = self._unread_skip(i, passed.__getitem__)
+        if skip is not None:
+            return room, self._pass_over(i, *skip, phases, done)
+        if self.workflow.conditions[i] is None or (room <= 0 and self.workflow.nodes[i].approval is None):
+            return self._start(i, room), False
+        verdict = self._verdict(i)
+        if verdict is True:
+            return self._start(i, room), False
+        if verdict is False:
+            return room, self._pass_over(i, ConditionReason.CONDITION_FALSE, self._false_message(i), phases, done)
+        self._fail_condition(i, verdict)
+        phases[i] = done[i] = NodePhase.FAILED
+        return room, False
+
+    def _unread_skip(self, i: int, passed: Callable[[int], bool]) -> tuple[ConditionReason, str] | None:
+        """Why node i is skipped without running, if its templates read outputs of a node skipped by a condition."""
+        graph = self.workflow.graph
+        if not any(passed(p) for p in graph.upstream[i]):
+            return None
+        unread = sorted(name for name in output_sources(self.workflow.nodes[i]) if passed(graph.index[name]))
+        if not unread:
+            return None
+        reason = self.nodes[graph.index[unread[0]]].reason
+        return ConditionReason.UPSTREAM_SKIPPED, f"reads outputs of node {unread[0]}, which was skipped ({reason})"
+
+    def _verdict(self, i: int) -> bool | str:
+        """Node i's `when` over its upstream nodes: True, False, or why it could not be evaluated."""
+        condition = self.workflow.conditions[i]
+        assert condition is not None
+        graph = self.workflow.graph
+        readable = {self.names[p]: self.nodes[p] for p in graph.upstream[i]}
+        for name in condition.reads:  # validation made sure each is upstream
+            readable[name] = self.nodes[graph.index[name]]
+        try:
+            return conditions.evaluate(condition, self.workflow.spec.parameters, readable)
+        except ConditionFailed as error:
+            return str(error)
+
+    def _false_message(self, i: int) -> str:
+        condition = self.workflow.conditions[i]
+        assert condition is not None
+        return f"when is false: {condition.expression}"[:MAX_MESSAGE]
+
+    def _pass_over(
+        self, i: int, reason: ConditionReason, message: str, phases: list[NodePhase], done: list[NodePhase]
+    ) -> bool:
+        """Skip node i without blocking its dependents (rule 7)."""
+        assert self.passed is not None
+        self._set(i, phase=NodePhase.SKIPPED, reason=reason.value, message=message, finished_at=self.now)
+        phases[i] = NodePhase.SKIPPED
+        done[i] = NodePhase.SUCCEEDED
+        self.passed[i] = True
+        return True
+
+    def _fail_condition(self, i: int, message: str) -> None:
+        """A `when` that fails to evaluate fails its node for good: the same values would fail it again."""
+        name = self.names[i]
+        reason = ConditionReason.CONDITION_ERROR.value
+        self._set(i, phase=NodePhase.FAILED, reason=reason, message=message[:MAX_MESSAGE], finished_at=self.now)
+        self._event("Warning", EventReason.NODE_FAILED, f"node {name} failed: when: {message}", name)
+        self.inputs_failed = True
 
     def _start(self, i: int, room: int) -> int:
         """Start a ready node if there is room (approval nodes need none); returns the room left."""
@@ -621,6 +746,10 @@ class _Pass:
         if _FINISHED_NODE.issuperset([node.phase for node in self.nodes]):
             failed = [self.names[i] for i, node in enumerate(self.nodes) if node.phase is NodePhase.FAILED]
             if not failed:
+                skipped = sum(1 for node in self.nodes if node.phase is NodePhase.SKIPPED)
+                if skipped:  # by their conditions: anything else that skips a node also fails one
+                    ran = len(self.nodes) - skipped
+                    return WorkflowPhase.SUCCEEDED, "Succeeded", f"{ran} nodes succeeded, {skipped} skipped by when"
                 return WorkflowPhase.SUCCEEDED, "Succeeded", f"all {len(self.nodes)} nodes succeeded"
             first = self.nodes[self.workflow.graph.index[failed[0]]]
             more = f" (and {len(failed) - 1} more)" if len(failed) > 1 else ""
@@ -634,6 +763,16 @@ class _Pass:
         if any(node.attempts for node in self.nodes) or self.phase is not WorkflowPhase.PENDING:
             return WorkflowPhase.RUNNING, "Running", ""
         return WorkflowPhase.PENDING, "Pending", ""
+
+
+def _passable(node: NodeStatus) -> bool:
+    """Skipped by a condition (rule 7): dependents treat it as done."""
+    return node.phase is NodePhase.SKIPPED and node.reason in _PASSABLE
+
+
+def _done(node: NodeStatus) -> bool:
+    """Done as its dependents see it: Succeeded, or skipped by a condition."""
+    return node.phase is NodePhase.SUCCEEDED or _passable(node)
 
 
 def _attempt_number(seen: Observation) -> int:

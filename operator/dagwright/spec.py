@@ -27,6 +27,7 @@ MAX_NODES = 10_000
 MAX_STRING = 32_768  # one arg or env value; etcd keeps whole objects under ~1.5 MiB
 MAX_LIST = 256  # command, args, env entries
 MAX_SECONDS = 31_536_000  # one year: anything longer is a typo, not a plan
+MAX_CONDITION = 4096  # one `when` expression: a condition, not a program
 TRANSIENT_EXIT_CODE = 75  # EX_TEMPFAIL from sysexits.h
 
 NodeName = Annotated[str, Field(min_length=1, max_length=63, pattern=DNS_LABEL)]
@@ -152,6 +153,8 @@ class NodeSpec(Model):
     pod_metadata: PodMetadata | None = None
     resources: dict[str, Any] | None = None
     approval: Approval | None = None
+    # A CEL expression (`conditions.py`): false skips the node (reason ConditionFalse) instead of running it.
+    when: Annotated[str, Field(min_length=1, max_length=MAX_CONDITION)] | None = None
     # Wrap the command in dagwright-node-runner (the image must contain it): progress and outputs via Redis.
     node_runner: bool | None = None
 

@@ -2,7 +2,8 @@
 
 Two layers, both reported the same way (`field: message`): the shape and bounds that pydantic checks (the
 same rules the CRD schema gives the API server), and what a schema cannot see: duplicate names, unknown or
-self dependencies, cycles, template references. The operator runs the same checks, so a cyclic workflow that
+self dependencies, cycles, template references, `when` expressions (CEL that must compile and type-check, and
+name only upstream nodes). The operator runs the same checks, so a cyclic workflow that
 slipped past the API server ends as phase Failed with reason InvalidSpec and this message.
 """
 
@@ -13,7 +14,7 @@ from typing import Any
 
 import pydantic
 
-from dagwright import templates
+from dagwright import conditions, templates
 from dagwright.errors import Problem, SpecError
 from dagwright.graph import Graph
 from dagwright.spec import RENAMED_RETRY_KEYS, NodeSpec, WorkflowManifest, WorkflowSpec
@@ -73,9 +74,20 @@ def compile_spec(
         raise SpecError([Problem(_closing_edge(nodes, graph, cycle), "dependency cycle: " + " -> ".join(cycle))])
     problems = _check_nodes(nodes)
     problems += _check_templates(spec, nodes, graph)
+    compiled, condition_problems = _check_conditions(nodes, graph)
+    problems += condition_problems
     if problems:
         raise SpecError(problems)
-    return Workflow(name=name, namespace=namespace, uid=uid, generation=generation, spec=spec, nodes=nodes, graph=graph)
+    return Workflow(
+        name=name,
+        namespace=namespace,
+        uid=uid,
+        generation=generation,
+        spec=spec,
+        nodes=nodes,
+        graph=graph,
+        conditions=compiled,
+    )
 
 
 def _closing_edge(nodes: list[NodeSpec], graph: Graph, cycle: list[str]) -> str:
@@ -157,6 +169,36 @@ def _check_templates(spec: WorkflowSpec, nodes: list[NodeSpec], graph: Graph) ->
         if "\x00" in value:
             problems[Problem(f"spec.parameters.{key}", "contains a NUL character")] = None
     return list(problems)
+
+
+def _check_conditions(
+    nodes: list[NodeSpec], graph: Graph
+) -> tuple[tuple[conditions.Condition | None, ...], list[Problem]]:
+    """Each `when` compiles and type-checks, and the nodes it names are upstream (so they are done when it runs).
+    Returns the compiled conditions too, so a spec is compiled once however many distinct expressions it has."""
+    problems: list[Problem] = []
+    compiled: list[conditions.Condition | None] = [None] * len(nodes)
+    for i, node in enumerate(nodes):
+        if node.when is None:
+            continue
+        field = f"spec.nodes[{i}].when"
+        try:
+            condition = compiled[i] = conditions.compile_condition(node.when)
+        except conditions.InvalidCondition as error:
+            problems.append(Problem(field, f"invalid CEL expression: {error}"))
+            continue
+        ancestors: set[int] | None = None
+        for name in sorted(condition.reads):
+            source = graph.index.get(name)
+            if source is None:
+                problems.append(Problem(field, f"names node '{name}', which is not in this workflow"))
+                continue
+            if source not in graph.upstream[i]:
+                ancestors = graph.ancestors(i) if ancestors is None else ancestors
+                if source not in ancestors:
+                    message = f"reads node '{name}', which is not upstream of '{node.name}' (add it to dependsOn)"
+                    problems.append(Problem(field, message))
+    return tuple(compiled), problems
 
 
 def _problems_from_pydantic(

@@ -156,6 +156,47 @@ def test_a_node_without_an_image_is_an_invalid_spec(kube: Kube, namespace: str, 
     assert "needs an image on Kubernetes" in status["message"]
 
 
+def test_a_false_when_skips_the_node_without_a_job_and_its_dependents_still_run(
+    kube: Kube, namespace: str, recorder: Recorder, operator: OperatorProcess
+) -> None:
+    check = node("check")  # kwok plays the pod; its termination message is what $DAGWRIGHT_OUTPUTS would hold
+    check["podMetadata"] = {"annotations": {"kwok.dagwright.io/message": json.dumps({"changed": 12})}}
+    nodes = [
+        check,
+        node("rebuild", "check", when="nodes.check.outputs.changed > 1000"),
+        node("patch", "check", when="nodes.check.outputs.changed > 0", args=["{{ nodes.check.outputs.changed }}"]),
+        node("report", "rebuild", args=["{{ nodes.rebuild.outputs.url }}"]),  # reads the skipped node's outputs
+        node("publish", "rebuild", "patch"),
+    ]
+    apply(kube, namespace, workflow("conditional", nodes))
+
+    status = wait_phase(kube, namespace, "conditional", "Succeeded", "Failed")
+
+    assert status["phase"] == "Succeeded", status
+    assert status["progress"] == "3/5"
+    skipped = {name: status["nodes"][name] for name in ("rebuild", "report")}
+    assert (skipped["rebuild"]["phase"], skipped["rebuild"]["reason"]) == ("Skipped", "ConditionFalse")
+    assert skipped["rebuild"]["message"] == "when is false: nodes.check.outputs.changed > 1000"
+    assert (skipped["report"]["phase"], skipped["report"]["reason"]) == ("Skipped", "UpstreamSkipped")
+    jobs = list_jobs(kube, namespace, "conditional")
+    assert sorted(j["metadata"]["labels"]["dagwright.io/node"] for j in jobs) == ["check", "patch", "publish"]
+    assert not [
+        r for r in recorder.jobs_of("conditional") if r.node in ("rebuild", "report")
+    ]  # never, not even briefly
+    (patch,) = [j for j in jobs if j["metadata"]["labels"]["dagwright.io/node"] == "patch"]
+    assert patch["spec"]["template"]["spec"]["containers"][0]["args"] == ["12"]
+
+
+def test_a_when_that_does_not_compile_is_an_invalid_spec(kube: Kube, namespace: str, operator: OperatorProcess) -> None:
+    apply(kube, namespace, workflow("bad-when", [node("a", when="nodes.a.outputs.n >")]))
+
+    status = wait_phase(kube, namespace, "bad-when", "Failed")
+
+    assert condition(status, "Succeeded")["reason"] == "InvalidSpec"
+    assert "spec.nodes[0].when: invalid CEL expression: 1:20: Syntax error" in status["message"]
+    assert not list_jobs(kube, namespace, "bad-when")
+
+
 def test_deleting_a_workflow_deletes_its_jobs(
     kube: Kube, namespace: str, recorder: Recorder, operator: OperatorProcess
 ) -> None:

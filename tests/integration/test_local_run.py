@@ -68,6 +68,7 @@ def alive(pid: int) -> bool:
         ("diamond.yaml", 0, "Succeeded", "4/4"),
         ("fan-out-fan-in.yaml", 0, "Succeeded", "10/10"),
         ("failing-branch.yaml", 1, "Failed", "2/4"),
+        ("conditional.yaml", 0, "Succeeded", "3/5"),
     ],
 )
 def test_examples_end_with_the_right_exit_code(example: str, code: int, phase: str, progress: str) -> None:
@@ -196,6 +197,59 @@ def test_outputs_flow_to_downstream_templates(tmp_path: Path) -> None:
     assert code == 0
     assert final["status"]["nodes"]["count"]["outputs"] == {"rows": 42}
     assert (tmp_path / "logs" / "report.1.log").read_text() == "rows=42\n"
+
+
+def test_when_conditions_skip_nodes_and_their_output_readers_only(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        [
+            {"name": "count", "command": ["sh", "-c", 'echo \'{"rows": 3}\' > "$DAGWRIGHT_OUTPUTS"']},
+            {"name": "big", "dependsOn": ["count"], "when": "nodes.count.outputs.rows > 100", "command": ["true"]},
+            {"name": "small", "dependsOn": ["count"], "when": "nodes.count.outputs.rows <= 100", "command": ["true"]},
+            {"name": "reads-big", "dependsOn": ["big"], "command": ["echo", "{{ nodes.big.outputs.x }}"]},
+            {"name": "after-big", "dependsOn": ["big"], "command": ["echo", "ran"]},
+            {"name": "quoted", "when": "params.q == 'x'", "command": ["true"]},
+        ],
+        parameters={"q": "x' || true || '"},
+    )
+    code, final, _ = run_json(path, "--logs-dir", tmp_path / "logs")
+    nodes = final["status"]["nodes"]
+    assert code == 0, final
+    assert {name: (node["phase"], node.get("reason")) for name, node in nodes.items()} == {
+        "count": ("Succeeded", None),
+        "big": ("Skipped", "ConditionFalse"),
+        "small": ("Succeeded", None),
+        "reads-big": ("Skipped", "UpstreamSkipped"),
+        "after-big": ("Succeeded", None),
+        "quoted": ("Skipped", "ConditionFalse"),
+    }
+    assert not (tmp_path / "logs" / "big.1.log").exists()
+    assert (tmp_path / "logs" / "after-big.1.log").read_text() == "ran\n"
+
+
+def test_when_errors_fail_the_node_and_bad_expressions_are_validation_errors(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        [
+            {"name": "a", "command": ["true"]},
+            {"name": "b", "dependsOn": ["a"], "when": "nodes.a.outputs.n > 1", "command": ["true"]},
+        ],
+    )
+    code, final, _ = run_json(path)
+    b = final["status"]["nodes"]["b"]
+    assert (code, b["phase"], b["reason"], b["message"]) == (
+        1,
+        "Failed",
+        "ConditionError",
+        'Key not found in map : "n"',
+    )
+    bad = write(
+        tmp_path, [{"name": "a", "when": "params.n > 1", "command": ["true"]}], name="bad", parameters={"n": "2"}
+    )
+    result = dagwright("validate", bad)
+    assert result.returncode == 1
+    assert "spec.nodes[0].when: invalid CEL expression: 1:10: found no matching overload for '_>_'" in result.stderr
+    assert dagwright("run", bad).returncode == 1
 
 
 def test_outputs_file_rules_are_the_clusters(tmp_path: Path) -> None:

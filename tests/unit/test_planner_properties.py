@@ -2,9 +2,11 @@
 
 A simulated backend drives `plan` in a loop: random subsets of running attempts finish (success, failure, the
 transient exit code, lost Jobs), time jumps, the user pauses, resumes, stops, changes parallelism or retries a
-finished workflow. Two backend styles are simulated: the local runner's (each outcome reported once) and the
-operator's (every attempt reported on every call, and sometimes a status write is lost). After every call the
-invariants a user relies on are checked; every run must then finish within a bounded number of calls.
+finished workflow. Some nodes have `when` conditions: always false, on a parameter, on an upstream's phase or
+outputs (which may be missing, so evaluating fails). Two backend styles are simulated: the local runner's (each
+outcome reported once) and the operator's (every attempt reported on every call, and sometimes a status write
+is lost). After every call the invariants a user relies on are checked; every run must then finish within a
+bounded number of calls.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from builders import T0, manifest
 from hypothesis import event, given
 from hypothesis import strategies as st
 
-from dagwright import templates
+from dagwright import conditions, templates
 from dagwright.errors import SpecError
 from dagwright.planner import AttemptState, Decision, Observation, plan
 from dagwright.status import NodePhase, WorkflowPhase, WorkflowStatus, to_wire
@@ -27,6 +29,21 @@ from dagwright.workflows import Workflow
 
 KEY = "dagwright:uid:node:outputs"  # outputs node-runner stored in Redis
 UNFINISHED = {NodePhase.PENDING, NodePhase.RUNNING, NodePhase.RETRYING, NodePhase.AWAITING_APPROVAL}
+PASSED = {"ConditionFalse", "UpstreamSkipped"}  # skips that dependents treat as done
+
+
+def _conditions(draw: st.DrawFn, deps: set[int]) -> list[str]:
+    """`when` expressions a node with these dependencies may have (empty: none)."""
+    choices = ["", "", "", "false", "true", "params.flip == 'yes'"]
+    if deps:
+        d = min(deps)
+        choices += [
+            f"nodes.n{d}.phase == 'Succeeded'",
+            f"has(nodes.n{d}.outputs.k)",
+            f"nodes.n{d}.outputs.k == 'v'",  # fails to evaluate when n{d} has no outputs
+        ]
+    expression = draw(st.sampled_from(choices))
+    return [expression] if expression else []
 
 
 @st.composite
@@ -52,9 +69,14 @@ def dags(draw: st.DrawFn) -> Workflow:
             if deps and draw(st.booleans()):  # reads outputs, which may end up held only in Redis
                 body["args"] = [f"{{{{ nodes.n{min(deps)}.outputs.k }}}}"]
                 body["nodeRunner"] = draw(st.booleans())
+        for expression in _conditions(draw, deps):
+            body["when"] = expression
         nodes.append(body)
     declared = draw(st.permutations(nodes))
-    spec: dict[str, Any] = {"failFast": draw(st.booleans())}
+    spec: dict[str, Any] = {
+        "failFast": draw(st.booleans()),
+        "parameters": {"flip": draw(st.sampled_from(["yes", "no"]))},
+    }
     if draw(st.booleans()):
         spec["parallelism"] = draw(st.integers(1, 4))
     if draw(st.integers(0, 3)) == 0:
@@ -124,7 +146,11 @@ def _check(workflow: Workflow, before: WorkflowStatus | None, decision: Decision
     for launch in decision.launches:
         i = workflow.graph.index[launch.node]
         for parent in workflow.graph.upstream[i]:
-            assert nodes[workflow.graph.names[parent]].phase is NodePhase.SUCCEEDED, f"{launch.node} before deps"
+            upstream = nodes[workflow.graph.names[parent]]
+            assert upstream.phase is NodePhase.SUCCEEDED or _passed(upstream), f"{launch.node} before deps"
+        assert launch.spec.when != "false", f"{launch.node} launched although its when is false"
+        if launch.spec.when and launch.attempt == (before.nodes[launch.node].attempts if before else 0) + 1:
+            assert _verdict(workflow, i, status) is True, f"{launch.node} launched although its when is not true"
         assert launch.attempt > backend.launched.get(launch.node, 0), f"{launch.node} attempt {launch.attempt} again"
         assert launch.node not in backend.succeeded, f"{launch.node} launched again after it succeeded"
         assert nodes[launch.node].phase is NodePhase.RUNNING
@@ -139,12 +165,35 @@ def _check(workflow: Workflow, before: WorkflowStatus | None, decision: Decision
         assert all(n.phase not in UNFINISHED for n in nodes.values()), status.nodes
         assert decision.launches == []
         assert decision.wake_at is None
+    for name, node in nodes.items():
+        if node.reason == "ConditionFalse":
+            assert node.attempts == (before.nodes[name].attempts if before and name in before.nodes else 0)
+            assert _verdict(workflow, workflow.graph.index[name], status) is False, (
+                f"{name} skipped, but its when holds"
+            )
+            assert name not in {launch.node for launch in decision.launches}
     if status.phase is WorkflowPhase.SUCCEEDED:
-        assert succeeded == len(workflow.nodes)
+        assert all(n.phase is NodePhase.SUCCEEDED or _passed(n) for n in nodes.values())
     conditions = {c.type: c.status for c in status.conditions}
     expected = {WorkflowPhase.SUCCEEDED: "True", WorkflowPhase.FAILED: "False", WorkflowPhase.STOPPED: "False"}
     assert conditions["Succeeded"] == expected.get(status.phase, "Unknown")
     assert plan(workflow, before, _last_observations, _last_now) == decision, "not deterministic"
+
+
+def _passed(node: Any) -> bool:
+    return bool(node.phase is NodePhase.SKIPPED and node.reason in PASSED)
+
+
+def _verdict(workflow: Workflow, i: int, status: WorkflowStatus) -> bool | None:
+    """Node i's `when` over the upstream statuses in `status`, as the user reads the rule; None if it fails."""
+    condition = workflow.conditions[i]
+    assert condition is not None
+    graph = workflow.graph
+    readable = {graph.names[p]: status.nodes[graph.names[p]] for p in graph.ancestors(i)}
+    try:
+        return conditions.evaluate(condition, workflow.spec.parameters, readable)
+    except conditions.ConditionFailed:
+        return None
 
 
 def _stored(status: WorkflowStatus) -> WorkflowStatus:
@@ -241,9 +290,60 @@ def test_first_decision_is_deterministic_and_launches_ready_roots_in_order(
     decision = plan(workflow, None, [], T0)
     assert decision == plan(workflow, None, [], T0)
     graph = workflow.graph
-    roots = [name for i, name in enumerate(graph.names) if not graph.upstream[i] and workflow.nodes[i].approval is None]
-    limit = workflow.spec.parallelism or len(roots)
-    assert [launch.node for launch in decision.launches] == roots[:limit]
+    nodes = decision.status.nodes
+    ready = [  # a node skipped by its `when` unblocks its dependents at once, in the same call
+        name
+        for i, name in enumerate(graph.names)
+        if all(_passed(nodes[graph.names[p]]) for p in graph.upstream[i])
+        and workflow.nodes[i].approval is None
+        and (workflow.conditions[i] is None or _verdict(workflow, i, decision.status) is not False)
+        and not _passed(nodes[name])
+    ]
+    limit = workflow.spec.parallelism or len(ready)
+    launched = [launch.node for launch in decision.launches]
+    if not workflow.conditional:
+        assert launched == ready[:limit]
+    else:  # declaration order within each look at the nodes; a skip can make nodes declared before it ready
+        assert set(launched) <= set(ready)
+        failed = [name for name, node in nodes.items() if node.phase is NodePhase.FAILED]
+        assert len(launched) == min(limit, len(ready) - len(failed)) or (failed and workflow.spec.fail_fast)
+
+
+@given(workflow=dags(), data=st.data())
+def test_a_node_whose_when_is_false_never_launches(workflow: Workflow, data: st.DataObject) -> None:
+    """Run to the end with random outcomes: no node launches while its `when` is false, and each node whose
+    dependencies all succeeded ends Skipped (ConditionFalse) exactly when its `when` was false."""
+    status: WorkflowStatus | None = None
+    now = T0
+    running: list[tuple[str, int]] = []
+    launched: set[str] = set()
+    for _ in range(len(workflow.nodes) * 8 + 10):
+        observations = []
+        for name, attempt in running:
+            outcome = _outcome(data.draw, name, attempt, now, drain=True)
+            observations.append(outcome)
+        for name, node in (status.nodes if status else {}).items():
+            if node.phase is NodePhase.AWAITING_APPROVAL:
+                observations.append(Observation(name, 1, AttemptState.SUCCEEDED))
+        decision = plan(workflow, status, observations, now)
+        for launch in decision.launches:
+            i = workflow.graph.index[launch.node]
+            if workflow.conditions[i] is not None:
+                assert _verdict(workflow, i, decision.status) is True, f"{launch.node} launched, its when not true"
+            launched.add(launch.node)
+        running = [(launch.node, launch.attempt) for launch in decision.launches]
+        status = decision.status
+        now += timedelta(seconds=400)
+        if status.phase.finished:
+            break
+    assert status is not None and status.phase.finished
+    for i, name in enumerate(workflow.graph.names):
+        node = status.nodes[name]
+        if workflow.nodes[i].when == "false":
+            assert name not in launched and node.phase is NodePhase.SKIPPED
+        if node.reason == "ConditionFalse":
+            assert name not in launched and _verdict(workflow, i, status) is False
+            event("a node was skipped by its condition")
 
 
 # -- arbitrary manifests: compile_manifest returns or raises SpecError, nothing else
@@ -267,6 +367,7 @@ _field_names = st.sampled_from(
         "image",
         "resources",
         "podMetadata",
+        "when",
         "value",
         "limit",
         "backoff",
@@ -278,7 +379,10 @@ _field_names = st.sampled_from(
     ]
 )
 _values = st.recursive(
-    _scalars | st.sampled_from(["a", "b", "{{ params.x }}", "{{ nodes.a.outputs.k }}", "Transient", "true"]),
+    _scalars
+    | st.sampled_from(
+        ["a", "b", "{{ params.x }}", "{{ nodes.a.outputs.k }}", "Transient", "true", "nodes.a.outputs.k > 1", "x ||"]
+    ),
     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(_field_names, inner, max_size=4),
     max_leaves=15,
 )
