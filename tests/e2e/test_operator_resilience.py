@@ -208,6 +208,9 @@ def test_a_frozen_leader_that_wakes_up_after_a_takeover_does_not_act(
     nodes = [node(f"step-{i}", *([f"step-{i - 1}"] if i else []), duration="1500ms") for i in range(8)]
     apply(kube, namespace, workflow("split", nodes))
     wait_for("a step launched", lambda: recorder.jobs_of("split"), timeout=60)
+    # The Job exists before the leader logs it; freezing the leader in between would leave that line to be
+    # written after it wakes, which reads as an action it did not take then.
+    wait_for("the leader to log its launch", lambda: "launched" in leader.log(), timeout=30)
 
     leader.proc.send_signal(signal.SIGSTOP)  # a long GC pause, a frozen VM: the Lease is not renewed
     try:
