@@ -5,6 +5,8 @@
     params   map(string, string)            the workflow's parameters (`-p` overrides included)
     nodes    map(string, map(string, dyn))  nodes['NAME'].phase (the NodePhase, a string) and
                                             nodes['NAME'].outputs (the node's outputs, JSON values as they are)
+    workflow map(string, dyn)               finally nodes only: workflow.status ("Succeeded" or "Failed": what
+                                            the regular nodes reached) and workflow.failedNodes (their names)
 
 Values travel as CEL values in the activation, never pasted into the expression text, so a parameter holding
 quotes or `|| true` is compared as data, never run as logic. `nodes` holds the node's dependencies and every
@@ -73,24 +75,29 @@ class Condition:
 
 
 @functools.cache
-def _environment() -> Any:
+def _environment(final: bool) -> Any:
     dyn_map = cel.Type.Map(cel.Type.STRING, cel.Type.DYN)
     variables = {
         "params": cel.Type.Map(cel.Type.STRING, cel.Type.STRING),
         "nodes": cel.Type.Map(cel.Type.STRING, dyn_map),
     }
+    if final:  # only a finally node runs once the outcome of the regular nodes is known
+        variables["workflow"] = dyn_map
     return cel.NewEnv(variables=variables)
 
 
 @functools.lru_cache(maxsize=4096)
-def compile_condition(expression: str) -> Condition:
-    """Compile and type-check `expression`, or raise InvalidCondition with the checker's message."""
+def compile_condition(expression: str, final: bool = False) -> Condition:
+    """Compile and type-check `expression` (with `workflow` declared for a finally node's), or raise
+    InvalidCondition with the checker's message."""
     try:
-        program = _environment().compile(expression)
+        program = _environment(final).compile(expression)
     except Exception as error:  # cel-expr-python raises RuntimeError("INVALID_ARGUMENT: ERROR: <input>:1:5: ...")
         message = _cel_message(str(error))
         if _HYPHENATED.search(expression):
             message += " (a node name with '-' is written nodes['my-node'], not nodes.my-node)"
+        if not final and re.search(r"(?<![\w.])workflow\b", expression):
+            message += " (workflow.status and workflow.failedNodes are for finally nodes only)"
         raise InvalidCondition(message) from None
     result = program.return_type()
     if result != cel.Type.BOOL and result != cel.Type.DYN:
@@ -98,13 +105,20 @@ def compile_condition(expression: str) -> Condition:
     return Condition(expression=expression, program=program, reads=references(expression))
 
 
-def evaluate(condition: Condition, params: Mapping[str, str], nodes: Mapping[str, NodeStatus]) -> bool:
-    """The condition's value over `params` and `nodes` (the statuses of the upstream nodes it may read), or
-    ConditionFailed with CEL's message."""
-    data = {
+def evaluate(
+    condition: Condition,
+    params: Mapping[str, str],
+    nodes: Mapping[str, NodeStatus],
+    workflow: Mapping[str, Any] | None = None,
+) -> bool:
+    """The condition's value over `params` and `nodes` (the statuses of the upstream nodes it may read), and for
+    a finally node `workflow`, or ConditionFailed with CEL's message."""
+    data: dict[str, Any] = {
         "params": dict(params),
         "nodes": {name: {"phase": node.phase.value, "outputs": node.outputs or {}} for name, node in nodes.items()},
     }
+    if workflow is not None:
+        data["workflow"] = dict(workflow)
     try:
         value = condition.program.eval(data=data)
         kind = value.type()

@@ -6,7 +6,7 @@ pass. Indexes follow declaration order, which is also the order ready nodes laun
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
 
@@ -94,24 +94,31 @@ class Graph:
         return order
 
 
-def render_text(graph: Graph) -> str:
-    """One line per node, grouped by depth, with its dependencies: readable for DAGs of any width."""
+def render_text(graph: Graph, notes: Sequence[str] = (), last: Collection[int] = ()) -> str:
+    """One line per node, grouped by depth, with its dependencies and its note (`notes[i]`, e.g. its `when`):
+    readable for DAGs of any width. The `last` nodes (finally nodes) come after the others, in a group of
+    their own, since they run after all of them."""
     depth = graph.levels()
     lines: list[str] = []
-    for level in range(max(depth, default=-1) + 1):
-        lines.append(f"level {level}:")
-        for i, name in enumerate(graph.names):
-            if depth[i] != level:
-                continue
+    buckets: dict[tuple[bool, int], list[int]] = {}
+    for i, level in enumerate(depth):
+        buckets.setdefault((i in last, level), []).append(i)
+    for final, level in sorted(buckets):
+        lines.append(f"finally, level {level}:" if final else f"level {level}:")
+        for i in buckets[(final, level)]:
+            name = graph.names[i]
             parents = ", ".join(graph.names[p] for p in graph.upstream[i])
-            lines.append(f"  {name}" + (f"  <- {parents}" if parents else ""))
+            note = notes[i] if i < len(notes) else ""
+            lines.append(f"  {name}" + (f"  <- {parents}" if parents else "") + (f"  [{note}]" if note else ""))
     return "\n".join(lines)
 
 
-def render_mermaid(graph: Graph) -> str:
+def render_mermaid(graph: Graph, notes: Sequence[str] = ()) -> str:
     lines = ["flowchart TD"]
     for i, name in enumerate(graph.names):
-        lines.append(f"  {_mermaid_id(name)}[{name}]")
+        note = notes[i] if i < len(notes) else ""
+        label = f'"{name}<br/>{_mermaid_text(note)}"' if note else name
+        lines.append(f"  {_mermaid_id(name)}[{label}]")
         for parent in graph.upstream[i]:
             lines.append(f"  {_mermaid_id(graph.names[parent])} --> {_mermaid_id(name)}")
     return "\n".join(lines)
@@ -120,3 +127,8 @@ def render_mermaid(graph: Graph) -> str:
 def _mermaid_id(name: str) -> str:
     # Mermaid ids cannot contain '-'; node names are RFC 1123 labels, so '_' cannot collide.
     return "n_" + name.replace("-", "_")
+
+
+def _mermaid_text(text: str) -> str:
+    """A note inside a quoted Mermaid label: quotes and angle brackets as entities, so a `when` cannot end it."""
+    return text.replace("&", "&amp;").replace('"', "&quot;").replace("<", "&lt;").replace(">", "&gt;")

@@ -77,6 +77,8 @@ class Renderer:
         context = dict(self._base)
         context["node.name"] = workflow.graph.names[i]
         context["node.attempt"] = str(attempt)
+        if workflow.nodes[i].finally_:
+            context.update(workflow.outcome_context(nodes))
         for name in sources:  # validation made sure each is upstream
             context.update(templates.outputs_context(name, nodes[workflow.graph.index[name]].outputs or {}))
         return context

@@ -15,7 +15,8 @@ Rules, in the order applied:
    deterministically jittered backoff (node phase Retrying, `nextAttemptAt`); otherwise the node Failed.
 3. An attempt running past `timeoutSeconds` is stopped and fails with reason Timeout (transient).
 4. `spec.stopped`: stop every running attempt; unfinished nodes become Stopped; phase Stopped, for good.
-5. `activeDeadlineSeconds` passed: stop everything; running nodes Failed, the rest Skipped; phase Failed.
+5. `activeDeadlineSeconds` passed: stop every regular node; running ones Failed, the rest Skipped; phase Failed
+   (once the finally nodes, which still run, have ended).
 6. Nodes downstream of a node that failed for good are Skipped.
 7. Ready nodes (dependencies Succeeded, or backoff elapsed) launch in declaration order, within `parallelism`
    and the backend's `capacity`, unless paused or failing fast (`failFast` after a node failed for good).
@@ -24,6 +25,10 @@ Rules, in the order applied:
    error fails it (ConditionError, not retried). Such a skip does not block: dependents treat the node as done,
    except those whose templates read its outputs, which are Skipped too (UpstreamSkipped, passed through alike).
 8. The workflow finishes when no node can run any more; then no node is left Pending, Running or Retrying.
+9. `finally: true` nodes start only once every regular node has ended (Succeeded, Failed or Skipped, the
+   deadline included; never after `spec.stopped`), then as rule 7 says, except that failFast holds none of them
+   back. Their `when` and templates may read `workflow.status` ("Failed" if a regular node failed, or was
+   skipped for any reason but a condition) and `workflow.failedNodes`. A failed finally node fails the workflow.
 
 Backends restate none of these rules: they ask `recorded` whether an attempt's outcome is still news (rule 1),
 turn approvals into observations with `answered`/`approvals`, and read `Decision.running`, `waiting` and
@@ -158,13 +163,18 @@ def plan(
     run.enforce_timeouts()
     if workflow.spec.stopped:
         run.stop_all()
-    elif run.deadline_passed():
+        return run.finish()
+    if run.deadline_passed():
         run.fail_on_deadline()
     else:
         run.skip_downstream_of_failures()
         run.launch_ready(capacity)
         if run.inputs_failed:
             run.skip_downstream_of_failures()
+    if run.close_out() and workflow.finals:
+        run.skip_downstream_of_failures()  # a finally node after a failed finally node
+        run.launch_ready(capacity)  # the regular nodes have all ended just now: the finally nodes' turn
+        run.close_out()
     return run.finish()
 
 
@@ -454,8 +464,10 @@ class _Pass:
         return False
 
     def fail_on_deadline(self) -> None:
+        """Everything regular ends now; finally nodes still run (rule 9), under their own timeouts."""
         message = f"workflow exceeded activeDeadlineSeconds ({self.workflow.spec.active_deadline_seconds}s)"
-        for i, node in enumerate(self.nodes):
+        for i in self.workflow.regular:
+            node = self.nodes[i]
             if node.phase is NodePhase.RUNNING:
                 self.stops.append(Stop(self.names[i], node.attempts, "DeadlineExceeded"))
                 self._set(
@@ -494,7 +506,13 @@ class _Pass:
     def launch_ready(self, capacity: int | None) -> None:
         spec = self.workflow.spec
         phases = [node.phase for node in self.nodes]
-        failing = spec.fail_fast and NodePhase.FAILED in phases
+        final = False  # the finally nodes' turn (rule 9): failFast no longer holds anything back
+        if self.workflow.finals:
+            final = self.regular_ended()
+            if not final:
+                for i in self.workflow.finals:
+                    phases[i] = NodePhase.STOPPED  # not theirs to start yet (never read back: a local list)
+        failing = spec.fail_fast and not final and NodePhase.FAILED in phases
         if spec.paused or failing:
             return
         running = phases.count(NodePhase.RUNNING)
@@ -514,8 +532,8 @@ class _Pass:
                     NodePhase.SUCCEEDED if through else phase for through, phase in zip(passed, phases, strict=True)
                 ]
         while True:
-            skipped = self._launch_pass(phases, done, room)
-            if not skipped or (spec.fail_fast and self.inputs_failed):
+            skipped = self._launch_pass(phases, done, room, fail_fast=spec.fail_fast and not final)
+            if not skipped or (spec.fail_fast and not final and self.inputs_failed):
                 return
             # A node skipped by its condition may unblock nodes declared before it: look again. Each look is
             # O(nodes); there are at most as many as skips chained against declaration order, usually one.
@@ -524,13 +542,12 @@ class _Pass:
                 room = min(room, capacity - len(self.launches))
             self.waiting = 0
 
-    def _launch_pass(self, phases: list[NodePhase], done: list[NodePhase], room: int) -> bool:
+    def _launch_pass(self, phases: list[NodePhase], done: list[NodePhase], room: int, fail_fast: bool) -> bool:
         """One pass of rule 7 over the nodes in declaration order; True if a condition skipped a node."""
         # The hottest loop on large workflows, hence `phases`: dependencies are checked in it, which is right
         # even for nodes launched in this loop (Pending before, Running now: neither is Succeeded).
         upstream = self.workflow.graph.upstream
         pending, succeeded = NodePhase.PENDING, NodePhase.SUCCEEDED
-        fail_fast = self.workflow.spec.fail_fast
         conditional = done is not phases
         skipped = False
         for i, phase in enumerate(phases):
@@ -596,8 +613,12 @@ class _Pass:
         readable = {self.names[p]: self.nodes[p] for p in graph.upstream[i]}
         for name in condition.reads:  # validation made sure each is upstream
             readable[name] = self.nodes[graph.index[name]]
+        outcome = None
+        if self.workflow.nodes[i].finally_:
+            status, failed = self.workflow.outcome(self.nodes)
+            outcome = {"status": status, "failedNodes": failed}
         try:
-            return conditions.evaluate(condition, self.workflow.spec.parameters, readable)
+            return conditions.evaluate(condition, self.workflow.spec.parameters, readable, outcome)
         except ConditionFailed as error:
             return str(error)
 
@@ -671,9 +692,7 @@ class _Pass:
 
     def finish(self) -> Decision:
         spec = self.workflow.spec
-        running = [node.phase for node in self.nodes].count(NodePhase.RUNNING)  # _finish_if... changes none
-        if self.terminal_reason is None and not running and not self.launches:
-            self._finish_if_nothing_can_run()
+        running = [node.phase for node in self.nodes].count(NodePhase.RUNNING)
         phase, reason, message = self._phase()
         if phase is WorkflowPhase.PAUSED and self.phase is not WorkflowPhase.PAUSED:
             self._event("Normal", EventReason.PAUSED, "workflow paused: no new nodes launch until it is resumed")
@@ -722,26 +741,41 @@ class _Pass:
         spec = self.workflow.spec
         return spec.paused and spec.pause_mode == "Suspend" and not spec.stopped
 
-    def _finish_if_nothing_can_run(self) -> None:
-        """With nothing running and nothing launched, close out nodes that can no longer run."""
-        spec = self.workflow.spec
+    def regular_ended(self) -> bool:
+        """Whether every regular node has ended: from then on the finally nodes may start (rule 9)."""
+        nodes = self.nodes
+        return all(nodes[i].phase.finished for i in self.workflow.regular)
+
+    def close_out(self) -> bool:
+        """With nothing running and nothing launched, close out regular nodes that can no longer run (failFast
+        after a failure). True if the regular nodes have all ended (then finally nodes may start)."""
+        if self.terminal_reason is not None:
+            return True  # stopped or past the deadline: every regular node ended already
+        nodes = self.nodes
+        if any(node.phase is NodePhase.RUNNING for node in nodes) or self.launches:
+            return False
+        regular = self.workflow.regular if self.workflow.finals else range(len(nodes))
         waiting = any(
-            node.phase in (NodePhase.RETRYING, NodePhase.AWAITING_APPROVAL, NodePhase.PENDING) for node in self.nodes
+            nodes[i].phase in (NodePhase.RETRYING, NodePhase.AWAITING_APPROVAL, NodePhase.PENDING) for i in regular
         )
-        failed = any(node.phase is NodePhase.FAILED for node in self.nodes)
-        if not waiting or not (spec.fail_fast and failed):
-            return
-        for i, node in enumerate(self.nodes):
+        failed = any(nodes[i].phase is NodePhase.FAILED for i in regular)
+        if not waiting or not (self.workflow.spec.fail_fast and failed):
+            return not waiting
+        for i in regular:
+            node = nodes[i]
             if node.phase is NodePhase.RETRYING:
                 self._set(i, phase=NodePhase.FAILED, message=f"{node.message} (not retried: failFast)")
             elif node.phase in (NodePhase.PENDING, NodePhase.AWAITING_APPROVAL):
                 message = "not run: another node failed and failFast is set"
                 self._set(i, phase=NodePhase.SKIPPED, reason="FailFast", message=message)
+        return True
 
     def _phase(self) -> tuple[WorkflowPhase, str, str]:
         if self.terminal_reason == "Stopped":
             return WorkflowPhase.STOPPED, "Stopped", self.terminal_message
         if self.terminal_reason is not None:
+            if self.workflow.finals and not _FINISHED_NODE.issuperset([node.phase for node in self.nodes]):
+                return WorkflowPhase.RUNNING, "RunningFinally", f"{self.terminal_message}; finally nodes running"
             return WorkflowPhase.FAILED, self.terminal_reason, self.terminal_message
         if _FINISHED_NODE.issuperset([node.phase for node in self.nodes]):
             failed = [self.names[i] for i, node in enumerate(self.nodes) if node.phase is NodePhase.FAILED]

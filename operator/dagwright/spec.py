@@ -157,6 +157,8 @@ class NodeSpec(Model):
     when: Annotated[str, Field(min_length=1, max_length=MAX_CONDITION)] | None = None
     # Wrap the command in dagwright-node-runner (the image must contain it): progress and outputs via Redis.
     node_runner: bool | None = None
+    # Runs once every regular node has ended, whatever happened (cleanup, notify); `finally` is a Python keyword.
+    finally_: Annotated[bool, Field(alias="finally")] = False
 
 
 class WorkflowSpec(Model):

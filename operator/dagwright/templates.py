@@ -5,7 +5,8 @@ parameter value such as `$(rm -rf /)` or `{{ params.other }}` arrives in the com
 checked at validation time, so a typo fails before anything runs.
 
 Known references: `params.NAME`, `workflow.name`, `workflow.namespace`, `workflow.uid`, `node.name`,
-`node.attempt`, and `nodes.UPSTREAM.outputs.KEY` (values produced by an upstream node).
+`node.attempt`, and `nodes.UPSTREAM.outputs.KEY` (values produced by an upstream node); in finally nodes also
+`workflow.status` and `workflow.failedNodes`.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from typing import Any
 TEMPLATE = re.compile(r"\{\{\s*([^{}]*?)\s*\}\}")
 _REFERENCE = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*(\.[A-Za-z0-9_-]+)*$")
 _FIXED = frozenset({"workflow.name", "workflow.namespace", "workflow.uid", "node.name", "node.attempt"})
+# Known once every regular node has ended: finally nodes only. failedNodes renders as a JSON array.
+OUTCOME = frozenset({"workflow.status", "workflow.failedNodes"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,12 +42,14 @@ def has_templates(value: str) -> bool:
     return "{{" in value and TEMPLATE.search(value) is not None
 
 
-def check_reference(text: str, parameters: Mapping[str, str]) -> str | None:
-    """Why `text` is not a valid reference, or None when it is."""
+def check_reference(text: str, parameters: Mapping[str, str], final: bool = False) -> str | None:
+    """Why `text` is not a valid reference (in a finally node's templates if `final`), or None when it is."""
     if not _REFERENCE.match(text):
         return f"'{{{{ {text} }}}}' is not a valid template reference"
     if text in _FIXED:
         return None
+    if text in OUTCOME:
+        return None if final else f"'{{{{ {text} }}}}' is known only to finally nodes (finally: true)"
     parts = text.split(".")
     if parts[0] == "params":
         if len(parts) != 2:

@@ -66,6 +66,7 @@ def compile_spec(
     nodes = spec.resolved_nodes()
     problems = _check_names(nodes)
     problems += _check_dependencies(nodes)
+    problems += _check_finally(nodes)
     if problems:
         raise SpecError(problems)
     graph = Graph.build([n.name for n in nodes], [n.depends_on for n in nodes])
@@ -119,6 +120,29 @@ def _check_dependencies(nodes: list[NodeSpec]) -> list[Problem]:
     return problems
 
 
+def _check_finally(nodes: list[NodeSpec]) -> list[Problem]:
+    """Finally nodes run after every regular node has ended, so the two kinds never wait for each other."""
+    final = {node.name for node in nodes if node.finally_}
+    if not final:
+        return []
+    problems: list[Problem] = []
+    for i, node in enumerate(nodes):
+        for j, dep in enumerate(node.depends_on):
+            field = f"spec.nodes[{i}].dependsOn[{j}]"
+            if not node.finally_ and dep in final:
+                message = (
+                    f"node '{node.name}' depends on finally node '{dep}', which runs only after every regular node"
+                )
+                problems.append(Problem(field, message))
+            elif node.finally_ and dep not in final and dep != node.name:
+                message = (
+                    f"finally node '{node.name}' already runs after every regular node, '{dep}' included: dependsOn "
+                    "may name only other finally nodes (its templates and `when` may read any regular node)"
+                )
+                problems.append(Problem(field, message))
+    return problems
+
+
 def _check_nodes(nodes: list[NodeSpec]) -> list[Problem]:
     problems: list[Problem] = []
     for i, node in enumerate(nodes):
@@ -153,9 +177,11 @@ def _check_templates(spec: WorkflowSpec, nodes: list[NodeSpec], graph: Graph) ->
                     None
                 )
             for text in templates.references(value):
-                problem = templates.check_reference(text, spec.parameters)
+                problem = templates.check_reference(text, spec.parameters, final=node.finally_)
                 upstream = templates.output_upstream(text) if problem is None else None
                 source = graph.index.get(upstream) if upstream is not None else None
+                if node.finally_ and source is not None and not nodes[source].finally_:
+                    continue  # every regular node has ended when a finally node starts
                 if upstream is not None and source not in graph.upstream[i]:  # direct parents are the usual case
                     ancestors = graph.ancestors(i) if ancestors is None else ancestors
                     if source not in ancestors:
@@ -183,7 +209,7 @@ def _check_conditions(
             continue
         field = f"spec.nodes[{i}].when"
         try:
-            condition = compiled[i] = conditions.compile_condition(node.when)
+            condition = compiled[i] = conditions.compile_condition(node.when, final=node.finally_)
         except conditions.InvalidCondition as error:
             problems.append(Problem(field, f"invalid CEL expression: {error}"))
             continue
@@ -193,6 +219,8 @@ def _check_conditions(
             if source is None:
                 problems.append(Problem(field, f"names node '{name}', which is not in this workflow"))
                 continue
+            if node.finally_ and not nodes[source].finally_:
+                continue  # every regular node has ended when a finally node starts
             if source not in graph.upstream[i]:
                 ancestors = graph.ancestors(i) if ancestors is None else ancestors
                 if source not in ancestors:

@@ -7,11 +7,14 @@ namespace, uid) feeds templates and the deterministic backoff jitter; `condition
 
 from __future__ import annotations
 
+import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from dagwright.conditions import Condition, compile_condition
+from dagwright.conditions import PASSABLE, Condition, compile_condition
 from dagwright.graph import Graph
 from dagwright.spec import NodeSpec, RetryPolicy, WorkflowSpec
+from dagwright.status import NodePhase, NodeStatus
 
 NO_RETRY = RetryPolicy()
 
@@ -32,6 +35,8 @@ class Workflow:
     # Each node's compiled `when`: given by validation, which compiled them already, else compiled here.
     conditions: tuple[Condition | None, ...] = ()
     conditional: bool = field(init=False)  # some node has a `when`
+    finals: tuple[int, ...] = field(init=False)  # the `finally: true` nodes, in declaration order
+    regular: tuple[int, ...] = field(init=False)  # the others
 
     def __post_init__(self) -> None:
         order = self.graph.topological_order()
@@ -44,11 +49,39 @@ class Workflow:
         object.__setattr__(self, "timed", tuple(i for i, node in enumerate(self.nodes) if node.timeout_seconds))
         conditions = self.conditions
         if len(conditions) != len(self.nodes):
-            conditions = tuple(compile_condition(node.when) if node.when else None for node in self.nodes)
+            conditions = tuple(
+                compile_condition(node.when, final=node.finally_) if node.when else None for node in self.nodes
+            )
             object.__setattr__(self, "conditions", conditions)
         object.__setattr__(self, "conditional", any(condition is not None for condition in conditions))
+        object.__setattr__(self, "finals", tuple(i for i, node in enumerate(self.nodes) if node.finally_))
+        finals = set(self.finals)
+        object.__setattr__(self, "regular", tuple(i for i in range(len(self.nodes)) if i not in finals))
 
     @property
     def key(self) -> str:
         """What makes this workflow's jitter differ from another's with the same node names."""
         return self.uid or f"{self.namespace or ''}/{self.name}"
+
+    def outcome(self, nodes: Sequence[NodeStatus]) -> tuple[str, list[str]]:
+        """What the regular nodes reached, as finally nodes read it (`workflow.status`, `workflow.failedNodes`):
+        "Failed" if one failed, or was skipped for a reason other than a condition (a failure upstream, failFast,
+        the deadline); else "Succeeded"."""
+        failed = [self.graph.names[i] for i in self.regular if nodes[i].phase is NodePhase.FAILED]
+        broken = any(nodes[i].phase is NodePhase.SKIPPED and nodes[i].reason not in PASSABLE for i in self.regular)
+        return ("Failed" if failed or broken else "Succeeded"), failed
+
+    def outcome_context(self, nodes: Sequence[NodeStatus]) -> dict[str, str]:
+        """The outcome as finally nodes' templates render it."""
+        status, failed = self.outcome(nodes)
+        return {"workflow.status": status, "workflow.failedNodes": json.dumps(failed)}
+
+    def notes(self) -> list[str]:
+        """What `dagwright graph` shows beside each node: finally, its `when`."""
+        notes = []
+        for node in self.nodes:
+            parts = ["finally"] if node.finally_ else []
+            if node.when:
+                parts.append(f"when: {node.when}")
+            notes.append("; ".join(parts))
+        return notes

@@ -131,6 +131,24 @@ CASES = [
     Case("rejected", {"gate": fate(approval={"message": "ship?"}), "ship": fate(OK, "gate")}, "Failed", act="reject"),
     Case("paused", {"a": fate(), "b": fate(OK, "a")}, "Succeeded", act="pause-resume"),
     Case(
+        "finally",
+        {
+            "bad": fate((3,)),
+            "after-bad": fate(OK, "bad"),
+            "notify": fate(OK, when="workflow.status == 'Failed'", **{"finally": True}),
+            "on-success": fate(OK, when="workflow.status == 'Succeeded'", **{"finally": True}),
+            "cleanup": fate((4,), "notify", **{"finally": True}),
+            "after-cleanup": fate(OK, "cleanup", **{"finally": True}),
+        },
+        "Failed",
+    ),
+    Case(
+        "finally-after-deadline",
+        {"stuck": fate(forever=True), "cleanup": fate(OK, **{"finally": True})},
+        "Failed",
+        spec={"activeDeadlineSeconds": 2},
+    ),
+    Case(
         "stopped",
         {"a": fate(), "b": fate(OK, "a", forever=True), "c": fate(OK, "b")},
         "Stopped",

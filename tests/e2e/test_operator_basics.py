@@ -187,6 +187,54 @@ def test_a_false_when_skips_the_node_without_a_job_and_its_dependents_still_run(
     assert patch["spec"]["template"]["spec"]["containers"][0]["args"] == ["12"]
 
 
+def test_finally_nodes_run_after_a_failure_read_the_outcome_and_the_workflow_stays_failed(
+    kube: Kube, namespace: str, recorder: Recorder, operator: OperatorProcess
+) -> None:
+    nodes = [
+        node("load", duration="1s", exit_code=2),
+        node("after-load", "load"),
+        node("notify", when="workflow.status == 'Failed'", args=["{{ workflow.failedNodes }}"], **{"finally": True}),
+        node("on-success", when="workflow.status == 'Succeeded'", **{"finally": True}),
+        node("cleanup", "notify", **{"finally": True}),
+    ]
+    apply(kube, namespace, workflow("finally", nodes))
+
+    status = wait_phase(kube, namespace, "finally", "Succeeded", "Failed")
+
+    assert status["phase"] == "Failed", status
+    assert status["message"].startswith("node load failed")
+    phases = {name: (entry["phase"], entry.get("reason")) for name, entry in status["nodes"].items()}
+    assert phases["notify"] == ("Succeeded", None) and phases["cleanup"] == ("Succeeded", None)
+    assert phases["on-success"] == ("Skipped", "ConditionFalse")
+    assert phases["after-load"] == ("Skipped", "UpstreamFailed")
+    jobs = {j["metadata"]["labels"]["dagwright.io/node"]: j for j in list_jobs(kube, namespace, "finally")}
+    assert sorted(jobs) == ["cleanup", "load", "notify"]
+    assert jobs["notify"]["spec"]["template"]["spec"]["containers"][0]["args"] == ['["load"]']
+    load_ended = status["nodes"]["load"]["finishedAt"]
+    assert jobs["notify"]["metadata"]["creationTimestamp"] >= load_ended  # both RFC 3339, seconds, UTC
+    recorder.assert_one_job_per_attempt("finally")
+
+
+def test_finally_nodes_run_after_the_deadline_but_not_after_stop(
+    kube: Kube, namespace: str, recorder: Recorder, operator: OperatorProcess
+) -> None:
+    nodes = [node("forever", never_finish=True), node("cleanup", duration="1s", **{"finally": True})]
+    apply(kube, namespace, workflow("deadline", nodes, activeDeadlineSeconds=3))
+    apply(kube, namespace, workflow("stopped", nodes))
+    wait_for("stopped's node to start", lambda: list_jobs(kube, namespace, "stopped"), timeout=60)
+    dagwright(kube, "stop", "stopped", "-n", namespace)
+
+    deadline = wait_phase(kube, namespace, "deadline", "Succeeded", "Failed")
+    stopped = wait_phase(kube, namespace, "stopped", "Stopped", "Succeeded", "Failed")
+
+    assert (deadline["phase"], condition(deadline, "Succeeded")["reason"]) == ("Failed", "DeadlineExceeded")
+    assert deadline["nodes"]["forever"]["reason"] == "DeadlineExceeded"
+    assert deadline["nodes"]["cleanup"]["phase"] == "Succeeded"
+    assert stopped["phase"] == "Stopped"
+    assert stopped["nodes"]["cleanup"]["phase"] == "Stopped"
+    assert [r.node for r in recorder.jobs_of("stopped")] == ["forever"]  # cleanup's Job never existed
+
+
 def test_a_when_that_does_not_compile_is_an_invalid_spec(kube: Kube, namespace: str, operator: OperatorProcess) -> None:
     apply(kube, namespace, workflow("bad-when", [node("a", when="nodes.a.outputs.n >")]))
 

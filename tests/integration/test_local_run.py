@@ -69,11 +69,31 @@ def alive(pid: int) -> bool:
         ("fan-out-fan-in.yaml", 0, "Succeeded", "10/10"),
         ("failing-branch.yaml", 1, "Failed", "2/4"),
         ("conditional.yaml", 0, "Succeeded", "3/5"),
+        ("notify-on-failure.yaml", 1, "Failed", "3/4"),
     ],
 )
 def test_examples_end_with_the_right_exit_code(example: str, code: int, phase: str, progress: str) -> None:
     returncode, final, _ = run_json(EXAMPLES / example)
     assert (returncode, final["status"]["phase"], final["status"]["progress"]) == (code, phase, progress)
+
+
+def test_finally_nodes_notify_on_failure_with_the_outcome_and_clean_up_either_way(tmp_path: Path) -> None:
+    code, final, _ = run_json(EXAMPLES / "notify-on-failure.yaml", "--logs-dir", tmp_path)
+    nodes = final["status"]["nodes"]
+    assert code == 1
+    assert {name: node["phase"] for name, node in nodes.items()} == {
+        "extract": "Succeeded",
+        "load": "Failed",
+        "notify": "Succeeded",
+        "cleanup": "Succeeded",
+    }
+    assert 'workflow notify-on-failure Failed: failed nodes ["load"]' in (tmp_path / "notify.1.log").read_text()
+    assert datetime.fromisoformat(nodes["notify"]["startedAt"]) >= datetime.fromisoformat(nodes["load"]["finishedAt"])
+
+    code, final, _ = run_json(EXAMPLES / "notify-on-failure.yaml", "-p", "rows=10")
+    nodes = final["status"]["nodes"]
+    assert (code, final["status"]["phase"]) == (0, "Succeeded")
+    assert (nodes["notify"]["reason"], nodes["cleanup"]["phase"]) == ("ConditionFalse", "Succeeded")
 
 
 def test_parallelism_limits_how_many_nodes_run_at_once() -> None:

@@ -32,9 +32,11 @@ UNFINISHED = {NodePhase.PENDING, NodePhase.RUNNING, NodePhase.RETRYING, NodePhas
 PASSED = {"ConditionFalse", "UpstreamSkipped"}  # skips that dependents treat as done
 
 
-def _conditions(draw: st.DrawFn, deps: set[int]) -> list[str]:
+def _conditions(draw: st.DrawFn, deps: set[int], final: bool = False) -> list[str]:
     """`when` expressions a node with these dependencies may have (empty: none)."""
     choices = ["", "", "", "false", "true", "params.flip == 'yes'"]
+    if final:
+        choices += ["workflow.status == 'Failed'", "workflow.status == 'Succeeded' || size(workflow.failedNodes) > 1"]
     if deps:
         d = min(deps)
         choices += [
@@ -50,10 +52,16 @@ def _conditions(draw: st.DrawFn, deps: set[int]) -> list[str]:
 def dags(draw: st.DrawFn) -> Workflow:
     """A random valid workflow: edges only point to earlier nodes of a hidden order, declared shuffled."""
     count = draw(st.integers(1, 10))
+    # The last nodes of the hidden order may be finally nodes, which depend only on each other (rule 9).
+    first_final = count - draw(st.integers(0, 3) if draw(st.integers(0, 2)) == 1 else st.just(0))
     nodes: list[dict[str, Any]] = []
     for i in range(count):
-        deps = draw(st.sets(st.integers(0, i - 1), max_size=3)) if i else set()
+        final = i >= max(first_final, 0)
+        low = max(first_final, 0) if final else 0
+        deps = draw(st.sets(st.integers(low, i - 1), max_size=3)) if i > low else set()
         body: dict[str, Any] = {"name": f"n{i}", "dependsOn": [f"n{d}" for d in sorted(deps)]}
+        if final:
+            body["finally"] = True
         if draw(st.integers(0, 9)) == 4:
             body["approval"] = {}
         else:
@@ -69,7 +77,7 @@ def dags(draw: st.DrawFn) -> Workflow:
             if deps and draw(st.booleans()):  # reads outputs, which may end up held only in Redis
                 body["args"] = [f"{{{{ nodes.n{min(deps)}.outputs.k }}}}"]
                 body["nodeRunner"] = draw(st.booleans())
-        for expression in _conditions(draw, deps):
+        for expression in _conditions(draw, deps, final):
             body["when"] = expression
         nodes.append(body)
     declared = draw(st.permutations(nodes))
@@ -145,6 +153,9 @@ def _check(workflow: Workflow, before: WorkflowStatus | None, decision: Decision
         assert not status.phase.finished
     for launch in decision.launches:
         i = workflow.graph.index[launch.node]
+        if workflow.nodes[i].finally_:
+            regular = [workflow.graph.names[r] for r in workflow.regular]
+            assert all(nodes[name].phase.finished for name in regular), f"{launch.node} before the regular nodes"
         for parent in workflow.graph.upstream[i]:
             upstream = nodes[workflow.graph.names[parent]]
             assert upstream.phase is NodePhase.SUCCEEDED or _passed(upstream), f"{launch.node} before deps"
@@ -190,8 +201,17 @@ def _verdict(workflow: Workflow, i: int, status: WorkflowStatus) -> bool | None:
     assert condition is not None
     graph = workflow.graph
     readable = {graph.names[p]: status.nodes[graph.names[p]] for p in graph.ancestors(i)}
+    outcome = None
+    if workflow.nodes[i].finally_:
+        readable.update({graph.names[r]: status.nodes[graph.names[r]] for r in workflow.regular})
+        failed = [graph.names[r] for r in workflow.regular if status.nodes[graph.names[r]].phase is NodePhase.FAILED]
+        broken = any(
+            status.nodes[graph.names[r]].phase is NodePhase.SKIPPED and not _passed(status.nodes[graph.names[r]])
+            for r in workflow.regular
+        )
+        outcome = {"status": "Failed" if failed or broken else "Succeeded", "failedNodes": failed}
     try:
-        return conditions.evaluate(condition, workflow.spec.parameters, readable)
+        return conditions.evaluate(condition, workflow.spec.parameters, readable, outcome)
     except conditions.ConditionFailed:
         return None
 
@@ -301,6 +321,10 @@ def test_first_decision_is_deterministic_and_launches_ready_roots_in_order(
     ]
     limit = workflow.spec.parallelism or len(ready)
     launched = [launch.node for launch in decision.launches]
+    if workflow.finals:  # the finally nodes' turn comes only once every regular node has ended (rule 9)
+        regular_ended = all(nodes[graph.names[r]].phase.finished for r in workflow.regular)
+        assert regular_ended or not {graph.names[f] for f in workflow.finals} & set(launched)
+        return
     if not workflow.conditional:
         assert launched == ready[:limit]
     else:  # declaration order within each look at the nodes; a skip can make nodes declared before it ready

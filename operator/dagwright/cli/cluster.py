@@ -223,8 +223,12 @@ def _graph(args: argparse.Namespace) -> int:
     api_client, default_namespace = commands.connect()
     body = commands.read(api_client, args.namespace or default_namespace, args.name)
     workflow = compile_spec(parse_spec(body.get("spec")), name=args.name)
-    render = graph.render_mermaid if args.format == "mermaid" else graph.render_text
-    print(render(workflow.graph))
+    notes = workflow.notes()
+    print(
+        graph.render_mermaid(workflow.graph, notes)
+        if args.format == "mermaid"
+        else graph.render_text(workflow.graph, notes, set(workflow.finals))
+    )
     return 0
 
 

@@ -76,8 +76,12 @@ def _graph(args: argparse.Namespace) -> int:
     if not os.path.exists(args.file):
         return cluster.graph_of(args)
     workflow = compile_manifest(manifests.load(args.file))
-    render = graph.render_mermaid if args.format == "mermaid" else graph.render_text
-    return _print(render(workflow.graph))
+    notes = workflow.notes()
+    return _print(
+        graph.render_mermaid(workflow.graph, notes)
+        if args.format == "mermaid"
+        else graph.render_text(workflow.graph, notes, set(workflow.finals))
+    )
 
 
 def _run(args: argparse.Namespace) -> int:
