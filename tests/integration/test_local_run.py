@@ -96,6 +96,13 @@ def test_finally_nodes_notify_on_failure_with_the_outcome_and_clean_up_either_wa
     assert (nodes["notify"]["reason"], nodes["cleanup"]["phase"]) == ("ConditionFalse", "Succeeded")
 
 
+def test_the_plain_report_says_which_nodes_were_skipped_and_why() -> None:
+    result = dagwright("run", EXAMPLES / "conditional.yaml")
+    assert result.returncode == 0, result.stderr
+    assert "rebuild skipped (ConditionFalse): when is false: nodes.check.outputs.changed > 1000" in result.stdout
+    assert result.stdout.count("rebuild skipped") == 1
+
+
 def test_parallelism_limits_how_many_nodes_run_at_once() -> None:
     code, final, _ = run_json(EXAMPLES / "fan-out-fan-in.yaml")  # 8 shards of 0.3 s, parallelism 4
     assert code == 0

@@ -35,6 +35,7 @@ class PlainReport:
     def __init__(self, stream: TextIO) -> None:
         self.stream = stream
         self.started = time.monotonic()
+        self.skipped: set[str] = set()
 
     def __call__(self, decision: Decision, observations: list[Observation]) -> None:
         for seen in observations:
@@ -45,6 +46,11 @@ class PlainReport:
         for event in decision.events:
             if event.reason in _TOLD:
                 self._line(event.message)
+        if decision.changed:  # a node skipped by its `when`, or after a failure, runs nothing: say so once
+            for name, node in decision.status.nodes.items():
+                if node.phase is NodePhase.SKIPPED and name not in self.skipped:
+                    self.skipped.add(name)
+                    self._line(f"{name} skipped ({node.reason}): {node.message}")
         if decision.status.phase.finished:
             status = decision.status
             self._line(f"workflow {status.phase.value} ({status.progress}): {status.message}")
