@@ -50,6 +50,7 @@ class Runtime:
         self.queue: WorkQueue[Key] | None = None
         self.reconciler: Reconciler | None = None
         self.elector: LeaseElector | None = None
+        self.feed: ProgressFeed | None = None
         self.pool = ThreadPoolExecutor(max_workers=settings.workers, thread_name_prefix="reconcile")
         self.tasks: list[asyncio.Task[Any]] = []
         self.failures: dict[Key, int] = {}
@@ -139,6 +140,8 @@ def build_registry(runtime: Runtime) -> kopf.OperatorRegistry:
                 await loop.run_in_executor(None, runtime.elector.release)
         if runtime.webhook is not None:
             await loop.run_in_executor(None, runtime.webhook.close)
+        if runtime.feed is not None:
+            await loop.run_in_executor(None, runtime.feed.stop)
 
     if runtime.webhook is not None:
         admission.register(registry)
@@ -213,6 +216,7 @@ async def _start(runtime: Runtime) -> None:
     if elector is not None:
         runtime.tasks.append(asyncio.create_task(_lead(elector)))
     if feed is not None:
+        runtime.feed = feed
         feed.start()
     if runtime.metrics_port:
         metrics.serve(runtime.metrics_port, metrics.FleetCollector(reconciler.phase_counts, reconciler.waiting_total))

@@ -41,10 +41,22 @@ class ProgressFeed:
         self._latest: dict[tuple[str, str, int], str] = {}
         self._woken: dict[str, float] = {}
         self._lock = threading.Lock()
+        self._stopping = threading.Event()
+        self._pubsub: redis.client.PubSub | None = None
         self._thread = threading.Thread(target=self._listen, name="progress-feed", daemon=True)
 
     def start(self) -> None:
         self._thread.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """End the listening thread: closing its connection ends a blocked `listen`, so the feed neither outlives
+        the operator's shutdown nor goes on retrying a Redis that is gone (a test's, or the chart's on uninstall)."""
+        self._stopping.set()
+        pubsub = self._pubsub
+        if pubsub is not None:
+            pubsub.close()
+        if self._thread.is_alive():
+            self._thread.join(timeout)
 
     def latest(self, workflow_uid: str, node: str, attempt: int) -> str | None:
         with self._lock:
@@ -70,9 +82,11 @@ class ProgressFeed:
     def _listen(self) -> None:
         backoff = 0.5
         untrusted_told = False
-        while True:
+        while not self._stopping.is_set():
             try:
-                pubsub = self._client.pubsub(ignore_subscribe_messages=True)
+                pubsub = self._pubsub = self._client.pubsub(ignore_subscribe_messages=True)
+                if self._stopping.is_set():  # stop() came before there was a connection to close
+                    return
                 pubsub.psubscribe(PATTERN)
                 backoff = 0.5
                 if untrusted_told:
@@ -83,7 +97,11 @@ class ProgressFeed:
                     if isinstance(channel, bytes):
                         channel = channel.decode()
                     self.record(str(channel), message.get("data") or b"")
-            except redis.RedisError as error:
+            except (redis.RedisError, OSError, ValueError, AttributeError) as error:
+                if self._stopping.is_set():
+                    return  # the connection was closed under `listen` on purpose
+                if not isinstance(error, redis.RedisError):
+                    raise
                 untrusted = nodeio.untrusted_certificate(error)
                 if untrusted is None:
                     log.warning("progress feed: %s; reconnecting in %.1fs", error, backoff)
@@ -98,5 +116,5 @@ class ProgressFeed:
                     untrusted_told = True
                 else:
                     log.debug("progress feed: %s still untrusted; retrying in %.1fs", self._address, backoff)
-                time.sleep(backoff)
+                self._stopping.wait(backoff)
                 backoff = min(backoff * 2, 30.0)

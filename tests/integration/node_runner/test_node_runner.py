@@ -189,6 +189,8 @@ def test_operator_progress_feed_hears_node_runner_over_a_real_redis(redis_server
         time.sleep(0.1)
     assert feed.latest("uid-1", "extract", 1) == "7/10"
     assert "uid-1" in woken
+    feed.stop()
+    assert not any(thread.name == "progress-feed" and thread.is_alive() for thread in threading.enumerate())
 
 
 def test_operator_progress_feed_hears_node_runner_over_tls_with_the_ca(tmp_path: Path, redis_tls: RedisServer) -> None:
@@ -200,6 +202,7 @@ def test_operator_progress_feed_hears_node_runner_over_tls_with_the_ca(tmp_path:
     env = {"DAGWRIGHT_REDIS_CA": str(redis_tls.ca)}
     code, _, stderr = run_node(tmp_path, script, "--redis-url", redis_tls.url, env=env)
     assert code == 0, stderr
+    feed.stop()
     heard = feed.latest("uid-1", "extract", 1)
     assert heard is not None and heard.endswith("/50") and int(heard.split("/")[0]) > 1
     assert "uid-1" in woken
@@ -209,9 +212,16 @@ def test_operator_progress_feed_without_the_ca_says_so_in_one_line_and_no_traceb
     redis_tls: RedisServer, caplog: pytest.LogCaptureFixture
 ) -> None:
     with caplog.at_level(logging.DEBUG, logger="dagwright.progress"):
-        ProgressFeed(redis_tls.url, None, lambda uid, delay: None).start()
-        time.sleep(4)  # long enough for four tries with the feed's backoff (0.5, 1, 2 s)
-    here = f"127.0.0.1:{redis_tls.port}"  # feeds of earlier tests still retry their stopped servers
+        feed = ProgressFeed(redis_tls.url, None, lambda uid, delay: None)
+        feed.start()
+        here = f"127.0.0.1:{redis_tls.port}"
+        deadline = time.monotonic() + 20  # three tries take 1.5 s of backoff, plus the handshakes
+        while time.monotonic() < deadline:
+            tries = [r for r in caplog.records if r.name == "dagwright.progress" and here in r.getMessage()]
+            if len(tries) >= 3:
+                break
+            time.sleep(0.2)
+        feed.stop()
     tries = [r for r in caplog.records if r.name == "dagwright.progress" and here in r.getMessage()]
     told = [r for r in tries if r.levelno >= logging.WARNING]
     assert len(tries) >= 3, [r.getMessage() for r in tries]  # it kept trying...
@@ -239,6 +249,7 @@ def test_operator_progress_feed_recovers_when_the_mounted_ca_file_is_corrected(
         while feed.latest("uid-1", "extract", 1) is None and time.monotonic() < deadline:
             client.publish(nodeio.progress_channel("uid-1"), message)
             time.sleep(0.2)
+        feed.stop()
     assert feed.latest("uid-1", "extract", 1) == "3/4"
     here = f"127.0.0.1:{redis_tls.port}"
     said = [r.getMessage() for r in caplog.records if r.name == "dagwright.progress" and here in r.getMessage()]
