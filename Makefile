@@ -72,9 +72,9 @@ chaos: $(VENV)/.installed system-packages
 
 ## Debian packages the tests use: a real Redis, Docker and containerd (the image tests and the real node),
 ## debootstrap (the local base image), CNI plugins, iptables, socat and conntrack (the real node's network), gcc
-## (the pause image). Installs only what is missing.
+## (the pause image), chromium (the web UI's browser tests). Installs only what is missing.
 SYSTEM_PACKAGES ?= redis-server docker.io containerd runc debootstrap containernetworking-plugins iptables socat \
-  conntrack gcc libc6-dev
+  conntrack gcc libc6-dev chromium
 system-packages:
 	@missing=$$(for p in $(SYSTEM_PACKAGES); do \
 	  dpkg-query -W -f '$${db:Status-Status}' $$p 2>/dev/null | grep -qx installed || echo $$p; done); \

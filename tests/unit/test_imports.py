@@ -1,11 +1,12 @@
 """The layering contract of `dagwright`, read from the source with `ast`:
 
-    core (model, DAG, planner, ...)  <-  backends: dagwright.k8s, dagwright.local  <-  dagwright.cli
+    core (model, DAG, planner, ...)  <-  backends: dagwright.k8s, dagwright.local  <-  dagwright.ui  <-  dagwright.cli
 
 - a module imports only its own layer and the layers below it: the core imports no backend and no CLI, a
   backend imports no CLI, and `k8s` and `local` do not import each other;
 - the core imports none of kopf, kubernetes, redis, prometheus_client, `local` none of kopf and kubernetes, and
-  the CLI reaches the cluster only through `dagwright.k8s` (it imports kubernetes and kopf nowhere itself).
+  the CLI and the web UI reach the cluster only through `dagwright.k8s` (they import kubernetes and kopf nowhere
+  themselves); the web UI is imported only by the CLI.
 
 Every import statement counts, also one inside a function: a lazy import is still a dependency. The core is
 also followed transitively, so a backend import two modules away is reported with the module that made it.
@@ -29,12 +30,14 @@ MAY_IMPORT = {
     "core": {"core"},
     "local": {"core", "local"},
     "k8s": {"core", "k8s"},
-    "cli": {"core", "local", "k8s", "cli"},
+    "ui": {"core", "local", "k8s", "ui"},
+    "cli": {"core", "local", "k8s", "ui", "cli"},
 }
 FORBIDDEN_PACKAGES = {
     "core": ("kopf", "kubernetes", "redis", "prometheus_client"),
     "local": ("kopf", "kubernetes"),
     "k8s": (),
+    "ui": ("kopf", "kubernetes"),
     "cli": ("kopf", "kubernetes"),
 }
 
@@ -42,7 +45,7 @@ FORBIDDEN_PACKAGES = {
 def layer(module: str) -> str:
     """`dagwright.k8s.jobs` -> k8s, `dagwright.cli` -> cli, `dagwright.planner` -> core."""
     second = module.split(".")[1] if "." in module else ""
-    return second if second in ("k8s", "local", "cli") else "core"
+    return second if second in ("k8s", "local", "ui", "cli") else "core"
 
 
 def modules(root: Path) -> list[str]:
@@ -186,7 +189,8 @@ def test_the_cli_starts_without_kubernetes_or_kopf() -> None:
     result = subprocess.run([sys.executable, "-c", probe, manifest], capture_output=True, text=True, check=True)
     loaded = result.stdout.split()
     assert "dagwright.cli.cluster" in loaded  # the cluster verbs are registered ...
-    assert [name for name in loaded if name.split(".")[0] in ("kubernetes", "kopf")] == []  # ... but nothing loaded
+    heavy = ("kubernetes", "kopf", "starlette", "uvicorn")
+    assert [name for name in loaded if name.split(".")[0] in heavy] == []  # ... but nothing loaded
 
 
 def test_node_runner_starts_without_pydantic_or_redis() -> None:

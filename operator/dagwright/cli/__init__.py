@@ -5,6 +5,7 @@ The top layer: it imports the core and the backends, and nothing imports it (tes
 - `cluster.py`: submit, list, get, watch, logs, graph NAME, and pause, resume, stop, retry, approve, reject,
   through `dagwright.k8s.commands`;
 - `operator.py`: `dagwright operator`, its flags checked, then the kopf operator;
+- `web.py`: `dagwright ui` and the web UI of `dagwright run --ui` (`dagwright.ui`);
 - `arguments.py`: `-p KEY=VALUE`, shared by run and submit.
 
 Starting the CLI loads neither kubernetes nor kopf: only a cluster verb, when it runs, does. Every user error ends
@@ -17,7 +18,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from dagwright.cli import cluster, local, operator
+from dagwright.cli import cluster, local, operator, web
 from dagwright.errors import SpecError
 
 __all__ = ["main"]
@@ -46,5 +47,6 @@ def _parser() -> argparse.ArgumentParser:
     local.add_graph(commands)
     cluster.register(commands)
     operator.register(commands)
+    web.register(commands)
     local.add_crd(commands)
     return parser

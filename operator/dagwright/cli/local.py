@@ -10,13 +10,14 @@ import argparse
 import json
 import os
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 
 from dagwright import crd, graph, manifests, reference
-from dagwright.cli import cluster
+from dagwright.cli import cluster, web
 from dagwright.cli.arguments import parameters
 from dagwright.errors import Problem, SpecError
 from dagwright.local import display
@@ -37,6 +38,8 @@ def add_run(commands: Any) -> None:
     runner.add_argument("--state", type=Path, help="save status here (within 0.5 s of a change); resume from it")
     runner.add_argument("--logs-dir", type=Path, help="write each attempt's output to DIR/NODE.ATTEMPT.log")
     runner.add_argument("--approve-all", action="store_true", help="approve every approval node without asking")
+    runner.add_argument("--ui", action="store_true", help="serve the web UI of this run until it ends")
+    web.add_flags(runner, default_port=0)
     runner.set_defaults(handler=_run)
 
 
@@ -100,16 +103,34 @@ def _run(args: argparse.Namespace) -> int:
         report=report,
         save=(lambda s: _save(args.state, data, workflow, s)) if args.state else None,
     )
+    page = None
+    if args.ui:
+        # The page answers approvals (unless --approve-all), so no terminal prompt holds the run meanwhile.
+        options.logs_dir = options.logs_dir or Path(tempfile.mkdtemp(prefix=f"dagwright-{workflow.name}-"))
+        page, server = web.start_for_run(args, data, workflow, options.logs_dir)
+        options.inbox = page
+        options.approve = _approver(True, None) if args.approve_all else None
+        options.report = _both(report, page.report)
     try:
         final = run(workflow, status, options)
     finally:
         if live:
             report.close()
+        if page is not None:
+            web.stop_after_run(server, page)
     if json_output:
         _print(json.dumps(_object(data, workflow, final), indent=2))
     elif live:
         stream.write(f"workflow {final.phase.value} ({final.progress}) {final.message}\n")
     return EXIT_CODES.get(final.phase, 1)
+
+
+def _both(first: Any, second: Any) -> Any:
+    def report(decision: Any, observations: Any) -> None:
+        first(decision, observations)
+        second(decision, observations)
+
+    return report
 
 
 def _check_writable(logs_dir: Path | None, state: Path | None) -> None:

@@ -8,6 +8,7 @@ process ends, the planner's wake-up time comes, or the user presses Ctrl-C (whic
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import os
@@ -19,7 +20,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import Any, Protocol
 
 from dagwright.local.processes import Processes
 from dagwright.planner import Decision, EventReason, Observation, answered, plan
@@ -34,6 +35,18 @@ Reporter = Callable[[Decision, list[Observation]], None]
 Saver = Callable[[WorkflowStatus], None]
 
 
+class Inbox(Protocol):
+    """Requests from outside the run while it works (the web UI of `dagwright run --ui`): spec changes, as
+    `spec.paused`/`spec.stopped` are patched in the cluster, and approval answers, as `spec.approvals` holds them.
+    With an inbox and no `approve`, an approval node waits for an answer from it instead of being refused."""
+
+    def attach(self, wake: Callable[[], None]) -> None:
+        """`wake()` makes the run look at the inbox now; called from any thread."""
+
+    def take(self) -> tuple[dict[str, Any], list[Observation]]:
+        """The spec fields to change (snake_case) and the answers that came since the last call."""
+
+
 @dataclasses.dataclass
 class RunOptions:
     logs_dir: Path | None = None
@@ -41,6 +54,7 @@ class RunOptions:
     report: Reporter | None = None
     save: Saver | None = None
     workdir: Path | None = None
+    inbox: Inbox | None = None
 
 
 def run(workflow: Workflow, status: WorkflowStatus | None, options: RunOptions) -> WorkflowStatus:
@@ -49,9 +63,13 @@ def run(workflow: Workflow, status: WorkflowStatus | None, options: RunOptions) 
     logs_dir.mkdir(parents=True, exist_ok=True)
     with _InterruptWatch() as interrupts:
         processes = Processes(logs_dir, interrupts.read_fd)
+        if options.inbox is not None:
+            options.inbox.attach(interrupts.wake)
         try:
             return _loop(workflow, status, options, processes, interrupts)
         finally:
+            if options.inbox is not None:
+                options.inbox.attach(lambda: None)  # the pipe closes with the watch
             processes.stop_all()
             processes.close()
 
@@ -69,6 +87,11 @@ def _loop(
     while True:
         if interrupts.count and not workflow.spec.stopped:
             workflow = dataclasses.replace(workflow, spec=workflow.spec.model_copy(update={"stopped": True}))
+        if options.inbox is not None:
+            updates, answers = options.inbox.take()
+            if updates:
+                workflow = dataclasses.replace(workflow, spec=workflow.spec.model_copy(update=updates))
+            observations += answers
         decision = plan(workflow, status, observations, _now())
         status = decision.status
         if options.report:
@@ -131,7 +154,8 @@ def _carry_out(decision: Decision, processes: Processes, options: RunOptions) ->
     if decision.stops:
         processes.reap_stopped()
     immediate = processes.start_all(decision.launches, options.workdir)
-    for name, node in decision.status.nodes.items() if _awaits_approval(decision) else ():
+    asks = _awaits_approval(decision) and (options.approve is not None or options.inbox is None)
+    for name, node in decision.status.nodes.items() if asks else ():
         if node.phase is NodePhase.AWAITING_APPROVAL:
             immediate.append(_approval(name, node.message or "", options.approve))
     return immediate
@@ -183,6 +207,11 @@ class _InterruptWatch:
             signal.signal(signum, handler)
         os.close(self.read_fd)
         os.close(self._write_fd)
+
+    def wake(self) -> None:
+        """Wake the run's wait from another thread (the wait drains the byte)."""
+        with contextlib.suppress(OSError):  # a full pipe wakes it anyway
+            os.write(self._write_fd, b"w")
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
         self.count += 1

@@ -1,0 +1,657 @@
+// The dagwright web UI: a workflow list, a workflow's DAG and timeline, a node panel with logs, and the actions.
+// Plain browser JavaScript, no build step. Everything that comes from a workflow (names, messages, outputs, log
+// lines) is put on the page with textContent or as an SVG attribute value, never parsed as HTML.
+"use strict";
+(() => {
+  const TOKEN = document.querySelector('meta[name="dagwright-token"]').content;
+  const SVG = "http://www.w3.org/2000/svg";
+  const NODE_W = 170, NODE_H = 36;
+  const DAGRE_MAX = 400; // dagre's layout takes seconds past a few hundred nodes; beyond, a linear layered layout
+  const TIMELINE_MAX = 2000;
+  const LOG_MAX = 1 << 20;
+  const FINISHED = new Set(["Succeeded", "Failed", "Stopped"]);
+  const $ = (id) => document.getElementById(id);
+
+  const state = {
+    info: { actions: [], namespace: null, label: "" },
+    rows: [],
+    streams: [],
+    logStream: null,
+    wf: null, // {namespace, name, key, head, nodes: Map name -> compact status, els: Map name -> element}
+    selected: null,
+    dirty: new Set(),
+    frame: 0,
+  };
+  window.dagwright = state; // for the browser tests and the bench: what the page holds
+
+  function el(tag, text, cls) {
+    const node = document.createElement(tag);
+    if (text !== undefined && text !== null) node.textContent = String(text);
+    if (cls) node.className = cls;
+    return node;
+  }
+
+  function banner(text, kind) {
+    const box = $("banner");
+    box.textContent = text || "";
+    box.className = kind || "";
+    box.hidden = !text;
+  }
+
+  function closeStreams() {
+    state.streams.forEach((s) => s.close());
+    state.streams = [];
+    closeLogs();
+  }
+
+  function stream(url, handlers) {
+    const source = new EventSource(url);
+    for (const [event, handler] of Object.entries(handlers)) {
+      source.addEventListener(event, (e) => handler(JSON.parse(e.data)));
+    }
+    state.streams.push(source);
+    return source;
+  }
+
+  function age(iso) {
+    if (!iso) return "";
+    const seconds = Math.max(0, (Date.now() - Date.parse(iso)) / 1000);
+    for (const [unit, size] of [["d", 86400], ["h", 3600], ["m", 60]]) {
+      if (seconds >= size) return Math.floor(seconds / size) + unit;
+    }
+    return Math.floor(seconds) + "s";
+  }
+
+  function duration(seconds) {
+    if (seconds === null || seconds === undefined) return "";
+    const s = Math.round(seconds);
+    if (s >= 3600) return `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, "0")}m`;
+    if (s >= 60) return `${Math.floor(s / 60)}m${String(s % 60).padStart(2, "0")}s`;
+    return `${s}s`;
+  }
+
+  function etaText(eta) {
+    return eta === null || eta === undefined ? "" : `~${duration(eta)} left`;
+  }
+
+  function api(path) {
+    return path.split("/").map(encodeURIComponent).join("/");
+  }
+
+  // ---------------------------------------------------------------- routing
+
+  async function route() {
+    closeStreams();
+    banner("");
+    const match = location.hash.match(/^#\/wf\/([^/]+)\/([^/]+)$/);
+    if (match) openWorkflow(decodeURIComponent(match[1]), decodeURIComponent(match[2]));
+    else openList();
+  }
+
+  // ---------------------------------------------------------------- the list
+
+  function openList() {
+    state.wf = null;
+    $("workflow-view").hidden = true;
+    $("list-view").hidden = false;
+    $("crumb").textContent = "";
+    document.title = "dagwright";
+    const namespace = $("f-namespace").value.trim();
+    const query = namespace ? `?namespace=${encodeURIComponent(namespace)}` : "";
+    stream(`/api/workflows/stream${query}`, {
+      list: (rows) => {
+        banner("");
+        state.rows = rows;
+        renderList();
+      },
+      failure: (problem) => banner(problem.error),
+    });
+  }
+
+  function labelFilter() {
+    return $("f-labels").value.split(",").map((s) => s.trim()).filter(Boolean).map((pair) => pair.split("="));
+  }
+
+  function renderList() {
+    const phase = $("f-phase").value;
+    const template = $("f-template").value.trim();
+    const labels = labelFilter();
+    const body = document.querySelector("#workflows tbody");
+    const rows = state.rows.filter(
+      (row) =>
+        (!phase || row.phase === phase) &&
+        (!template || row.template === template) &&
+        labels.every(([key, value]) => key in row.labels && (value === undefined || row.labels[key] === value)),
+    );
+    body.replaceChildren(
+      ...rows.map((row) => {
+        const tr = el("tr");
+        tr.dataset.name = row.name;
+        tr.dataset.namespace = row.namespace;
+        const link = el("a", row.name);
+        link.href = `#/wf/${encodeURIComponent(row.namespace)}/${encodeURIComponent(row.name)}`;
+        const name = el("td");
+        name.append(link);
+        const phaseCell = el("td");
+        phaseCell.append(el("span", row.paused && row.phase === "Running" ? "Paused" : row.phase, `phase phase-${row.phase}`));
+        const progress = el("td");
+        const bar = el("div", null, "bar");
+        const fill = el("div");
+        fill.style.width = `${row.total ? (100 * row.done) / row.total : 0}%`;
+        bar.append(fill);
+        progress.append(bar, " ", el("span", `${row.done}/${row.total}`, "progress"));
+        const ageCell = el("td", age(row.created));
+        ageCell.dataset.created = row.created || "";
+        tr.append(name, el("td", row.namespace), phaseCell, progress, ageCell, el("td", etaText(row.eta)));
+        return tr;
+      }),
+    );
+    $("list-empty").hidden = rows.length > 0;
+  }
+
+  // ---------------------------------------------------------------- a workflow
+
+  async function openWorkflow(namespace, name) {
+    $("list-view").hidden = true;
+    $("workflow-view").hidden = false;
+    $("panel").hidden = true;
+    $("crumb").textContent = `${namespace}/${name}`;
+    $("wf-name").textContent = name;
+    document.title = `${name} - dagwright`;
+    document.body.dataset.ready = "";
+    state.selected = null;
+    state.wf = { namespace, name, key: null, head: null, nodes: new Map(), els: new Map(), graph: null };
+    const wf = state.wf;
+    let loading = null;
+    const apply = async (message, snapshot) => {
+      if (wf !== state.wf) return;
+      if (message.head.specKey !== wf.key) {
+        loading = loading || loadGraph(wf);
+        await loading;
+        loading = null;
+      }
+      if (snapshot) wf.nodes = new Map();
+      for (const [node, entry] of Object.entries(message.nodes)) {
+        wf.nodes.set(node, entry);
+        state.dirty.add(node);
+      }
+      wf.head = message.head;
+      renderHead();
+      schedule();
+      if (snapshot) document.body.dataset.ready = "1";
+    };
+    let queue = Promise.resolve();
+    const base = `/api/workflows/${api(namespace)}/${api(name)}`;
+    stream(`${base}/stream`, {
+      snapshot: (m) => (queue = queue.then(() => apply(m, true))),
+      update: (m) => (queue = queue.then(() => apply(m, false))),
+      failure: (problem) => banner(problem.error),
+    });
+  }
+
+  async function loadGraph(wf) {
+    const response = await fetch(`/api/workflows/${api(wf.namespace)}/${api(wf.name)}/graph`);
+    const graph = await response.json();
+    if (!response.ok) {
+      banner(graph.error);
+      return;
+    }
+    wf.key = graph.key;
+    wf.graph = graph;
+    drawGraph(wf, graph.nodes);
+  }
+
+  function renderHead() {
+    const head = state.wf.head;
+    const phase = head.paused && head.phase === "Running" ? "Paused" : head.phase;
+    const badge = $("wf-phase");
+    badge.textContent = phase;
+    badge.className = `phase phase-${phase}`;
+    $("wf-bar").style.width = `${head.total ? (100 * head.done) / head.total : 0}%`;
+    $("wf-progress").textContent = `${head.done}/${head.total}`;
+    $("wf-eta").textContent = etaText(head.eta);
+    $("wf-message").textContent = head.message || "";
+    const allowed = new Set(state.info.actions);
+    const finished = FINISHED.has(head.phase);
+    const enabled = {
+      pause: !head.paused && !finished,
+      resume: head.paused,
+      stop: !finished && !head.stopped,
+      retry: head.phase === "Failed" || head.phase === "Stopped",
+    };
+    for (const button of document.querySelectorAll("#wf-actions button")) {
+      const action = button.dataset.action;
+      button.hidden = !allowed.has(action);
+      button.disabled = !enabled[action];
+    }
+    if (state.selected) renderApproval();
+  }
+
+  // ---------------------------------------------------------------- layout and drawing
+
+  function layout(nodes) {
+    if (nodes.length <= DAGRE_MAX && window.dagre) {
+      const g = new dagre.graphlib.Graph();
+      g.setGraph({ rankdir: "TB", nodesep: 18, ranksep: 36, marginx: 10, marginy: 10 });
+      g.setDefaultEdgeLabel(() => ({}));
+      for (const node of nodes) g.setNode(node.name, { width: NODE_W, height: NODE_H });
+      for (const node of nodes) for (const dep of node.deps) g.setEdge(dep, node.name);
+      dagre.layout(g);
+      const positions = new Map(nodes.map((n) => [n.name, g.node(n.name)]));
+      const edges = g.edges().map((e) => g.edge(e).points);
+      return { positions, edges };
+    }
+    return layered(nodes);
+  }
+
+  // Ranks by longest path from a root, order within a rank by the mean position of the parents, wide ranks
+  // folded into rows of ROW: linear time, so a 10,000-node DAG lays out in milliseconds.
+  function layered(nodes) {
+    const ROW = 60;
+    const byName = new Map(nodes.map((n) => [n.name, n]));
+    const rank = new Map();
+    const children = new Map(nodes.map((n) => [n.name, []]));
+    const indegree = new Map();
+    for (const n of nodes) {
+      indegree.set(n.name, n.deps.filter((d) => byName.has(d)).length);
+      for (const d of n.deps) if (children.has(d)) children.get(d).push(n.name);
+    }
+    let frontier = nodes.filter((n) => indegree.get(n.name) === 0).map((n) => n.name);
+    frontier.forEach((name) => rank.set(name, 0));
+    while (frontier.length) {
+      const next = [];
+      for (const name of frontier) {
+        for (const child of children.get(name)) {
+          rank.set(child, Math.max(rank.get(child) || 0, rank.get(name) + 1));
+          indegree.set(child, indegree.get(child) - 1);
+          if (indegree.get(child) === 0) next.push(child);
+        }
+      }
+      frontier = next;
+    }
+    const ranks = [];
+    for (const n of nodes) {
+      const r = rank.get(n.name) || 0;
+      (ranks[r] = ranks[r] || []).push(n.name);
+    }
+    const x = new Map();
+    const positions = new Map();
+    let y = 10 + NODE_H / 2;
+    for (const names of ranks) {
+      if (!names) continue;
+      const keyed = names.map((name) => {
+        const deps = byName.get(name).deps.filter((d) => x.has(d));
+        return [deps.length ? deps.reduce((s, d) => s + x.get(d), 0) / deps.length : 0, name];
+      });
+      keyed.sort((a, b) => a[0] - b[0]);
+      keyed.forEach(([, name], i) => {
+        const column = i % ROW;
+        const px = 10 + NODE_W / 2 + column * (NODE_W + 18);
+        x.set(name, px);
+        positions.set(name, { x: px, y: y + Math.floor(i / ROW) * (NODE_H + 14) });
+      });
+      y += Math.ceil(keyed.length / ROW) * (NODE_H + 14) + 36;
+    }
+    const edges = [];
+    for (const n of nodes) {
+      for (const d of n.deps) {
+        const a = positions.get(d), b = positions.get(n.name);
+        if (a && b) edges.push([{ x: a.x, y: a.y + NODE_H / 2 }, { x: b.x, y: b.y - NODE_H / 2 }]);
+      }
+    }
+    return { positions, edges };
+  }
+
+  function drawGraph(wf, nodes) {
+    const { positions, edges } = layout(nodes);
+    wf.positions = positions;
+    const d = [];
+    for (const points of edges) {
+      d.push(`M${points[0].x.toFixed(1)},${points[0].y.toFixed(1)}`);
+      for (let i = 1; i < points.length; i++) d.push(`L${points[i].x.toFixed(1)},${points[i].y.toFixed(1)}`);
+    }
+    $("edges").setAttribute("d", d.join(""));
+    const group = $("nodes");
+    const fragment = document.createDocumentFragment();
+    wf.els = new Map();
+    for (const node of nodes) {
+      const p = positions.get(node.name);
+      const g = document.createElementNS(SVG, "g");
+      g.setAttribute("class", "node phase-Pending");
+      g.setAttribute("transform", `translate(${(p.x - NODE_W / 2).toFixed(1)},${(p.y - NODE_H / 2).toFixed(1)})`);
+      g.dataset.name = node.name;
+      const rect = document.createElementNS(SVG, "rect");
+      rect.setAttribute("width", NODE_W);
+      rect.setAttribute("height", NODE_H);
+      const label = document.createElementNS(SVG, "text");
+      label.setAttribute("x", NODE_W / 2);
+      label.setAttribute("y", NODE_H / 2);
+      const marks = (node.approval ? "✋ " : "") + (node.finally ? "⤓ " : "");
+      label.textContent = marks + (node.name.length > 22 ? node.name.slice(0, 21) + "…" : node.name);
+      g.append(rect, label);
+      fragment.append(g);
+      wf.els.set(node.name, g);
+      state.dirty.add(node.name);
+    }
+    group.replaceChildren(fragment);
+    fit(positions);
+  }
+
+  function schedule() {
+    if (!state.frame) state.frame = requestAnimationFrame(paint);
+  }
+
+  function paint() {
+    state.frame = 0;
+    const wf = state.wf;
+    if (!wf) return;
+    for (const name of state.dirty) {
+      const g = wf.els.get(name);
+      if (!g) continue;
+      const entry = wf.nodes.get(name) || {};
+      const phase = entry.phase || "Pending";
+      g.setAttribute("class", `node phase-${phase}${name === state.selected ? " selected" : ""}`);
+      g.dataset.phase = phase;
+      if (name === state.selected) refreshPanelSoon();
+    }
+    state.dirty.clear();
+    if (!$("timeline").hidden) timelineSoon();
+  }
+
+  // ---------------------------------------------------------------- pan and zoom
+
+  const view = { k: 1, x: 0, y: 0 };
+
+  function applyView() {
+    $("viewport").setAttribute("transform", `translate(${view.x},${view.y}) scale(${view.k})`);
+  }
+
+  function fit(positions) {
+    let x0 = Infinity, y0 = Infinity, x1 = -Infinity, y1 = -Infinity;
+    for (const p of positions.values()) {
+      x0 = Math.min(x0, p.x - NODE_W / 2);
+      y0 = Math.min(y0, p.y - NODE_H / 2);
+      x1 = Math.max(x1, p.x + NODE_W / 2);
+      y1 = Math.max(y1, p.y + NODE_H / 2);
+    }
+    const box = $("graph").getBoundingClientRect();
+    if (!isFinite(x0) || !box.width) return;
+    view.k = Math.min(1.2, Math.max(0.02, Math.min(box.width / (x1 - x0 + 20), box.height / (y1 - y0 + 20))));
+    view.x = (box.width - (x1 - x0) * view.k) / 2 - x0 * view.k;
+    view.y = 10 - y0 * view.k;
+    applyView();
+  }
+
+  function setupPanZoom() {
+    const svg = $("dag");
+    let drag = null;
+    svg.addEventListener("wheel", (e) => {
+      e.preventDefault();
+      const box = svg.getBoundingClientRect();
+      const factor = Math.exp(-e.deltaY * 0.0015);
+      const k = Math.min(4, Math.max(0.01, view.k * factor));
+      const px = e.clientX - box.left, py = e.clientY - box.top;
+      view.x = px - ((px - view.x) * k) / view.k;
+      view.y = py - ((py - view.y) * k) / view.k;
+      view.k = k;
+      applyView();
+    }, { passive: false });
+    svg.addEventListener("pointerdown", (e) => {
+      drag = { x: e.clientX, y: e.clientY, vx: view.x, vy: view.y, moved: false };
+    });
+    svg.addEventListener("pointermove", (e) => {
+      if (!drag) return;
+      const dx = e.clientX - drag.x, dy = e.clientY - drag.y;
+      if (Math.abs(dx) + Math.abs(dy) > 4) drag.moved = true;
+      if (drag.moved) {
+        view.x = drag.vx + dx;
+        view.y = drag.vy + dy;
+        applyView();
+      }
+    });
+    svg.addEventListener("pointerup", (e) => {
+      const moved = drag && drag.moved;
+      drag = null;
+      if (moved) return;
+      const g = e.target.closest && e.target.closest(".node");
+      if (g) openPanel(g.dataset.name);
+    });
+  }
+
+  // ---------------------------------------------------------------- the node panel
+
+  let panelTimer = 0;
+  function refreshPanelSoon() {
+    clearTimeout(panelTimer);
+    panelTimer = setTimeout(() => state.selected && loadPanel(state.selected, false), 300);
+  }
+
+  function openPanel(name) {
+    const wf = state.wf;
+    const previous = state.selected;
+    state.selected = name;
+    if (previous) state.dirty.add(previous);
+    state.dirty.add(name);
+    schedule();
+    $("panel").hidden = false;
+    $("p-name").textContent = name;
+    $("p-message").value = "";
+    closeLogs();
+    $("p-logs").textContent = "";
+    $("p-logs-end").textContent = "";
+    $("p-attempt").replaceChildren();
+    loadPanel(name, true);
+    return wf;
+  }
+
+  async function loadPanel(name, first) {
+    const wf = state.wf;
+    const response = await fetch(`/api/workflows/${api(wf.namespace)}/${api(wf.name)}/nodes/${api(name)}`);
+    const detail = await response.json();
+    if (state.selected !== name || wf !== state.wf) return;
+    if (!response.ok) {
+      banner(detail.error);
+      return;
+    }
+    const status = detail.status;
+    const facts = [
+      ["phase", status.phase],
+      ["attempts", status.attempts],
+      ["exit code", status.exitCode],
+      ["reason", status.reason],
+      ["message", status.message],
+      ["progress", status.progress],
+      ["started", status.startedAt],
+      ["attempt started", status.attemptStartedAt],
+      ["finished", status.finishedAt],
+      ["duration", status.startedAt ? duration(((status.finishedAt ? Date.parse(status.finishedAt) : Date.now()) - Date.parse(status.startedAt)) / 1000) : null],
+      ["next attempt", status.nextAttemptAt],
+      ["image", detail.spec.image],
+      ["depends on", (detail.spec.dependsOn || []).join(", ")],
+      ["when", detail.spec.when],
+      ["timeout", detail.spec.timeoutSeconds ? `${detail.spec.timeoutSeconds}s` : null],
+      ["env", (detail.spec.env || []).join(", ")],
+    ];
+    const dl = $("p-facts");
+    dl.replaceChildren();
+    for (const [key, value] of facts) {
+      if (value === null || value === undefined || value === "") continue;
+      dl.append(el("dt", key), el("dd", value));
+    }
+    const rendered = detail.rendered;
+    const command = rendered ? [...rendered.command, ...rendered.args] : [...(detail.spec.command || []), ...(detail.spec.args || [])];
+    $("p-command").textContent =
+      (detail.spec.approval ? "(an approval node: runs nothing)" : command.map(quote).join(" ")) +
+      (rendered && rendered.inPod ? "\n(its templates read outputs kept in Redis: node-runner renders them in the pod)" : "");
+    $("p-outputs").textContent = status.outputs ? JSON.stringify(status.outputs, null, 2) : status.outputsRef ? `in Redis: ${status.outputsRef}` : "(none)";
+    renderApproval();
+    const select = $("p-attempt");
+    const attempts = status.attempts || 0;
+    if (select.options.length !== attempts) {
+      const chosen = select.value;
+      select.replaceChildren(...Array.from({ length: attempts }, (_, i) => {
+        const option = el("option", `attempt ${i + 1}`);
+        option.value = String(i + 1);
+        return option;
+      }));
+      select.value = first || !chosen ? String(attempts) : chosen;
+      if (attempts && (first || !state.logStream)) startLogs(name, Number(select.value));
+    }
+    if (!attempts && !detail.spec.approval) $("p-logs-end").textContent = "not started yet";
+  }
+
+  function quote(word) {
+    return /^[\w@%+=:,./-]+$/.test(word) ? word : `'${String(word).replace(/'/g, `'\\''`)}'`;
+  }
+
+  function renderApproval() {
+    const entry = state.wf && state.wf.nodes.get(state.selected);
+    const waiting = entry && entry.phase === "AwaitingApproval" && state.info.actions.includes("approve");
+    $("p-approval").hidden = !waiting;
+  }
+
+  function closeLogs() {
+    if (state.logStream) state.logStream.close();
+    state.logStream = null;
+  }
+
+  function startLogs(name, attempt) {
+    closeLogs();
+    const wf = state.wf;
+    const pre = $("p-logs");
+    pre.textContent = "";
+    $("p-logs-end").textContent = "";
+    const source = new EventSource(`/api/workflows/${api(wf.namespace)}/${api(wf.name)}/nodes/${api(name)}/logs?attempt=${attempt}`);
+    state.logStream = source;
+    source.addEventListener("log", (e) => {
+      let text = pre.textContent + JSON.parse(e.data);
+      if (text.length > LOG_MAX) text = text.slice(text.length - LOG_MAX);
+      pre.textContent = text;
+      pre.scrollTop = pre.scrollHeight;
+    });
+    source.addEventListener("end", (e) => {
+      $("p-logs-end").textContent = JSON.parse(e.data).message;
+      source.close();
+    });
+    source.onerror = () => {
+      if (source.readyState === EventSource.CLOSED) $("p-logs-end").textContent = "log stream closed";
+    };
+  }
+
+  // ---------------------------------------------------------------- the timeline
+
+  let timelineTimer = 0;
+  function timelineSoon() {
+    if (!timelineTimer) timelineTimer = setTimeout(() => { timelineTimer = 0; renderTimeline(); }, 1000);
+  }
+
+  function renderTimeline() {
+    const wf = state.wf;
+    if (!wf) return;
+    const started = [...wf.nodes.entries()].filter(([, n]) => n.startedAt).sort((a, b) => Date.parse(a[1].startedAt) - Date.parse(b[1].startedAt));
+    const box = $("timeline");
+    if (!started.length) {
+      box.replaceChildren(el("p", "No node has started yet."));
+      return;
+    }
+    const now = Date.now();
+    const t0 = Date.parse(started[0][1].startedAt);
+    const t1 = Math.max(...started.map(([, n]) => (n.finishedAt ? Date.parse(n.finishedAt) : now)), t0 + 1000);
+    const span = t1 - t0;
+    const rows = started.slice(0, TIMELINE_MAX).map(([name, n]) => {
+      const row = el("div", null, "tl-row");
+      row.dataset.name = name;
+      const label = el("span", n.attempts > 1 ? `${name} ×${n.attempts}` : name, "tl-name");
+      label.title = name;
+      const track = el("div", null, "tl-track");
+      const start = Date.parse(n.startedAt);
+      const end = n.finishedAt ? Date.parse(n.finishedAt) : now;
+      const bar = el("div", null, `tl-bar phase-${n.phase}`);
+      bar.style.left = `${(100 * (start - t0)) / span}%`;
+      bar.style.width = `${(100 * (end - start)) / span}%`;
+      bar.title = `${n.phase}, ${duration((end - start) / 1000)}`;
+      track.append(bar);
+      if (n.attempts > 1 && n.attemptStartedAt) {
+        const mark = el("div", null, "tl-attempt");
+        mark.style.left = `${(100 * (Date.parse(n.attemptStartedAt) - t0)) / span}%`;
+        mark.title = `attempt ${n.attempts} started`;
+        track.append(mark);
+      }
+      row.append(label, track);
+      row.addEventListener("click", () => openPanel(name));
+      return row;
+    });
+    const head = el("p", `${started.length} nodes started over ${duration(span / 1000)}` + (started.length > TIMELINE_MAX ? ` (the first ${TIMELINE_MAX} shown)` : ""));
+    box.replaceChildren(head, ...rows);
+  }
+
+  // ---------------------------------------------------------------- actions
+
+  async function act(action, node) {
+    const wf = state.wf;
+    const message = action === "reject" || action === "approve" ? $("p-message").value : "";
+    const what = node ? `${action} node ${node} of workflow ${wf.namespace}/${wf.name}` : `${action} workflow ${wf.namespace}/${wf.name}`;
+    if (!window.confirm(`${what}?`)) return;
+    const response = await fetch(`/api/workflows/${api(wf.namespace)}/${api(wf.name)}/actions/${api(action)}`, {
+      method: "POST",
+      headers: { "Content-Type": "application/json", "X-Dagwright-Token": TOKEN },
+      body: JSON.stringify({ node, message }),
+    });
+    const answer = await response.json().catch(() => ({ error: `HTTP ${response.status}` }));
+    if (response.ok) banner(`${what}: requested`, "info");
+    else banner(response.status === 403 && !answer.error.startsWith("not allowed") ? `refused (403): ${answer.error}` : answer.error);
+  }
+
+  // ---------------------------------------------------------------- start
+
+  async function start() {
+    setupPanZoom();
+    for (const button of document.querySelectorAll("#wf-actions button")) {
+      button.addEventListener("click", () => act(button.dataset.action, null));
+    }
+    for (const button of document.querySelectorAll("#p-approval button")) {
+      button.addEventListener("click", () => act(button.dataset.action, state.selected));
+    }
+    $("p-close").addEventListener("click", () => {
+      const previous = state.selected;
+      state.selected = null;
+      closeLogs();
+      $("panel").hidden = true;
+      if (previous) state.dirty.add(previous);
+      schedule();
+    });
+    $("p-attempt").addEventListener("change", () => startLogs(state.selected, Number($("p-attempt").value)));
+    for (const button of document.querySelectorAll("#tabs button")) {
+      button.addEventListener("click", () => {
+        for (const other of document.querySelectorAll("#tabs button")) other.classList.toggle("active", other === button);
+        $("graph").hidden = button.dataset.tab !== "graph";
+        $("timeline").hidden = button.dataset.tab !== "timeline";
+        if (button.dataset.tab === "timeline") renderTimeline();
+      });
+    }
+    let typing = 0;
+    $("f-namespace").addEventListener("input", () => {
+      clearTimeout(typing);
+      typing = setTimeout(route, 400);
+    });
+    for (const id of ["f-phase", "f-labels", "f-template"]) $(id).addEventListener("input", renderList);
+    $("filters").addEventListener("submit", (e) => e.preventDefault());
+    setInterval(() => {
+      for (const cell of document.querySelectorAll("td[data-created]")) cell.textContent = age(cell.dataset.created);
+    }, 5000);
+    try {
+      const response = await fetch("/api/info");
+      const info = await response.json();
+      if (!response.ok) banner(info.error);
+      else state.info = info;
+    } catch (error) {
+      banner(`cannot reach the dagwright UI server: ${error}`);
+    }
+    $("source").textContent = state.info.label || "";
+    $("f-namespace").value = state.info.namespace || "";
+    window.addEventListener("hashchange", route);
+    route();
+  }
+
+  start();
+})();

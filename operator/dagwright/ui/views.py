@@ -1,0 +1,133 @@
+"""What the web UI sends the browser, made from a Workflow object as stored (spec + status with `nodes` expanded).
+
+Pure functions, called by `server.py` for either source (cluster or local run). The browser lays the DAG out once
+per spec (`graph`, keyed by `spec_key`), then only hears the node entries that changed (`changes` of two
+`compact_nodes` maps): a 10,000-node workflow where 100 nodes change a second sends those 100 small entries,
+never the whole object. The node panel asks for one node's whole story on its own (`node_detail`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+from dagwright import eta
+
+# What the DAG and the timeline need of a node, streamed on every change; the rest is fetched with the panel.
+COMPACT_FIELDS = ("phase", "attempts", "startedAt", "finishedAt", "attemptStartedAt", "progress", "reason")
+TEMPLATE_LABELS = ("dagwright.io/template", "dagwright.io/workflow-template", "dagwright.io/cron-workflow")
+
+
+def spec_nodes(body: dict[str, Any]) -> list[dict[str, Any]]:
+    nodes: list[dict[str, Any]] = (body.get("spec") or {}).get("nodes") or []
+    return nodes
+
+
+def status_nodes(body: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    nodes: dict[str, dict[str, Any]] = (body.get("status") or {}).get("nodes") or {}
+    return nodes
+
+
+def summary(body: dict[str, Any], now: datetime | None = None) -> dict[str, Any]:
+    """One row of the workflow list."""
+    meta = body.get("metadata") or {}
+    status = body.get("status") or {}
+    spec = body.get("spec") or {}
+    nodes = status_nodes(body)
+    total = len(spec_nodes(body))
+    done = sum(1 for node in nodes.values() if node.get("phase") == "Succeeded")
+    labels = meta.get("labels") or {}
+    template = next((labels[key] for key in TEMPLATE_LABELS if key in labels), "")
+    return {
+        "namespace": meta.get("namespace", ""),
+        "name": meta.get("name", ""),
+        "phase": status.get("phase") or "Pending",
+        "progress": status.get("progress") or f"{done}/{total}",
+        "percent": status.get("percent"),
+        "done": done,
+        "total": total,
+        "created": meta.get("creationTimestamp"),
+        "labels": labels,
+        "template": template,
+        "message": (status.get("message") or "")[:200],
+        "paused": bool(spec.get("paused")),
+        "eta": _eta(body, now),
+    }
+
+
+def head(body: dict[str, Any], now: datetime | None = None) -> dict[str, Any]:
+    """The workflow-level part of the stream: phase, progress, message, ETA, and what the actions depend on."""
+    status = body.get("status") or {}
+    spec = body.get("spec") or {}
+    row = summary(body, now)
+    return {
+        **row,
+        "message": status.get("message") or "",
+        "startedAt": status.get("startedAt"),
+        "finishedAt": status.get("finishedAt"),
+        "stopped": bool(spec.get("stopped")),
+        "specKey": spec_key(body),
+    }
+
+
+def spec_key(body: dict[str, Any]) -> str:
+    """Changes when the graph would: node names and dependencies (not a pause or an approval)."""
+    shape = [(node.get("name"), node.get("dependsOn") or [], bool(node.get("finally"))) for node in spec_nodes(body)]
+    return hashlib.sha256(json.dumps(shape, separators=(",", ":")).encode()).hexdigest()[:16]
+
+
+def graph(body: dict[str, Any]) -> dict[str, Any]:
+    """The DAG to lay out: each node with its dependencies and what marks it (approval, finally, when)."""
+    nodes = []
+    for node in spec_nodes(body):
+        entry: dict[str, Any] = {"name": node.get("name", ""), "deps": node.get("dependsOn") or []}
+        if node.get("approval") is not None:
+            entry["approval"] = True
+        if node.get("finally"):
+            entry["finally"] = True
+        if node.get("when"):
+            entry["when"] = node["when"]
+        nodes.append(entry)
+    return {"key": spec_key(body), "nodes": nodes}
+
+
+def compact_nodes(body: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {
+        name: {key: node[key] for key in COMPACT_FIELDS if node.get(key) is not None}
+        for name, node in status_nodes(body).items()
+    }
+
+
+def changes(before: dict[str, dict[str, Any]], after: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """The entries of `after` that differ from `before` (a node that lost its entry, after a retry, reads {})."""
+    changed = {name: node for name, node in after.items() if before.get(name) != node}
+    changed.update({name: {} for name in before if name not in after})
+    return changed
+
+
+def node_detail(body: dict[str, Any], name: str, command: dict[str, Any] | None) -> dict[str, Any] | None:
+    """Everything the node panel shows: its status entry whole, what the spec says it runs, and the command as
+    rendered for its latest attempt (`command`, from the source), or None when the spec has no such node."""
+    spec = next((node for node in spec_nodes(body) if node.get("name") == name), None)
+    if spec is None:
+        return None
+    return {
+        "name": name,
+        "status": status_nodes(body).get(name) or {"phase": "Pending", "attempts": 0},
+        "spec": {
+            key: spec[key]
+            for key in ("image", "command", "args", "dependsOn", "timeoutSeconds", "retry", "approval", "when")
+            if spec.get(key) not in (None, [], {})
+        }
+        | ({"env": [var.get("name") for var in spec.get("env") or []]} if spec.get("env") else {}),
+        "rendered": command,
+    }
+
+
+def _eta(body: dict[str, Any], now: datetime | None) -> float | None:
+    status = body.get("status") or {}
+    if status.get("phase") not in ("Running", "Paused"):
+        return None
+    return eta.estimate(status_nodes(body).values(), len(spec_nodes(body)), now or datetime.now(UTC))
