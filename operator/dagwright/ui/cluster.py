@@ -94,6 +94,12 @@ class ClusterSource:
 
 
 def _line(error: Exception) -> str:
-    reason = getattr(error, "reason", None) or str(error)
-    body = getattr(error, "body", None)
-    return f"{reason} {body}".strip()[:300] if isinstance(body, str) else str(reason)[:300]
+    """The API server's own message (a kwok pod's node serves no logs: "dial tcp ...: connection refused")."""
+    import json
+
+    reason = str(getattr(error, "reason", None) or error)
+    try:
+        message = json.loads(getattr(error, "body", None) or "{}").get("message")
+    except (ValueError, AttributeError):
+        message = None
+    return f"{reason}: {message}"[:300] if message else reason[:300]

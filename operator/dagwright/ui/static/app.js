@@ -160,6 +160,7 @@
     document.title = `${name} - dagwright`;
     document.body.dataset.ready = "";
     state.selected = null;
+    view.touched = false;
     state.wf = { namespace, name, key: null, head: null, nodes: new Map(), els: new Map(), graph: null };
     const wf = state.wf;
     let loading = null;
@@ -326,9 +327,18 @@
       const label = document.createElementNS(SVG, "text");
       label.setAttribute("x", NODE_W / 2);
       label.setAttribute("y", NODE_H / 2);
-      const marks = (node.approval ? "✋ " : "") + (node.finally ? "⤓ " : "");
-      label.textContent = marks + (node.name.length > 22 ? node.name.slice(0, 21) + "…" : node.name);
+      label.textContent = node.name.length > 22 ? node.name.slice(0, 21) + "…" : node.name;
       g.append(rect, label);
+      const mark = [node.approval && "approval", node.finally && "finally", node.when && "when"].filter(Boolean).join(" · ");
+      if (mark) {
+        label.setAttribute("y", NODE_H / 2 - 5);
+        const small = document.createElementNS(SVG, "text");
+        small.setAttribute("class", "mark");
+        small.setAttribute("x", NODE_W / 2);
+        small.setAttribute("y", NODE_H / 2 + 10);
+        small.textContent = mark;
+        g.append(small);
+      }
       fragment.append(g);
       wf.els.set(node.name, g);
       state.dirty.add(node.name);
@@ -360,7 +370,7 @@
 
   // ---------------------------------------------------------------- pan and zoom
 
-  const view = { k: 1, x: 0, y: 0 };
+  const view = { k: 1, x: 0, y: 0, touched: false };
 
   function applyView() {
     $("viewport").setAttribute("transform", `translate(${view.x},${view.y}) scale(${view.k})`);
@@ -394,6 +404,7 @@
       view.x = px - ((px - view.x) * k) / view.k;
       view.y = py - ((py - view.y) * k) / view.k;
       view.k = k;
+      view.touched = true;
       applyView();
     }, { passive: false });
     svg.addEventListener("pointerdown", (e) => {
@@ -404,6 +415,7 @@
       const dx = e.clientX - drag.x, dy = e.clientY - drag.y;
       if (Math.abs(dx) + Math.abs(dy) > 4) drag.moved = true;
       if (drag.moved) {
+        view.touched = true;
         view.x = drag.vx + dx;
         view.y = drag.vy + dy;
         applyView();
@@ -440,6 +452,7 @@
     $("p-logs").textContent = "";
     $("p-logs-end").textContent = "";
     $("p-attempt").replaceChildren();
+    if (!view.touched && wf.positions) requestAnimationFrame(() => fit(wf.positions)); // the panel took room
     loadPanel(name, true);
     return wf;
   }
@@ -481,7 +494,7 @@
     const rendered = detail.rendered;
     const command = rendered ? [...rendered.command, ...rendered.args] : [...(detail.spec.command || []), ...(detail.spec.args || [])];
     $("p-command").textContent =
-      (detail.spec.approval ? "(an approval node: runs nothing)" : command.map(quote).join(" ")) +
+      (detail.spec.approval ? "(an approval node: runs nothing)" : command.length ? command.map(quote).join(" ") : "(the image's own entrypoint)") +
       (rendered && rendered.inPod ? "\n(its templates read outputs kept in Redis: node-runner renders them in the pod)" : "");
     $("p-outputs").textContent = status.outputs ? JSON.stringify(status.outputs, null, 2) : status.outputsRef ? `in Redis: ${status.outputsRef}` : "(none)";
     renderApproval();
@@ -495,9 +508,10 @@
         return option;
       }));
       select.value = first || !chosen ? String(attempts) : chosen;
-      if (attempts && (first || !state.logStream)) startLogs(name, Number(select.value));
+      if (attempts && !detail.spec.approval && (first || !state.logStream)) startLogs(name, Number(select.value));
     }
-    if (!attempts && !detail.spec.approval) $("p-logs-end").textContent = "not started yet";
+    if (detail.spec.approval) $("p-logs-end").textContent = "an approval node runs nothing: no logs";
+    else if (!attempts) $("p-logs-end").textContent = "not started yet";
   }
 
   function quote(word) {
@@ -617,6 +631,7 @@
       state.selected = null;
       closeLogs();
       $("panel").hidden = true;
+      if (!view.touched && state.wf && state.wf.positions) fit(state.wf.positions);
       if (previous) state.dirty.add(previous);
       schedule();
     });

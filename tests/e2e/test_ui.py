@@ -1,0 +1,103 @@
+"""`dagwright ui` in a real browser against the real API server and operator (kwok plays the pods).
+
+What a user watching and steering a workflow from the page sees: the list shows it running, the DAG follows as
+nodes finish, Pause and Resume on the page set and clear `spec.paused`, Approve on the page lets it finish, and a
+kwok pod's log panel says there are no logs (kwok pods write none; the local run's test reads real ones). With
+DAGWRIGHT_UI_SCREENSHOTS=DIR it saves the list and DAG screenshots of docs/ui.md there.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import pytest
+
+from tests import browser
+
+from .cluster.helpers import wait_for
+from .conftest import Kube
+from .operator_fixtures import OperatorProcess, apply, get_workflow, node, wait_phase, workflow
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
+
+
+@contextmanager
+def ui_server(kube: Kube, namespace: str) -> Iterator[str]:
+    env = {**os.environ, "KUBECONFIG": kube.kubeconfig, "PYTHONUNBUFFERED": "1"}
+    command = [sys.executable, "-m", "dagwright.cli", "ui", "-n", namespace, "--port", "0"]
+    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        assert process.stdout is not None
+        for line in process.stdout:
+            found = re.search(r"dagwright UI on (http://\S+)", line)
+            if found:
+                yield found.group(1)
+                return
+        raise AssertionError(f"dagwright ui printed no address (exit {process.wait()})")
+    finally:
+        process.terminate()
+        process.wait(timeout=15)
+        if process.stdout is not None:
+            process.stdout.close()
+
+
+def _spec(kube: Kube, namespace: str, name: str) -> dict[str, Any]:
+    body = get_workflow(kube, namespace, name)
+    assert body is not None
+    spec: dict[str, Any] = body["spec"]
+    return spec
+
+
+def test_watch_pause_resume_and_approve_from_the_page(kube: Kube, namespace: str, operator: OperatorProcess) -> None:
+    browser.require()
+    shots = os.environ.get("DAGWRIGHT_UI_SCREENSHOTS")
+    nodes = [
+        node("extract", duration="2s"),
+        *(node(f"transform-{i}", "extract", duration=f"{1 + i % 3}s") for i in range(4)),
+        node("load", *(f"transform-{i}" for i in range(4)), duration="1s"),
+        node("gate", "load", approval={"message": "publish the report?"}),
+        node("publish", "gate", duration="1s"),
+    ]
+    apply(kube, namespace, workflow("etl", nodes))
+    with ui_server(kube, namespace) as url, browser.browser() as chromium:
+        page = chromium.new_page(viewport={"width": 1280, "height": 760})
+        page.on("dialog", lambda dialog: dialog.accept())
+        page.goto(url)
+        row = page.locator('#workflows tbody tr[data-name="etl"]')
+        row.locator(".phase:text('Running')").wait_for(timeout=30_000)
+        if shots:
+            page.screenshot(path=f"{shots}/ui-list.png")
+
+        row.locator("a").click()
+        page.wait_for_selector('body[data-ready="1"]')
+        assert page.locator("#nodes .node").count() == 8
+        page.wait_for_selector('#nodes .node[data-name="extract"][data-phase="Succeeded"]', timeout=30_000)
+
+        page.click('#wf-actions button[data-action="pause"]')
+        wait_for("spec.paused set from the page", lambda: _spec(kube, namespace, "etl").get("paused") is True)
+        page.wait_for_selector("#wf-phase:text('Paused')", timeout=15_000)
+        page.click('#wf-actions button[data-action="resume"]')
+        wait_for("spec.paused cleared from the page", lambda: _spec(kube, namespace, "etl").get("paused") is False)
+
+        # A kwok pod has no log: the panel says so instead of staying blank.
+        page.locator('#nodes .node[data-name="extract"]').click()
+        page.wait_for_selector("#p-logs-end:text('no logs')", timeout=30_000)
+
+        gate = '#nodes .node[data-name="gate"]'
+        page.wait_for_selector(f'{gate}[data-phase="AwaitingApproval"]', timeout=60_000)
+        if shots:
+            page.screenshot(path=f"{shots}/ui-dag.png")
+        page.locator(gate).click()
+        page.fill("#p-message", "numbers look right")
+        page.click('#p-approval button[data-action="approve"]')
+        status = wait_phase(kube, namespace, "etl", "Succeeded", "Failed", timeout=60)
+        assert status["phase"] == "Succeeded"
+        assert _spec(kube, namespace, "etl")["approvals"]["gate"] == {"approved": True, "message": "numbers look right"}
+        page.wait_for_selector("#wf-phase:text('Succeeded')", timeout=15_000)
+        page.wait_for_selector('#nodes .node[data-name="publish"][data-phase="Succeeded"]')
