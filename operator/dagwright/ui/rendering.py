@@ -20,13 +20,15 @@ from dagwright.workflows import Workflow
 
 def rendered(body: dict[str, Any], name: str) -> dict[str, Any] | None:
     meta = body.get("metadata") or {}
+    generation = meta.get("generation")
     try:
         workflow = _compiled(
             meta.get("name", ""),
             meta.get("namespace"),
             meta.get("uid"),
-            str(meta.get("generation") or ""),
-            _frozen(body.get("spec")),
+            str(generation or ""),
+            # In the cluster, uid and generation name the spec: no need to serialize 10,000 nodes per panel.
+            _frozen(None if generation and meta.get("uid") else body.get("spec"), body.get("spec")),
         )
     except SpecError:
         return None
@@ -56,10 +58,10 @@ class _Frozen(str):
     value: Any
 
 
-def _frozen(spec: Any) -> _Frozen:
+def _frozen(key: Any, spec: Any) -> _Frozen:
     import json
 
-    text = _Frozen(json.dumps(spec, sort_keys=True, separators=(",", ":")))
+    text = _Frozen(json.dumps(key, sort_keys=True, separators=(",", ":")) if key is not None else "")
     text.value = spec
     return text
 

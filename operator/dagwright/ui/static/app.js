@@ -7,6 +7,13 @@
   const SVG = "http://www.w3.org/2000/svg";
   const NODE_W = 170, NODE_H = 36;
   const DAGRE_MAX = 400; // dagre's layout takes seconds past a few hundred nodes; beyond, a linear layered layout
+  const SVG_MAX = 1500; // past this many nodes the DAG is painted on a canvas: an SVG of 10,000 labelled nodes
+  // repaints at about one frame a second, a canvas draws only what is in view, and labels only when readable
+  const COLORS = {
+    Pending: ["#f1f3f5", "#9aa4b1"], Running: ["#d0e5ff", "#2f74c0"], Retrying: ["#d0e5ff", "#2f74c0"],
+    Succeeded: ["#c9efd2", "#2f9e44"], Failed: ["#ffd3cf", "#c92a2a"], AwaitingApproval: ["#ffe9b0", "#e8a400"],
+    Skipped: ["#eeeeee", "#aaaaaa"], Stopped: ["#eeeeee", "#aaaaaa"],
+  };
   const TIMELINE_MAX = 2000;
   const LOG_MAX = 1 << 20;
   const FINISHED = new Set(["Succeeded", "Failed", "Stopped"]);
@@ -166,11 +173,12 @@
     let loading = null;
     const apply = async (message, snapshot) => {
       if (wf !== state.wf) return;
+      if (loading) await loading;
       if (message.head.specKey !== wf.key) {
-        loading = loading || loadGraph(wf);
+        loading = loadGraph(wf);
         await loading;
-        loading = null;
       }
+      loading = null;
       if (snapshot) wf.nodes = new Map();
       for (const [node, entry] of Object.entries(message.nodes)) {
         wf.nodes.set(node, entry);
@@ -182,6 +190,7 @@
       if (snapshot) document.body.dataset.ready = "1";
     };
     let queue = Promise.resolve();
+    loading = loadGraph(wf); // the layout starts while the server reads the workflow for the stream
     const base = `/api/workflows/${api(namespace)}/${api(name)}`;
     stream(`${base}/stream`, {
       snapshot: (m) => (queue = queue.then(() => apply(m, true))),
@@ -306,6 +315,23 @@
   function drawGraph(wf, nodes) {
     const { positions, edges } = layout(nodes);
     wf.positions = positions;
+    wf.canvas = nodes.length > SVG_MAX;
+    $("dag").hidden = wf.canvas;
+    $("dagc").hidden = !wf.canvas;
+    if (wf.canvas) {
+      wf.order = nodes.map((n) => n.name);
+      const path = new Path2D();
+      for (const points of edges) {
+        path.moveTo(points[0].x, points[0].y);
+        for (let i = 1; i < points.length; i++) path.lineTo(points[i].x, points[i].y);
+      }
+      wf.edgePath = path;
+      $("nodes").replaceChildren();
+      $("edges").setAttribute("d", "");
+      wf.els = new Map();
+      fit(positions);
+      return;
+    }
     const d = [];
     for (const points of edges) {
       d.push(`M${points[0].x.toFixed(1)},${points[0].y.toFixed(1)}`);
@@ -355,6 +381,13 @@
     state.frame = 0;
     const wf = state.wf;
     if (!wf) return;
+    if (wf.canvas) {
+      if (state.dirty.has(state.selected)) refreshPanelSoon();
+      state.dirty.clear();
+      paintCanvas(wf);
+      if (!$("timeline").hidden) timelineSoon();
+      return;
+    }
     for (const name of state.dirty) {
       const g = wf.els.get(name);
       if (!g) continue;
@@ -373,7 +406,65 @@
   const view = { k: 1, x: 0, y: 0, touched: false };
 
   function applyView() {
-    $("viewport").setAttribute("transform", `translate(${view.x},${view.y}) scale(${view.k})`);
+    if (state.wf && state.wf.canvas) schedule();
+    else $("viewport").setAttribute("transform", `translate(${view.x},${view.y}) scale(${view.k})`);
+  }
+
+  function paintCanvas(wf) {
+    const canvas = $("dagc");
+    const box = canvas.getBoundingClientRect();
+    const ratio = window.devicePixelRatio || 1;
+    if (canvas.width !== Math.round(box.width * ratio) || canvas.height !== Math.round(box.height * ratio)) {
+      canvas.width = Math.round(box.width * ratio);
+      canvas.height = Math.round(box.height * ratio);
+    }
+    const ctx = canvas.getContext("2d");
+    ctx.setTransform(1, 0, 0, 1, 0, 0);
+    ctx.clearRect(0, 0, canvas.width, canvas.height);
+    ctx.setTransform(ratio * view.k, 0, 0, ratio * view.k, ratio * view.x, ratio * view.y);
+    ctx.lineWidth = 1.2 / view.k;
+    ctx.strokeStyle = "#9aa4b1";
+    ctx.stroke(wf.edgePath);
+    // What is in view, in graph coordinates: only those nodes are drawn.
+    const x0 = -view.x / view.k - NODE_W, y0 = -view.y / view.k - NODE_H;
+    const x1 = (box.width - view.x) / view.k + NODE_W, y1 = (box.height - view.y) / view.k + NODE_H;
+    const labels = view.k >= 0.45;
+    ctx.font = "12px system-ui, sans-serif";
+    ctx.textAlign = "center";
+    ctx.textBaseline = "middle";
+    for (const name of wf.order) {
+      const p = wf.positions.get(name);
+      if (p.x < x0 || p.x > x1 || p.y < y0 || p.y > y1) continue;
+      const phase = (wf.nodes.get(name) || {}).phase || "Pending";
+      const [fill, stroke] = COLORS[phase] || COLORS.Pending;
+      ctx.fillStyle = fill;
+      ctx.fillRect(p.x - NODE_W / 2, p.y - NODE_H / 2, NODE_W, NODE_H);
+      if (labels || name === state.selected) {
+        ctx.strokeStyle = name === state.selected ? "#000" : stroke;
+        ctx.lineWidth = (name === state.selected ? 2.5 : 1) / view.k;
+        ctx.strokeRect(p.x - NODE_W / 2, p.y - NODE_H / 2, NODE_W, NODE_H);
+      }
+      if (labels) {
+        ctx.fillStyle = "#1d232b";
+        ctx.fillText(name.length > 22 ? name.slice(0, 21) + "…" : name, p.x, p.y);
+      }
+    }
+  }
+
+  // Where a node is on the screen (client coordinates), for the bench and the tests of a canvas-drawn DAG.
+  state.screenOf = (name) => {
+    const p = state.wf && state.wf.positions.get(name);
+    const box = $(state.wf.canvas ? "dagc" : "dag").getBoundingClientRect();
+    return p && { x: box.left + view.x + p.x * view.k, y: box.top + view.y + p.y * view.k };
+  };
+
+  function nodeAt(wf, clientX, clientY) {
+    const box = $("dagc").getBoundingClientRect();
+    const gx = (clientX - box.left - view.x) / view.k, gy = (clientY - box.top - view.y) / view.k;
+    for (const [name, p] of wf.positions) {
+      if (Math.abs(gx - p.x) <= NODE_W / 2 && Math.abs(gy - p.y) <= NODE_H / 2) return name;
+    }
+    return null;
   }
 
   function fit(positions) {
@@ -393,7 +484,11 @@
   }
 
   function setupPanZoom() {
-    const svg = $("dag");
+    for (const surface of [$("dag"), $("dagc")]) setupSurface(surface);
+    window.addEventListener("resize", () => state.wf && state.wf.canvas && schedule());
+  }
+
+  function setupSurface(svg) {
     let drag = null;
     svg.addEventListener("wheel", (e) => {
       e.preventDefault();
@@ -425,6 +520,11 @@
       const moved = drag && drag.moved;
       drag = null;
       if (moved) return;
+      if (state.wf && state.wf.canvas) {
+        const name = nodeAt(state.wf, e.clientX, e.clientY);
+        if (name) openPanel(name);
+        return;
+      }
       const g = e.target.closest && e.target.closest(".node");
       if (g) openPanel(g.dataset.name);
     });
