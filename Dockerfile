@@ -20,7 +20,7 @@ COPY operator ./operator
 COPY node-runner ./node-runner
 COPY crds ./crds
 RUN python -m venv /opt/dagwright \
- && /opt/dagwright/bin/pip install --no-compile ".[operator,runner]"
+ && /opt/dagwright/bin/pip install --no-compile ".[operator,runner,ui]"
 
 FROM ${PYTHON_IMAGE} AS base
 ARG VERSION

@@ -309,3 +309,36 @@ def test_the_operator_serves_the_charts_certificate_at_the_charts_path(
     assert result["status"]["message"] == "invalid spec: spec.nodes[0].dependsOn[0]: node 'a' depends on itself"
     assert result["status"]["code"] == 422
     assert operator.alive(), operator.tail()
+
+
+@pytest.mark.parametrize("read_only", [True, False], ids=["read-only", "actions"])
+def test_the_in_cluster_ui_reads_and_only_acts_when_told(
+    helm: Path, kube: Kube, namespace: str, read_only: bool
+) -> None:
+    sets = ("ui.enabled=true", f"ui.readOnly={str(read_only).lower()}", f"watchNamespaces={{{namespace}}}")
+    lint = run_helm(helm, kube, "lint", str(CHART), "--strict", *(a for value in sets for a in ("--set", value)))
+    assert lint.returncode == 0, lint.stdout + lint.stderr
+    documents = rendered(helm, kube, namespace, *sets)
+    (ui,) = [doc for doc in of_kind(documents, "Deployment") if doc["metadata"]["name"] == "dw-dagwright-ui"]
+    container = ui["spec"]["template"]["spec"]["containers"][0]
+    assert container["command"][:2] == ["dagwright", "ui"]
+    assert ("--read-only" in container["args"]) is read_only
+    assert ui["spec"]["template"]["spec"]["serviceAccountName"] == "dw-dagwright-ui"
+    # Only the UI's objects: the rest of the chart (its webhook configuration) would reach the whole shared plane.
+    text = yaml.safe_dump_all([doc for doc in documents if doc["metadata"]["name"] == "dw-dagwright-ui"])
+    result = kube.kubectl("apply", "-n", namespace, "-f", "-", input=text, check=False)
+    assert result.returncode == 0, result.stderr
+    assert "role.rbac.authorization.k8s.io/dw-dagwright-ui created" in result.stdout  # namespaced, not cluster-wide
+    account = f"system:serviceaccount:{namespace}:dw-dagwright-ui"
+
+    def can(verb: str, resource: str) -> bool:
+        resource, _, subresource = resource.partition("/")
+        extra = [f"--subresource={subresource}"] if subresource else []
+        answer = kube.kubectl("auth", "can-i", verb, resource, *extra, "-n", namespace, "--as", account, check=False)
+        return answer.stdout.strip() == "yes"
+
+    assert can("list", "workflows.dagwright.io") and can("watch", "jobs.batch") and can("get", "pods/log")
+    assert can("patch", "workflows.dagwright.io") is not read_only
+    assert not can("delete", "workflows.dagwright.io") and not can("create", "workflows.dagwright.io")
+    assert not can("get", "secrets") and not can("patch", "workflows.dagwright.io/status")
+    assert not can("create", "jobs.batch") and not can("delete", "pods")

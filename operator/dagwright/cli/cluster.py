@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
-from dagwright import graph, manifests
+from dagwright import eta, graph, manifests
 from dagwright.cli.arguments import parameters
 from dagwright.k8s import commands
 
@@ -148,7 +148,8 @@ def _describe(body: dict[str, Any]) -> Iterator[str]:
     from dagwright.k8s import statuswire
 
     status = statuswire.expanded(body.get("status") or {})
-    yield f"{body['metadata']['name']}: {status.get('phase', 'Pending')} {status.get('progress', '')}".rstrip()
+    left = _eta(status, len((body.get("spec") or {}).get("nodes") or []))
+    yield f"{body['metadata']['name']}: {status.get('phase', 'Pending')} {status.get('progress', '')} {left}".rstrip()
     if status.get("message"):
         yield f"  {status['message']}"
     nodes = status.get("nodes") or {}
@@ -189,8 +190,17 @@ def _depths(spec_nodes: list[dict[str, Any]]) -> dict[str, int]:
     return depth
 
 
+def _eta(status: dict[str, Any], total: int) -> str:
+    """`~1m20s left` while it runs (see dagwright.eta), else ""."""
+    if status.get("phase") not in ("Running", "Paused"):
+        return ""
+    return eta.text(eta.estimate((status.get("nodes") or {}).values(), total, datetime.now(UTC)))
+
+
 def _watch(args: argparse.Namespace) -> int:
     """Poll the Workflow and redraw; on a terminal a live view, elsewhere a line per change."""
+    from dagwright.k8s import statuswire
+
     api_client, default_namespace = commands.connect()
     namespace = args.namespace or default_namespace
     last = None
@@ -198,11 +208,13 @@ def _watch(args: argparse.Namespace) -> int:
         body = commands.read(api_client, namespace, args.name)
         status = body.get("status") or {}
         summary = (status.get("phase"), status.get("progress"), status.get("message"))
+        left = _eta(statuswire.expanded(status), len((body.get("spec") or {}).get("nodes") or []))
         if sys.stdout.isatty():
             print("\033[2J\033[H" + "\n".join(_describe(body)), flush=True)
         elif summary != last:
             print(
-                f"{datetime.now(UTC):%H:%M:%S} {summary[0] or 'Pending'} {summary[1] or ''} {summary[2] or ''}",
+                f"{datetime.now(UTC):%H:%M:%S} {summary[0] or 'Pending'} {summary[1] or ''} {summary[2] or ''}"
+                + (f" ({left})" if left else ""),
                 flush=True,
             )
         last = summary

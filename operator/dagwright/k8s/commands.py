@@ -53,11 +53,24 @@ def _api_problem(what: str, error: Any) -> str:
     return f"the API server refused: {error.status} {error.reason}"
 
 
+_POD_NAMESPACE = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
+
+
 def connect() -> tuple[Any, str]:
-    """An API client from the kubeconfig, and the kubeconfig's namespace (`default` when it names none)."""
+    """An API client from the kubeconfig, and the kubeconfig's namespace (`default` when it names none); in a pod
+    without a kubeconfig (the chart's `dagwright ui`), the pod's ServiceAccount and namespace."""
+    import os
+
     from kubernetes import client, config
 
-    config.load_kube_config()
+    try:
+        config.load_kube_config()
+    except config.ConfigException:
+        if not os.environ.get("KUBERNETES_SERVICE_HOST"):
+            raise
+        config.load_incluster_config()
+        with open(_POD_NAMESPACE, encoding="utf-8") as file:
+            return client.ApiClient(), file.read().strip() or "default"
     _, context = config.list_kube_config_contexts()
     namespace = (context or {}).get("context", {}).get("namespace") or "default"
     return client.ApiClient(), str(namespace)

@@ -8,6 +8,7 @@ live one draws one line per running node and an overall bar with done/total and 
 from __future__ import annotations
 
 import time
+from datetime import UTC, datetime
 from typing import TextIO
 
 from rich.console import Console, Group
@@ -15,6 +16,7 @@ from rich.live import Live
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from dagwright import eta
 from dagwright.planner import AttemptState, Decision, EventReason, Observation
 from dagwright.status import NodePhase, WorkflowStatus
 
@@ -89,6 +91,14 @@ class LiveReport:
 
     def _render(self) -> Group:
         table = Table.grid(padding=(0, 2))
+        if self.status is not None and not self.status.phase.finished:
+            nodes = [
+                {"phase": n.phase.value, "startedAt": n.started_at, "finishedAt": n.finished_at}
+                for n in self.status.nodes.values()
+            ]
+            left = eta.text(eta.estimate(nodes, len(self.status.nodes), datetime.now(UTC)))
+            if left:
+                table.add_row(f"  {left}", "", "", "")
         if self.status is not None:
             now = time.time()
             for name, node in self.status.nodes.items():

@@ -58,3 +58,15 @@ def test_no_eta_before_a_node_finished_or_after_all_did() -> None:
     done = {"phase": "Succeeded", "startedAt": _at(0), "finishedAt": _at(5)}
     assert eta.estimate([done, done], 2, NOW) is None
     assert eta.text(None) == "" and eta.text(75) == "~1m15s left" and eta.text(4000) == "~1h06m left"
+
+
+def test_dagwright_get_shows_the_eta_of_a_running_workflow() -> None:
+    from dagwright.cli import cluster
+
+    started = datetime.now(UTC) - timedelta(seconds=20)
+    done = {"phase": "Succeeded", "startedAt": started.isoformat(), "finishedAt": (started + timedelta(10)).isoformat()}
+    body = _body({"n0": done, "n1": {"phase": "Running", "startedAt": started.isoformat()}}, 3)
+    first = next(cluster._describe(body))
+    assert first.startswith("w: Running") and first.endswith(" left")
+    body["status"]["phase"] = "Failed"  # type: ignore[index]
+    assert not next(cluster._describe(body)).endswith("left")
