@@ -143,3 +143,16 @@ def test_the_graph_and_a_node_panel(http: TestClient) -> None:
     assert detail["status"]["phase"] == "Running"
     assert http.get("/api/workflows/team/wf/nodes/zzz").status_code == 404
     assert http.get("/api/workflows/team/nope/graph").json() == {"error": "workflow team/nope not found"}
+
+
+def test_every_static_file_ships_in_the_wheel() -> None:
+    """pyproject's package-data globs must cover what the page loads, or an installed UI serves 404s."""
+    import fnmatch
+    import tomllib
+    from pathlib import Path
+
+    root = Path(server.__file__).parents[1]
+    pyproject = tomllib.loads((root.parents[1] / "pyproject.toml").read_text())
+    globs = pyproject["tool"]["setuptools"]["package-data"]["dagwright"]
+    files = [str(path.relative_to(root)) for path in server.STATIC.rglob("*") if path.is_file()]
+    assert files and [f for f in files if not any(fnmatch.fnmatch(f, glob) for glob in globs)] == []
