@@ -40,6 +40,7 @@ from dagwright.ui.sources import ACTIONS, Source, SourceError
 
 STATIC = Path(__file__).parent / "static"
 TOKEN_HEADER = "X-Dagwright-Token"
+LOG_FOLLOWERS = 16  # logs followed at once; more wait for a free thread
 LIST_EVERY = 2.0  # seconds between list reads: rows change slowly and a list read is the dearest call
 
 
@@ -64,6 +65,9 @@ class _Api:
     def __init__(self, source: Source, token: str) -> None:
         self.source = source
         self.token = token
+        # A followed log holds a worker thread until its next line (or the pod's end), also after the browser
+        # left: its own pool, so many open log panels can never starve the reads every page depends on.
+        self.log_threads = anyio.CapacityLimiter(LOG_FOLLOWERS)
 
     async def page(self, request: Request) -> Response:
         html = (STATIC / "index.html").read_text(encoding="utf-8").replace("{{TOKEN}}", self.token)
@@ -170,7 +174,7 @@ class _Api:
             received = 0
             while True:
                 try:
-                    chunk = await anyio.to_thread.run_sync(_next, chunks)
+                    chunk = await anyio.to_thread.run_sync(_next, chunks, limiter=self.log_threads)
                 except SourceError as error:
                     yield {"event": "end", "data": json.dumps({"message": error.message})}
                     return
