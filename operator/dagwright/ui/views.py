@@ -73,9 +73,26 @@ def head(body: dict[str, Any], now: datetime | None = None) -> dict[str, Any]:
 
 
 def spec_key(body: dict[str, Any]) -> str:
-    """Changes when the graph would: node names and dependencies (not a pause or an approval)."""
-    shape = [(node.get("name"), node.get("dependsOn") or [], bool(node.get("finally"))) for node in spec_nodes(body)]
-    return hashlib.sha256(json.dumps(shape, separators=(",", ":")).encode()).hexdigest()[:16]
+    """Changes when the graph would: node names and dependencies (not a pause or an approval).
+
+    Asked on every read of every stream; hashing 10,000 nodes each time is avoidable, so the key is remembered for
+    the spec's uid and generation (the cluster's names for one version of a spec) or for the very list object (a
+    local run's spec), whichever there is."""
+    meta = body.get("metadata") or {}
+    nodes = spec_nodes(body)
+    version = (meta.get("uid"), meta.get("generation"))
+    remembered = _last_key.get("key")
+    if remembered is not None and (
+        _last_key.get("nodes") is nodes or (all(version) and _last_key["version"] == version)
+    ):
+        return str(remembered)
+    shape = [(node.get("name"), node.get("dependsOn") or [], bool(node.get("finally"))) for node in nodes]
+    key = hashlib.sha256(json.dumps(shape, separators=(",", ":")).encode()).hexdigest()[:16]
+    _last_key.update(nodes=nodes, version=version, key=key)
+    return key
+
+
+_last_key: dict[str, Any] = {}
 
 
 def graph(body: dict[str, Any]) -> dict[str, Any]:

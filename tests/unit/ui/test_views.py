@@ -70,3 +70,11 @@ def test_dagwright_get_shows_the_eta_of_a_running_workflow() -> None:
     assert first.startswith("w: Running") and first.endswith(" left")
     body["status"]["phase"] = "Failed"  # type: ignore[index]
     assert not next(cluster._describe(body)).endswith("left")
+
+
+def test_the_graph_key_is_remembered_per_spec_version_and_never_stale() -> None:
+    first = {**_body({}, 3), "metadata": {"name": "w", "uid": "u1", "generation": 1}}
+    grown = {**_body({}, 4), "metadata": {"name": "w", "uid": "u1", "generation": 2}}
+    other = {**_body({}, 5), "metadata": {"name": "x", "uid": "u2", "generation": 1}}
+    keys = [views.spec_key(body) for body in (first, grown, other, first)]
+    assert len(set(keys[:3])) == 3 and keys[3] == keys[0]

@@ -97,8 +97,10 @@
 
   // ---------------------------------------------------------------- the list
 
-  function openList() {
+  async function openList() {
     state.wf = null;
+    await infoReady;
+    if (location.hash.startsWith("#/wf/")) return; // left for a workflow meanwhile
     $("workflow-view").hidden = true;
     $("list-view").hidden = false;
     $("crumb").textContent = "";
@@ -754,6 +756,15 @@
     setInterval(() => {
       for (const cell of document.querySelectorAll("td[data-created]")) cell.textContent = age(cell.dataset.created);
     }, 5000);
+    // A workflow page opens without waiting for this (its actions show once it is here); the list needs the
+    // default namespace first.
+    infoReady = loadInfo();
+    window.addEventListener("hashchange", route);
+    route();
+  }
+
+  let infoReady = null;
+  async function loadInfo() {
     try {
       const response = await fetch("/api/info");
       const info = await response.json();
@@ -764,8 +775,7 @@
     }
     $("source").textContent = state.info.label || "";
     $("f-namespace").value = state.info.namespace || "";
-    window.addEventListener("hashchange", route);
-    route();
+    if (state.wf && state.wf.head) renderHead();
   }
 
   start();
