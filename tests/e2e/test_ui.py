@@ -14,9 +14,11 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from tests import browser
 
@@ -28,8 +30,8 @@ pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
 
 
 @contextmanager
-def ui_server(kube: Kube, namespace: str) -> Iterator[str]:
-    env = {**os.environ, "KUBECONFIG": kube.kubeconfig, "PYTHONUNBUFFERED": "1"}
+def ui_server(kube: Kube, namespace: str, kubeconfig: str | None = None) -> Iterator[str]:
+    env = {**os.environ, "KUBECONFIG": kubeconfig or kube.kubeconfig, "PYTHONUNBUFFERED": "1"}
     command = [sys.executable, "-m", "dagwright.cli", "ui", "-n", namespace, "--port", "0"]
     process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
@@ -101,3 +103,45 @@ def test_watch_pause_resume_and_approve_from_the_page(kube: Kube, namespace: str
         assert _spec(kube, namespace, "etl")["approvals"]["gate"] == {"approved": True, "message": "numbers look right"}
         page.wait_for_selector("#wf-phase:text('Succeeded')", timeout=15_000)
         page.wait_for_selector('#nodes .node[data-name="publish"][data-phase="Succeeded"]')
+
+
+def _viewer_kubeconfig(kube: Kube, namespace: str, directory: Path) -> str:
+    """A kubeconfig for a ServiceAccount that may only read Workflows in `namespace`."""
+    rules = [{"apiGroups": ["dagwright.io"], "resources": ["workflows"], "verbs": ["get", "list", "watch"]}]
+    objects = [
+        {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "viewer"}},
+        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role", "metadata": {"name": "viewer"}, "rules": rules},
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "RoleBinding",
+            "metadata": {"name": "viewer"},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "viewer"},
+            "subjects": [{"kind": "ServiceAccount", "name": "viewer", "namespace": namespace}],
+        },
+    ]
+    kube.kubectl("apply", "-n", namespace, "-f", "-", input=yaml.safe_dump_all(objects))
+    token = kube.kubectl("create", "token", "viewer", "-n", namespace).stdout.strip()
+    config = yaml.safe_load(Path(kube.kubeconfig).read_text())
+    config["users"] = [{"name": "viewer", "user": {"token": token}}]
+    for context in config["contexts"]:
+        context["context"]["user"] = "viewer"
+    path = directory / "viewer.kubeconfig"
+    path.write_text(yaml.safe_dump(config))
+    return str(path)
+
+
+def test_an_action_rbac_refuses_is_shown_as_refused_and_changes_nothing(
+    kube: Kube, namespace: str, tmp_path: Path
+) -> None:
+    """No operator needed: the UI acts as the caller, and this caller may read but not patch."""
+    browser.require()
+    apply(kube, namespace, workflow("report", [node("only", duration="1s")]))
+    kubeconfig = _viewer_kubeconfig(kube, namespace, tmp_path)
+    with ui_server(kube, namespace, kubeconfig) as url, browser.browser() as chromium:
+        page = chromium.new_page()
+        page.on("dialog", lambda dialog: dialog.accept())
+        page.goto(f"{url}#/wf/{namespace}/report")
+        page.wait_for_selector('body[data-ready="1"]', timeout=30_000)
+        page.click('#wf-actions button[data-action="pause"]')
+        page.wait_for_selector("#banner:text('not allowed (RBAC)')", timeout=15_000)
+    assert not _spec(kube, namespace, "report").get("paused")
