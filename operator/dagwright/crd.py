@@ -1,18 +1,21 @@
-"""The Workflow CustomResourceDefinition, generated from the pydantic models.
+"""The CustomResourceDefinitions (Workflow, CronWorkflow), generated from the pydantic models.
 
 The models are the single source of truth: this module turns their JSON Schema into the structural OpenAPI v3
 schema the API server requires (refs inlined, nullable unions collapsed, free-form Kubernetes structures
-marked `x-kubernetes-preserve-unknown-fields`). `crds/workflows.dagwright.io.yaml` is this output, and a test
-fails when the committed file differs from it. Defaults are left out on purpose: the models apply them, and
-stored objects stay as small as the user wrote them.
+marked `x-kubernetes-preserve-unknown-fields`). `crds/<plural>.dagwright.io.yaml` is this output, one file
+per entry of `KINDS`, and a test fails when a committed file differs from it. Defaults are left out on purpose:
+the models apply them, and stored objects stay as small as the user wrote them.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any
 
 import yaml
+from pydantic import BaseModel
 
+from dagwright.cronspec import CronWorkflowSpec, CronWorkflowStatus
 from dagwright.spec import WorkflowSpec
 from dagwright.status import WorkflowStatus
 
@@ -22,29 +25,85 @@ PLURAL = "workflows"
 
 _DROPPED = {"title", "default", "description", "propertyNames", "$defs"}
 
-PRINTER_COLUMNS = [
-    {"name": "Phase", "type": "string", "jsonPath": ".status.phase"},
-    {"name": "Progress", "type": "string", "jsonPath": ".status.progress"},
-    {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
-    {"name": "Message", "type": "string", "jsonPath": ".status.message"},
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Kind:
+    """One custom resource of the group: its names, models and the columns `kubectl get` prints."""
+
+    kind: str
+    plural: str
+    short_names: list[str]
+    description: str
+    spec: type[BaseModel]
+    status: type[BaseModel]
+    printer_columns: list[dict[str, str]]
+    required: list[str] = field(default_factory=lambda: ["spec"])
+
+    @property
+    def file_name(self) -> str:
+        """Where the generated CRD is committed, under crds/ and charts/dagwright/crds/."""
+        return f"{self.plural}.{GROUP}.yaml"
+
+
+# One entry per kind; `dagwright crd --kind KIND` prints each (default: Workflow).
+KINDS = [
+    Kind(
+        kind="Workflow",
+        plural=PLURAL,
+        short_names=["dwf"],
+        description="A DAG of nodes, each run as a Kubernetes Job by the dagwright operator.",
+        spec=WorkflowSpec,
+        status=WorkflowStatus,
+        printer_columns=[
+            {"name": "Phase", "type": "string", "jsonPath": ".status.phase"},
+            {"name": "Progress", "type": "string", "jsonPath": ".status.progress"},
+            {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
+            {"name": "Message", "type": "string", "jsonPath": ".status.message"},
+        ],
+    ),
+    Kind(
+        kind="CronWorkflow",
+        plural="cronworkflows",
+        short_names=["dwc"],
+        description="A Workflow spec started on a cron schedule: one Workflow per scheduled time.",
+        spec=CronWorkflowSpec,
+        status=CronWorkflowStatus,
+        printer_columns=[
+            {"name": "Schedule", "type": "string", "jsonPath": ".spec.schedule"},
+            {"name": "Suspended", "type": "boolean", "jsonPath": ".spec.suspend"},
+            {"name": "Last", "type": "date", "jsonPath": ".status.lastScheduleTime"},
+            {"name": "Active", "type": "integer", "jsonPath": ".status.activeCount"},
+            {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
+        ],
+    ),
 ]
+PRINTER_COLUMNS = KINDS[0].printer_columns
 
 
-def definition() -> dict[str, Any]:
-    spec_schema = structural(WorkflowSpec.model_json_schema(by_alias=True, mode="validation"))
-    status_schema = structural(WorkflowStatus.model_json_schema(by_alias=True, mode="serialization"))
+def kind_named(name: str) -> Kind:
+    """The entry for a kind, by its kind, plural or short name (any case)."""
+    for entry in KINDS:
+        if name.lower() in (entry.kind.lower(), entry.plural, *entry.short_names):
+            return entry
+    raise KeyError(name)
+
+
+def definition(kind: str = "Workflow") -> dict[str, Any]:
+    entry = kind_named(kind)
+    spec_schema = structural(entry.spec.model_json_schema(by_alias=True, mode="validation"))
+    status_schema = structural(entry.status.model_json_schema(by_alias=True, mode="serialization"))
     return {
         "apiVersion": "apiextensions.k8s.io/v1",
         "kind": "CustomResourceDefinition",
-        "metadata": {"name": f"{PLURAL}.{GROUP}"},
+        "metadata": {"name": f"{entry.plural}.{GROUP}"},
         "spec": {
             "group": GROUP,
             "names": {
-                "kind": "Workflow",
-                "listKind": "WorkflowList",
-                "plural": PLURAL,
-                "singular": "workflow",
-                "shortNames": ["dwf"],
+                "kind": entry.kind,
+                "listKind": f"{entry.kind}List",
+                "plural": entry.plural,
+                "singular": entry.kind.lower(),
+                "shortNames": entry.short_names,
             },
             "scope": "Namespaced",
             "versions": [
@@ -53,12 +112,12 @@ def definition() -> dict[str, Any]:
                     "served": True,
                     "storage": True,
                     "subresources": {"status": {}},
-                    "additionalPrinterColumns": PRINTER_COLUMNS,
+                    "additionalPrinterColumns": entry.printer_columns,
                     "schema": {
                         "openAPIV3Schema": {
                             "type": "object",
-                            "description": "A DAG of nodes, each run as a Kubernetes Job by the dagwright operator.",
-                            "required": ["spec"],
+                            "description": entry.description,
+                            "required": entry.required,
                             "properties": {
                                 "apiVersion": {"type": "string"},
                                 "kind": {"type": "string"},
@@ -74,9 +133,11 @@ def definition() -> dict[str, Any]:
     }
 
 
-def render() -> str:
-    header = "# Generated from the dagwright models by `dagwright crd`; do not edit by hand.\n"
-    return header + yaml.dump(definition(), Dumper=_PlainDumper, sort_keys=False, width=120)
+def render(kind: str = "Workflow") -> str:
+    entry = kind_named(kind)
+    command = "dagwright crd" + ("" if entry is KINDS[0] else f" --kind {entry.kind}")
+    header = f"# Generated from the dagwright models by `{command}`; do not edit by hand.\n"
+    return header + yaml.dump(definition(kind), Dumper=_PlainDumper, sort_keys=False, width=120)
 
 
 class _PlainDumper(yaml.SafeDumper):

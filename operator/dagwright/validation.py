@@ -33,7 +33,7 @@ def load_manifest(data: Any) -> WorkflowManifest:
     try:
         return WorkflowManifest.model_validate(data)
     except pydantic.ValidationError as error:
-        raise SpecError(_problems_from_pydantic(error, data)) from None
+        raise SpecError(pydantic_problems(error, data)) from None
 
 
 def parse_spec(data: Any) -> WorkflowSpec:
@@ -41,7 +41,7 @@ def parse_spec(data: Any) -> WorkflowSpec:
     try:
         return WorkflowSpec.model_validate(data)
     except pydantic.ValidationError as error:
-        raise SpecError(_problems_from_pydantic(error, {"spec": data}, prefix=("spec",))) from None
+        raise SpecError(pydantic_problems(error, {"spec": data}, prefix=("spec",))) from None
 
 
 def compile_manifest(data: Any, parameters: Mapping[str, str] | None = None) -> Workflow:
@@ -229,9 +229,10 @@ def _check_conditions(
     return tuple(compiled), problems
 
 
-def _problems_from_pydantic(
+def pydantic_problems(
     error: pydantic.ValidationError, document: Any, prefix: tuple[str | int, ...] = ()
 ) -> list[Problem]:
+    """pydantic's errors as Problems naming their fields; also for the other kinds' models (`cronspec.py`)."""
     problems = []
     for item in error.errors(include_url=False):
         loc = prefix + tuple(item["loc"])

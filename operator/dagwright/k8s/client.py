@@ -149,15 +149,16 @@ class KubeApi:
             if error.status not in (404, 409):
                 raise
 
-    def emit_event(self, workflow: Body, type_: str, reason: str, message: str) -> None:
-        """A core/v1 Event on the Workflow; failing to post one is logged, never fatal."""
+    def emit_event(self, workflow: Body, type_: str, reason: str, message: str, *, kind: str = "Workflow") -> None:
+        """A core/v1 Event on the Workflow (or on another dagwright `kind`); failing to post one is logged, never
+        fatal."""
         meta = workflow["metadata"]
         now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         event = {
             "metadata": {"generateName": f"{meta['name']}.", "namespace": meta["namespace"]},
             "involvedObject": {
                 "apiVersion": names.API_VERSION,
-                "kind": "Workflow",
+                "kind": kind,
                 "name": meta["name"],
                 "namespace": meta["namespace"],
                 "uid": meta["uid"],
@@ -177,6 +178,45 @@ class KubeApi:
             self._request("POST", f"/api/v1/namespaces/{_q(meta['namespace'])}/events", body=event)
         except ApiException as error:
             log.warning("could not post event %s on %s: %s", reason, meta["name"], error.reason)
+
+    # -- CronWorkflows and the Workflows they start (dagwright.k8s.cron)
+
+    def list_workflows(self, namespace: str, selector: str) -> list[Body]:
+        _count("LIST", "workflows")
+        path = f"/apis/{names.GROUP}/{names.VERSION}/namespaces/{_q(namespace)}/{names.PLURAL}"
+        items: list[Body] = self._request("GET", path, query={"labelSelector": selector}).get("items") or []
+        return items
+
+    def create_workflow(self, namespace: str, body: Body) -> Body | None:
+        """The created Workflow, or None when one of that name exists (the same run, created before)."""
+        _count("POST", "workflows")
+        path = f"/apis/{names.GROUP}/{names.VERSION}/namespaces/{_q(namespace)}/{names.PLURAL}"
+        try:
+            return self._request("POST", path, body=body)
+        except ApiException as error:
+            if error.status != 409:
+                raise
+        return None
+
+    def patch_workflow(self, namespace: str, name: str, patch: Body) -> None:
+        """A merge patch of a Workflow (its spec: `stopped`); gone already counts as done."""
+        _count("PATCH", "workflows")
+        path = f"/apis/{names.GROUP}/{names.VERSION}/namespaces/{_q(namespace)}/{names.PLURAL}/{_q(name)}"
+        try:
+            self._request("PATCH", path, body=patch, content_type="application/merge-patch+json")
+        except ApiException as error:
+            if error.status != 404:
+                raise
+
+    def patch_cron_status(self, namespace: str, name: str, patch: Body) -> None:
+        _count("PATCH", "cronworkflows/status")
+        plural = names.CRON_PLURAL
+        path = f"/apis/{names.GROUP}/{names.VERSION}/namespaces/{_q(namespace)}/{plural}/{_q(name)}/status"
+        try:
+            self._request("PATCH", path, body=patch, content_type="application/merge-patch+json")
+        except ApiException as error:
+            if error.status != 404:
+                raise
 
     def _request(
         self,

@@ -36,6 +36,19 @@ API_REQUESTS = Counter(
     "Kubernetes API requests the reconciler made, by verb and resource",
     ["verb", "resource"],
 )
+CRON_RUNS_STARTED = Counter("dagwright_cron_runs_started_total", "Workflows a CronWorkflow started on schedule")
+CRON_RUNS_SKIPPED = Counter(
+    "dagwright_cron_runs_skipped_total",
+    "Scheduled times that did not start, by reason (StartingDeadlineExceeded, CatchUpPolicy, ConcurrencyPolicy, "
+    "Suspended)",
+    ["reason"],
+)
+CRON_SCHEDULE_LAG = Histogram(
+    "dagwright_cron_schedule_lag_seconds",
+    "From a scheduled time to its Workflow being created",
+    buckets=(*_LATENCY_BUCKETS, 30, 60, 300),
+)
+CRON_ERRORS = Counter("dagwright_cron_errors_total", "CronWorkflow passes that failed and were retried")
 RECONCILE_ERRORS = Counter("dagwright_reconcile_errors_total", "Reconcile passes that failed and were retried")
 
 

@@ -9,6 +9,8 @@ GROUP = "dagwright.io"
 VERSION = "v1alpha1"
 PLURAL = "workflows"
 API_VERSION = f"{GROUP}/{VERSION}"
+CRON_PLURAL = "cronworkflows"
+CRON_KIND = "CronWorkflow"
 
 LABEL_WORKFLOW = "dagwright.io/workflow"
 LABEL_NODE = "dagwright.io/node"
@@ -18,6 +20,11 @@ MANAGED_BY = "dagwright"
 ANNOTATION_WORKFLOW_UID = "dagwright.io/workflow-uid"
 ANNOTATION_CREATED_BY = "dagwright.io/created-by"  # the operator replica (Lease identity) that created a Job
 CONTAINER = "main"
+# On every Workflow a CronWorkflow starts: its CronWorkflow (a label value, see `label_value`), the scheduled
+# time it is the run of (unix seconds, label and annotation), and `manual` for `dagwright cron trigger`'s runs.
+LABEL_CRON_WORKFLOW = "dagwright.io/cron-workflow"
+LABEL_SCHEDULED_TIME = "dagwright.io/scheduled-time"
+LABEL_MANUAL = "dagwright.io/manual"
 
 _MAX_NAME = 63
 _INVALID_LABEL_CHARS = re.compile(r"[^a-z0-9A-Z._-]")

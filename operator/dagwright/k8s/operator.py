@@ -1,4 +1,5 @@
-"""The kopf wiring: watch Workflows, Jobs and pods, queue reconciles, run workers, elect a leader.
+"""The kopf wiring: watch Workflows, Jobs, pods and CronWorkflows, queue reconciles and cron passes, run
+workers, elect a leader.
 
 Handlers are thin: a watch event only updates the cache and queues the Workflow's key. kopf's own
 change-tracking handlers (on.create/on.update) are not used, so kopf writes nothing to our objects: no
@@ -18,7 +19,7 @@ from typing import Any, cast
 
 import kopf
 
-from dagwright.k8s import admission, metrics, names
+from dagwright.k8s import admission, cron, metrics, names
 from dagwright.k8s.cache import Cache, Key, key_of, pod_may_matter
 from dagwright.k8s.client import KubeApi, load_config
 from dagwright.k8s.leader import LeaseElector
@@ -30,6 +31,8 @@ log = logging.getLogger("dagwright.operator")
 
 _ERROR_BACKOFF_MAX = 60.0
 _DRAIN_SECONDS = 10.0  # on shutdown, how long running passes may take to end before the Lease is handed over
+_CRON_WORKERS = 4  # CronWorkflow passes at once, in threads of their own: busy Workflows never delay a schedule
+_FINISHED = ("Succeeded", "Failed", "Stopped")
 
 
 class Runtime:
@@ -54,10 +57,17 @@ class Runtime:
         self.pool = ThreadPoolExecutor(max_workers=settings.workers, thread_name_prefix="reconcile")
         self.tasks: list[asyncio.Task[Any]] = []
         self.failures: dict[Key, int] = {}
+        self.crons = cron.CronBook()
+        self.cron_queue: WorkQueue[cron.Key] | None = None
+        self.cron_pool = ThreadPoolExecutor(max_workers=_CRON_WORKERS, thread_name_prefix="cron")
 
     def enqueue(self, key: Key | None) -> None:
         if key is not None and self.queue is not None:
             self.queue.add(key)
+
+    def enqueue_cron(self, key: cron.Key | None, delay: float = 0.0) -> None:
+        if key is not None and self.cron_queue is not None:
+            self.cron_queue.add(key, delay)
 
     def order(self, key: Key) -> tuple[Any, ...]:
         """Higher spec.priority first, then older workflows."""
@@ -129,8 +139,13 @@ def build_registry(runtime: Runtime) -> kopf.OperatorRegistry:
             task.cancel()
         loop = asyncio.get_running_loop()
         held = runtime.elector.stand_down() if runtime.elector is not None else False
+
         # Passes already running may still be creating Jobs: let them end before another replica may act.
-        drained = loop.run_in_executor(None, lambda: runtime.pool.shutdown(wait=True, cancel_futures=True))
+        def drain() -> None:
+            runtime.cron_pool.shutdown(wait=True, cancel_futures=True)
+            runtime.pool.shutdown(wait=True, cancel_futures=True)
+
+        drained = loop.run_in_executor(None, drain)
         try:
             await asyncio.wait_for(drained, timeout=_DRAIN_SECONDS)
         except TimeoutError:
@@ -150,12 +165,26 @@ def build_registry(runtime: Runtime) -> kopf.OperatorRegistry:
     async def workflow_event(**kwargs: Any) -> None:
         event = kwargs["event"]
         body = event["object"]
-        if event.get("type") == "DELETED":
+        deleted = event.get("type") == "DELETED"
+        if deleted:
             runtime.cache.drop_workflow(body)
             if runtime.reconciler is not None:
                 runtime.reconciler.forget_uid(body["metadata"].get("uid", ""))
         elif runtime.cache.put_workflow(body):
             runtime.enqueue(key_of(body))
+        if deleted or (body.get("status") or {}).get("phase") in _FINISHED:
+            runtime.enqueue_cron(cron.cron_of_run(body))  # its CronWorkflow's active list and history
+
+    @kopf.on.event(names.GROUP, names.VERSION, names.CRON_PLURAL, registry=registry)
+    async def cron_event(**kwargs: Any) -> None:
+        event = kwargs["event"]
+        body = event["object"]
+        if event.get("type") == "DELETED":
+            key = runtime.crons.drop(body)
+            if runtime.cron_queue is not None:
+                runtime.cron_queue.forget(key)
+        else:
+            runtime.enqueue_cron(runtime.crons.put(body))
 
     @kopf.on.event("batch", "v1", "jobs", labels=managed, registry=registry)
     async def job_event(**kwargs: Any) -> None:
@@ -194,6 +223,12 @@ async def _start(runtime: Runtime) -> None:
         elector = LeaseElector(api_client, runtime.lease_namespace)
         elector.on_elected = lambda: _enqueue_all(runtime)
         runtime.elector = elector
+    runtime.cron_queue = WorkQueue(loop, _by_key)
+    cron_runner = cron.CronRunner(
+        api=KubeApi(api_client),
+        book=runtime.crons,
+        is_leader=elector.is_leader if elector is not None else _sole_replica,
+    )
     feed: ProgressFeed | None = None
     if runtime.settings.redis is not None:
         feed = ProgressFeed(
@@ -222,6 +257,12 @@ async def _start(runtime: Runtime) -> None:
         metrics.serve(runtime.metrics_port, metrics.FleetCollector(reconciler.phase_counts, reconciler.waiting_total))
     for number in range(runtime.settings.workers):
         runtime.tasks.append(asyncio.create_task(_work(runtime, reconciler, number)))
+    for _ in range(_CRON_WORKERS):
+        runtime.tasks.append(asyncio.create_task(_work_cron(runtime, cron_runner)))
+
+
+def _by_key(key: cron.Key) -> tuple[str, str]:
+    return key
 
 
 def _sole_replica() -> bool:
@@ -243,6 +284,8 @@ def _waker(runtime: Runtime) -> Callable[[str, float], None]:
 def _enqueue_all(runtime: Runtime) -> None:
     for key in runtime.cache.workflow_keys():
         runtime.enqueue(key)
+    for key in runtime.crons.names():
+        runtime.enqueue_cron(key)
 
 
 async def _lead(elector: LeaseElector) -> None:
@@ -282,6 +325,33 @@ async def _work(runtime: Runtime, reconciler: Reconciler, number: int) -> None:
             queue.done(key)
         if delay is not None:
             queue.add(key, delay)
+
+
+async def _work_cron(runtime: Runtime, runner: cron.CronRunner) -> None:
+    """Cron passes; a pass that fails is retried with backoff, one that succeeds sleeps until its next time."""
+    loop = asyncio.get_running_loop()
+    queue = runtime.cron_queue
+    assert queue is not None
+    failures: dict[cron.Key, int] = {}
+    while True:
+        key = await queue.get()
+        try:
+            delay = await loop.run_in_executor(runtime.cron_pool, runner.reconcile, key)
+        except asyncio.CancelledError:
+            raise
+        except Exception as error:
+            failures[key] = failures.get(key, 0) + 1
+            delay = min(_ERROR_BACKOFF_MAX, 0.25 * 2 ** failures[key])
+            metrics.CRON_ERRORS.inc()
+            log.warning(
+                "cron pass of %s/%s failed (%s: %s); retrying in %.1fs", *key, type(error).__name__, error, delay
+            )
+        else:
+            failures.pop(key, None)
+        finally:
+            queue.done(key)
+        if delay is not None:
+            queue.add(key, max(delay, 0.001))
 
 
 def run(
