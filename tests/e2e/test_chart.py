@@ -182,7 +182,10 @@ def test_the_operator_service_account_can_do_its_job_and_nothing_more(helm: Path
     assert can("update", "leases.coordination.k8s.io")
     assert not can("get", "secrets") and not can("list", "secrets")
     assert not can("create", "pods") and not can("delete", "pods")
-    assert not can("patch", "workflows.dagwright.io")  # only status: the spec is the user's
+    # Workflows' specs are the user's, except the runs a CronWorkflow starts: created, stopped (Replace), deleted.
+    assert can("create", "workflows.dagwright.io") and can("patch", "workflows.dagwright.io")
+    assert can("watch", "cronworkflows.dagwright.io") and can("patch", "cronworkflows.dagwright.io/status")
+    assert not can("patch", "cronworkflows.dagwright.io") and not can("delete", "cronworkflows.dagwright.io")
     assert not can("update", "leases.coordination.k8s.io", "kube-system")
     assert not can("create", "deployments.apps")
     # The chart writes the webhook configuration itself: the operator may not touch any (kopf's managed mode could).
@@ -194,7 +197,9 @@ def test_the_operator_service_account_can_do_its_job_and_nothing_more(helm: Path
 def test_the_webhook_never_blocks_and_trusts_exactly_the_generated_ca(helm: Path, kube: Kube, namespace: str) -> None:
     documents = rendered(helm, kube, namespace)
     (config,) = of_kind(documents, "ValidatingWebhookConfiguration")
-    (webhook,) = config["webhooks"]
+    webhook, cron = config["webhooks"]
+    assert cron["clientConfig"]["service"]["path"] == f"/{admission.CRON_HANDLER_ID}"
+    assert cron["rules"][0]["resources"] == [names.CRON_PLURAL] and cron["failurePolicy"] == "Ignore"
     assert webhook["failurePolicy"] == "Ignore" and webhook["sideEffects"] == "None"
     assert webhook["timeoutSeconds"] <= 10
     (rule,) = webhook["rules"]
@@ -265,7 +270,7 @@ def test_the_operator_serves_the_charts_certificate_at_the_charts_path(
     secret = next(d for d in of_kind(documents, "Secret") if d["metadata"]["name"] == "dw-dagwright-webhook-tls")
     for key, value in secret["data"].items():
         (tmp_path / key).write_bytes(base64.b64decode(value))
-    (webhook,) = of_kind(documents, "ValidatingWebhookConfiguration")[0]["webhooks"]
+    webhook = of_kind(documents, "ValidatingWebhookConfiguration")[0]["webhooks"][0]
     service = webhook["clientConfig"]["service"]
     port = free_port()
     operator = operators.start(

@@ -4,6 +4,7 @@ The top layer: it imports the core and the backends, and nothing imports it (tes
 - `local.py`: run, validate, graph, crd, with the local runner (`dagwright.local`);
 - `cluster.py`: submit, list, get, watch, logs, graph NAME, and pause, resume, stop, retry, approve, reject,
   through `dagwright.k8s.commands`;
+- `cron.py`: cron list, suspend, resume, trigger (CronWorkflows), through `dagwright.k8s.croncommands`;
 - `operator.py`: `dagwright operator`, its flags checked, then the kopf operator;
 - `web.py`: `dagwright ui` and the web UI of `dagwright run --ui` (`dagwright.ui`);
 - `arguments.py`: `-p KEY=VALUE`, shared by run and submit.
@@ -18,7 +19,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from dagwright.cli import cluster, local, operator, web
+from dagwright.cli import cluster, cron, local, operator, web
 from dagwright.errors import SpecError
 
 __all__ = ["main"]
@@ -46,6 +47,7 @@ def _parser() -> argparse.ArgumentParser:
     local.add_validate(commands)
     local.add_graph(commands)
     cluster.register(commands)
+    cron.register(commands)
     operator.register(commands)
     web.register(commands)
     local.add_crd(commands)

@@ -32,12 +32,15 @@ import kopf
 
 from dagwright.errors import Problem, SpecError
 from dagwright.k8s import names
+from dagwright.k8s.cron import check as check_cron
 from dagwright.k8s.reconcile import compile_body
 
 log = logging.getLogger("dagwright.admission")
 
 HANDLER_ID = "validate-workflow"  # kopf serves a handler at /<id>: the chart's webhook path must be this
 WEBHOOK_NAME = "validate.workflows.dagwright.io"  # what kubectl prints: `admission webhook "..." denied ...`
+CRON_HANDLER_ID = "validate-cronworkflow"
+CRON_WEBHOOK_NAME = "validate.cronworkflows.dagwright.io"
 TIMEOUT_SECONDS = 5
 MAX_REPORTED = 20  # a 10,000-node manifest with one typo repeated must not make a megabyte error message
 OPERATIONS: tuple[Literal["CREATE", "UPDATE"], ...] = ("CREATE", "UPDATE")
@@ -55,7 +58,22 @@ def problems_of(body: Mapping[str, Any]) -> list[Problem]:
     return []
 
 
-def review(operation: str, new: Mapping[str, Any] | None, old: Mapping[str, Any] | None = None) -> list[Problem]:
+def cron_problems_of(body: Mapping[str, Any]) -> list[Problem]:
+    """Every problem the operator would refuse this CronWorkflow for (`cron.check`): its own fields, and its
+    `spec.workflow` checked exactly as a Workflow is."""
+    try:
+        check_cron(dict(body))
+    except SpecError as error:
+        return error.problems
+    return []
+
+
+def review(
+    operation: str,
+    new: Mapping[str, Any] | None,
+    old: Mapping[str, Any] | None = None,
+    problems: Callable[[Mapping[str, Any]], list[Problem]] = problems_of,
+) -> list[Problem]:
     """The problems to refuse this request for; empty admits it.
 
     On UPDATE only problems the stored object did not have count: the object's owner must be able to stop,
@@ -68,11 +86,11 @@ def review(operation: str, new: Mapping[str, Any] | None, old: Mapping[str, Any]
     if (new.get("metadata") or {}).get("deletionTimestamp"):
         return []
     if operation == "CREATE" or old is None:
-        return problems_of(new)
+        return problems(new)
     if new.get("spec") == old.get("spec"):
         return []
-    before = {str(problem) for problem in problems_of(old)}
-    return [problem for problem in problems_of(new) if str(problem) not in before]
+    before = {str(problem) for problem in problems(old)}
+    return [problem for problem in problems(new) if str(problem) not in before]
 
 
 def refusal(problems: list[Problem]) -> str:
@@ -83,36 +101,46 @@ def refusal(problems: list[Problem]) -> str:
 
 
 def register(registry: kopf.OperatorRegistry) -> None:
-    """Add the validating handler; only when a webhook server is configured (kopf refuses to run otherwise)."""
+    """Add the validating handlers; only when a webhook server is configured (kopf refuses to run otherwise)."""
+    for plural, handler_id, kind, check in (
+        (names.PLURAL, HANDLER_ID, "workflow", problems_of),
+        (names.CRON_PLURAL, CRON_HANDLER_ID, "cronworkflow", cron_problems_of),
+    ):
+        kopf.on.validate(
+            names.GROUP,
+            names.VERSION,
+            plural,
+            id=handler_id,
+            operations=list(OPERATIONS),
+            ignore_failures=True,
+            registry=registry,
+        )(_validator(kind, check))
 
-    @kopf.on.validate(
-        names.GROUP,
-        names.VERSION,
-        names.PLURAL,
-        id=HANDLER_ID,
-        operations=list(OPERATIONS),
-        ignore_failures=True,
-        registry=registry,
-    )
-    def validate_workflow(*, operation: str | None = None, new: Any = None, old: Any = None, **_: Any) -> None:
+
+def _validator(kind: str, check: Callable[[Mapping[str, Any]], list[Problem]]) -> Callable[..., None]:
+    def validate(*, operation: str | None = None, new: Any = None, old: Any = None, **_: Any) -> None:
         # Sync on purpose: kopf runs it in a thread, so compiling a 10,000-node spec does not stall the watches.
         try:
-            problems = review(operation or "", new, old)
-        except Exception as error:  # a bug here must not refuse every Workflow: admit, as failurePolicy would
+            problems = review(operation or "", new, old, check)
+        except Exception as error:  # a bug here must not refuse every object: admit, as failurePolicy would
             log.warning("admission review failed (%s: %s); admitting", type(error).__name__, error)
             return
         if problems:
             message = refusal(problems)
             meta = (new or {}).get("metadata") or {}
             log.info(
-                "refused %s of workflow %s/%s: %s",
+                "refused %s of %s %s/%s: %s",
                 operation,
+                kind,
                 meta.get("namespace", ""),
                 meta.get("name", ""),
                 message,
                 extra={"namespace": meta.get("namespace"), "workflow": meta.get("name")},
             )
             raise kopf.AdmissionError(message, code=422)
+
+    validate.__name__ = validate.__qualname__ = f"validate_{kind}"
+    return validate
 
 
 class _QuietRefusals(logging.Filter):
@@ -122,7 +150,11 @@ class _QuietRefusals(logging.Filter):
     """
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return not str(record.msg).startswith(f"Webhook {HANDLER_ID!r} failed permanently")
+        message = str(record.msg)
+        return not any(message.startswith(f"Webhook {name!r} failed permanently") for name in _HANDLER_IDS)
+
+
+_HANDLER_IDS = (HANDLER_ID, CRON_HANDLER_ID)
 
 
 def quiet_kopf_refusals() -> None:
@@ -212,14 +244,32 @@ class Webhook:
 
 def configuration(name: str, url: str, ca_bundle: str, namespaces: list[str]) -> dict[str, Any]:
     """The ValidatingWebhookConfiguration `--webhook-manage` writes: the chart's, with a URL instead of a Service."""
+    webhooks = [
+        _webhook(WEBHOOK_NAME, url, ca_bundle, names.PLURAL, namespaces),
+        _webhook(CRON_WEBHOOK_NAME, _sibling(url, CRON_HANDLER_ID), ca_bundle, names.CRON_PLURAL, namespaces),
+    ]
+    return {
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "ValidatingWebhookConfiguration",
+        "metadata": {"name": name, "labels": {names.LABEL_MANAGED_BY: names.MANAGED_BY}},
+        "webhooks": webhooks,
+    }
+
+
+def _sibling(url: str, handler_id: str) -> str:
+    """The URL of another handler of the same server (kopf serves each at /<id>)."""
+    return url.rsplit("/", 1)[0] + "/" + handler_id
+
+
+def _webhook(name: str, url: str, ca_bundle: str, plural: str, namespaces: list[str]) -> dict[str, Any]:
     webhook: dict[str, Any] = {
-        "name": WEBHOOK_NAME,
+        "name": name,
         "clientConfig": {"url": url, "caBundle": ca_bundle},
         "rules": [
             {
                 "apiGroups": [names.GROUP],
                 "apiVersions": [names.VERSION],
-                "resources": [names.PLURAL],
+                "resources": [plural],
                 "operations": list(OPERATIONS),
                 "scope": "Namespaced",
             }
@@ -233,12 +283,7 @@ def configuration(name: str, url: str, ca_bundle: str, namespaces: list[str]) ->
     if namespaces:  # an operator watching some namespaces validates only those (another may own the rest)
         selector = {"key": "kubernetes.io/metadata.name", "operator": "In", "values": sorted(namespaces)}
         webhook["namespaceSelector"] = {"matchExpressions": [selector]}
-    return {
-        "apiVersion": "admissionregistration.k8s.io/v1",
-        "kind": "ValidatingWebhookConfiguration",
-        "metadata": {"name": name, "labels": {names.LABEL_MANAGED_BY: names.MANAGED_BY}},
-        "webhooks": [webhook],
-    }
+    return webhook
 
 
 def _admission_api() -> Any:

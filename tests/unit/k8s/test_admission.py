@@ -107,10 +107,10 @@ def test_a_long_refusal_is_cut_with_a_count() -> None:
     assert message.endswith("; and 5 more")
 
 
-def _handler() -> Any:
+def _handler(handler_id: str = admission.HANDLER_ID) -> Any:
     registry = kopf.OperatorRegistry()
     admission.register(registry)
-    (handler,) = registry._webhooks.get_all_handlers()
+    (handler,) = [handler for handler in registry._webhooks.get_all_handlers() if handler.id == handler_id]
     return handler
 
 
@@ -134,11 +134,14 @@ def test_a_bug_in_the_review_admits_instead_of_refusing_everything(monkeypatch: 
 
 def test_a_managed_configuration_never_blocks_and_is_scoped_to_the_watched_namespaces() -> None:
     body = admission.configuration("dagwright-dev", "https://127.0.0.1:9443/validate-workflow", "Q0E=", ["b", "a"])
-    (webhook,) = body["webhooks"]
-    assert webhook["failurePolicy"] == "Ignore" and webhook["sideEffects"] == "None"
-    assert webhook["rules"][0]["operations"] == ["CREATE", "UPDATE"]
+    webhook, cron = body["webhooks"]
+    for each in (webhook, cron):
+        assert each["failurePolicy"] == "Ignore" and each["sideEffects"] == "None"
+        assert each["rules"][0]["operations"] == ["CREATE", "UPDATE"]
+        assert each["namespaceSelector"]["matchExpressions"][0]["values"] == ["a", "b"]
     assert webhook["rules"][0]["resources"] == ["workflows"]
-    assert webhook["namespaceSelector"]["matchExpressions"][0]["values"] == ["a", "b"]
+    assert cron["rules"][0]["resources"] == ["cronworkflows"]
+    assert cron["clientConfig"]["url"] == "https://127.0.0.1:9443/validate-cronworkflow"
     assert "namespaceSelector" not in admission.configuration("x", "https://h/p", "", [])["webhooks"][0]
 
 
