@@ -129,3 +129,20 @@ def problems(body: dict[str, Any]) -> list[Problem]:
     except SpecError as error:
         found += error.problems
     return found
+
+
+def as_workflow(data: Any) -> Any:
+    """A CronWorkflow manifest as the Workflow of one run (what `dagwright run` and `validate` take), after its
+    own checks (SpecError); any other document as it is. Locally there is no schedule: `run` is a trigger."""
+    if not isinstance(data, dict) or data.get("kind") != KIND:
+        return data
+    found = problems(data)
+    if found:
+        raise SpecError(found)
+    meta = data.get("metadata") or {}
+    return {
+        "apiVersion": data.get("apiVersion"),
+        "kind": "Workflow",
+        "metadata": {key: meta[key] for key in ("name", "namespace") if key in meta},
+        "spec": data["spec"]["workflow"],
+    }

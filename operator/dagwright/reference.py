@@ -17,18 +17,41 @@ from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
+from dagwright.cronspec import CronWorkflowSpec, CronWorkflowStatus
 from dagwright.spec import WorkflowSpec
 from dagwright.status import WorkflowStatus
 
+# Each kind's heading, its first line, and its roots; a model already shown for an earlier kind is linked, not repeated.
+KINDS: list[tuple[str, str, list[type[BaseModel]]]] = [
+    (
+        "Workflow reference",
+        "`apiVersion: dagwright.io/v1alpha1`, `kind: Workflow`, short name `dwf`.",
+        [WorkflowSpec, WorkflowStatus],
+    ),
+    (
+        "CronWorkflow reference",
+        "`kind: CronWorkflow`, short name `dwc`: `spec.workflow` is a [WorkflowSpec](#workflowspec), the spec of "
+        "each run.",
+        [CronWorkflowSpec, CronWorkflowStatus],
+    ),
+]
+
 
 def render() -> str:
-    lines = [
-        "# Workflow reference",
-        "",
-        "Generated from the models (`dagwright crd --reference`); do not edit by hand.",
-        "`apiVersion: dagwright.io/v1alpha1`, `kind: Workflow`, short name `dwf`.",
-    ]
-    for model in _models([WorkflowSpec, WorkflowStatus]):
+    lines: list[str] = []
+    seen: list[type[BaseModel]] = []
+    for index, (title, summary, roots) in enumerate(KINDS):
+        lines += [f"# {title}", ""] if index == 0 else ["", f"# {title}", ""]
+        if index == 0:
+            lines.append("Generated from the models (`dagwright crd --reference`); do not edit by hand.")
+        lines.append(summary)
+        lines += _tables(roots, seen)
+    return "\n".join(lines) + "\n"
+
+
+def _tables(roots: list[type[BaseModel]], seen: list[type[BaseModel]]) -> list[str]:
+    lines: list[str] = []
+    for model in _models(roots, seen):
         lines += ["", f"## {model.__name__}", ""]
         if model.__doc__:
             lines += [" ".join(model.__doc__.split()), ""]
@@ -36,11 +59,10 @@ def render() -> str:
         for name, field in model.model_fields.items():
             alias = field.alias or name
             lines.append(f"| `{alias}` | {_type(field.annotation)} | {_default(field)} | {_bounds(field)} |")
-    return "\n".join(lines) + "\n"
+    return lines
 
 
-def _models(roots: list[type[BaseModel]]) -> Iterator[type[BaseModel]]:
-    seen: list[type[BaseModel]] = []
+def _models(roots: list[type[BaseModel]], seen: list[type[BaseModel]]) -> Iterator[type[BaseModel]]:
     pending = list(roots)
     while pending:
         model = pending.pop(0)

@@ -10,7 +10,7 @@ import pytest
 import yaml
 from builders import manifest, node
 
-from dagwright import cli, manifests
+from dagwright import cli, cronspec, manifests
 from dagwright.errors import SpecError
 from dagwright.validation import compile_manifest, parse_spec
 
@@ -25,7 +25,7 @@ def problems(document: Any) -> list[str]:
 
 @pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.name)
 def test_examples_are_valid(path: Path) -> None:
-    workflow = compile_manifest(manifests.load(path))
+    workflow = compile_manifest(cronspec.as_workflow(manifests.load(path)))  # a CronWorkflow: its workflow
     assert workflow.name == yaml.safe_load(path.read_text())["metadata"]["name"]
 
 

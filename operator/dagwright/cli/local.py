@@ -16,7 +16,7 @@ from typing import Any
 
 from rich.console import Console
 
-from dagwright import crd, graph, manifests, reference
+from dagwright import crd, cronspec, graph, manifests, reference
 from dagwright.cli import cluster, web
 from dagwright.cli.arguments import parameters
 from dagwright.errors import Problem, SpecError
@@ -73,8 +73,10 @@ def _print(text: str, end: str = "\n") -> int:
 
 
 def _validate(args: argparse.Namespace) -> int:
-    workflow = compile_manifest(manifests.load(args.file))
-    return _print(f"{args.file}: valid Workflow '{workflow.name}' with {len(workflow.nodes)} nodes")
+    data = manifests.load(args.file)
+    workflow = compile_manifest(cronspec.as_workflow(data))  # a CronWorkflow: its own fields, then its workflow
+    kind = data.get("kind") if isinstance(data, dict) and data.get("kind") == cronspec.KIND else "Workflow"
+    return _print(f"{args.file}: valid {kind} '{workflow.name}' with {len(workflow.nodes)} nodes")
 
 
 def _graph(args: argparse.Namespace) -> int:
@@ -90,7 +92,7 @@ def _graph(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    data = manifests.load(args.file)
+    data = cronspec.as_workflow(manifests.load(args.file))  # a CronWorkflow runs its workflow once, now
     workflow = compile_manifest(data, parameters(args.param))
     status = _resume(args.state, workflow) if args.state else None
     _check_writable(args.logs_dir, args.state)

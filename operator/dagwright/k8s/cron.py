@@ -162,6 +162,7 @@ class CronRunner:
         self.book = book
         self.is_leader = is_leader
         self.clock = clock or Clock.from_env()
+        self._specs: dict[tuple[str, int | None], tuple[cronspec.CronWorkflowSpec, schedules.Schedule]] = {}
 
     def reconcile(self, key: Key) -> float | None:
         """One pass; the real seconds until the next one should run, or None (a change will queue it)."""
@@ -172,11 +173,10 @@ class CronRunner:
         now = self.clock.now()
         status = _status(body)
         try:
-            spec = check(body)
+            spec, schedule = self._checked(body)
         except SpecError as error:
             self._invalid(body, status, error, now)
             return None
-        schedule = schedules.parse(spec.schedule, spec.timezone)
         listed = self.api.list_workflows(namespace, cronruns.selector(name))
         runs = cronruns.runs_of(body["metadata"]["uid"], listed)
         plan = cronplan.plan(
@@ -193,6 +193,21 @@ class CronRunner:
             return None
         self._write_status(body, plan.status)
         return None if plan.wake is None else self.clock.seconds_until(plan.wake) + _WAKE_MARGIN
+
+    def _checked(self, body: Body) -> tuple[cronspec.CronWorkflowSpec, schedules.Schedule]:
+        """`check` once per generation of the spec (the spec of a generation never changes), then remembered."""
+        meta = body["metadata"]
+        key = (str(meta.get("uid")), meta.get("generation"))
+        found = self._specs.get(key)
+        if found is None:
+            spec = check(body)
+            found = self._specs[key] = (spec, schedules.parse(spec.schedule, spec.timezone))
+        return found
+
+    def forget(self, uid: str) -> None:
+        """A CronWorkflow was deleted: drop what was remembered of its specs."""
+        for key in [key for key in list(self._specs) if key[0] == uid]:
+            self._specs.pop(key, None)
 
     def _act(self, body: Body, plan: cronplan.Plan, runs: list[cronplan.Run]) -> bool:
         """Stop, create, delete; False when leadership was lost on the way (the new leader carries on)."""

@@ -31,7 +31,7 @@ log = logging.getLogger("dagwright.operator")
 
 _ERROR_BACKOFF_MAX = 60.0
 _DRAIN_SECONDS = 10.0  # on shutdown, how long running passes may take to end before the Lease is handed over
-_CRON_WORKERS = 4  # CronWorkflow passes at once, in threads of their own: busy Workflows never delay a schedule
+_CRON_WORKERS = 8  # CronWorkflow passes at once, in threads of their own: busy Workflows never delay a schedule
 _FINISHED = ("Succeeded", "Failed", "Stopped")
 
 
@@ -59,6 +59,7 @@ class Runtime:
         self.failures: dict[Key, int] = {}
         self.crons = cron.CronBook()
         self.cron_queue: WorkQueue[cron.Key] | None = None
+        self.cron_runner: cron.CronRunner | None = None
         self.cron_pool = ThreadPoolExecutor(max_workers=_CRON_WORKERS, thread_name_prefix="cron")
 
     def enqueue(self, key: Key | None) -> None:
@@ -183,6 +184,8 @@ def build_registry(runtime: Runtime) -> kopf.OperatorRegistry:
             key = runtime.crons.drop(body)
             if runtime.cron_queue is not None:
                 runtime.cron_queue.forget(key)
+            if runtime.cron_runner is not None:
+                runtime.cron_runner.forget(body["metadata"].get("uid", ""))
         else:
             runtime.enqueue_cron(runtime.crons.put(body))
 
@@ -229,6 +232,7 @@ async def _start(runtime: Runtime) -> None:
         book=runtime.crons,
         is_leader=elector.is_leader if elector is not None else _sole_replica,
     )
+    runtime.cron_runner = cron_runner
     feed: ProgressFeed | None = None
     if runtime.settings.redis is not None:
         feed = ProgressFeed(

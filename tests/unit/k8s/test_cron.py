@@ -1,0 +1,158 @@
+"""The operator's side of CronWorkflows without a cluster: the checks the webhook and the loop share, the run
+objects and how they are read back, the test clock, and what a pass writes through a fake API."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import kopf
+import pytest
+
+from dagwright.errors import SpecError
+from dagwright.k8s import admission, cronruns
+from dagwright.k8s.cron import Clock, CronBook, CronRunner, check, cron_of_run
+
+T = datetime(2026, 11, 29, 2, 30, tzinfo=UTC)
+
+
+def cron(**spec: Any) -> dict[str, Any]:
+    workflow = {"defaults": {"image": "busybox"}, "nodes": [{"name": "a"}, {"name": "b", "dependsOn": ["a"]}]}
+    return {
+        "apiVersion": "dagwright.io/v1alpha1",
+        "kind": "CronWorkflow",
+        "metadata": {
+            "name": "etl",
+            "namespace": "ns",
+            "uid": "u-1",
+            "generation": 1,
+            "resourceVersion": "5",
+            "creationTimestamp": "2026-11-29T02:00:00Z",
+        },
+        "spec": {"schedule": "30 2 * * *", "timezone": "UTC", "workflow": workflow, **spec},
+    }
+
+
+def test_the_workflow_inside_is_checked_as_a_workflow_is_with_its_path() -> None:
+    body = cron()
+    body["spec"]["workflow"]["nodes"][0]["dependsOn"] = ["b"]
+    body["spec"]["schedule"] = "30 25 * * *"
+    with pytest.raises(SpecError) as error:
+        check(body)
+    fields = [problem.field for problem in error.value.problems]
+    assert fields == ["spec.schedule", "spec.workflow.nodes[0].dependsOn[0]"]
+
+
+def test_the_cluster_rule_applies_inside_too() -> None:
+    body = cron()
+    body["spec"]["workflow"] = {"nodes": [{"name": "a", "command": ["true"]}]}
+    (problem,) = admission.cron_problems_of(body)
+    assert str(problem).startswith("spec.workflow.nodes[0].image: node 'a' needs an image on Kubernetes")
+
+
+def test_the_webhook_refuses_a_bad_schedule_and_admits_an_unchanged_invalid_one() -> None:
+    bad = cron(timezone="Europe/Berln")
+    assert admission.review("CREATE", bad, None, admission.cron_problems_of)[0].field == "spec.timezone"
+    suspended = cron(timezone="Europe/Berln", suspend=True)
+    assert admission.review("UPDATE", suspended, bad, admission.cron_problems_of) == []
+    assert admission.review("CREATE", cron(), None, admission.cron_problems_of) == []
+
+
+def test_the_kopf_handler_for_cron_workflows_refuses_with_422() -> None:
+    registry = kopf.OperatorRegistry()
+    admission.register(registry)
+    (handler,) = [h for h in registry._webhooks.get_all_handlers() if h.id == admission.CRON_HANDLER_ID]
+    with pytest.raises(kopf.AdmissionError) as refused:
+        handler.fn(operation="CREATE", new=cron(schedule="every day"), old=None)
+    assert refused.value.code == 422 and "spec.schedule" in str(refused.value)
+
+
+def test_a_run_is_the_workflow_spec_as_written_labelled_and_owned() -> None:
+    body = cron(workflowMetadata={"labels": {"team": "data"}, "annotations": {"note": "x"}})
+    run = cronruns.run_body(body, T)
+    meta = run["metadata"]
+    assert meta["name"] == f"etl-{int(T.timestamp())}"
+    assert meta["labels"] == {
+        "team": "data",
+        "dagwright.io/cron-workflow": "etl",
+        "dagwright.io/scheduled-time": str(int(T.timestamp())),
+    }
+    assert meta["annotations"] == {"note": "x", "dagwright.io/scheduled-time": "2026-11-29T02:30:00Z"}
+    assert meta["ownerReferences"][0]["uid"] == "u-1" and meta["ownerReferences"][0]["kind"] == "CronWorkflow"
+    assert run["spec"] == body["spec"]["workflow"]
+    assert cron_of_run(run) == ("ns", "etl")
+    manual = cronruns.run_body(body, T, manual=True)
+    assert manual["metadata"]["name"] == f"etl-manual-{int(T.timestamp())}"
+    (read,) = cronruns.runs_of("u-1", [manual, {**run, "metadata": {**meta, "ownerReferences": [{"uid": "old"}]}}])
+    assert read.manual and read.scheduled_time == T and not read.finished
+
+
+def test_the_test_clock_runs_fast_from_its_anchor() -> None:
+    import time
+
+    clock = Clock(anchor=time.time() - 10, speed=6)
+    assert abs((clock.now() - datetime.now(UTC)).total_seconds() - 50) < 2
+    assert abs(clock.seconds_until(clock.now() + timedelta(minutes=1)) - 10) < 0.5
+
+
+class FakeApi:
+    def __init__(self) -> None:
+        self.workflows: dict[str, dict[str, Any]] = {}
+        self.status: dict[str, Any] = {}
+        self.events: list[tuple[str, str]] = []
+
+    def list_workflows(self, namespace: str, selector: str) -> list[dict[str, Any]]:
+        return list(self.workflows.values())
+
+    def create_workflow(self, namespace: str, body: dict[str, Any]) -> dict[str, Any] | None:
+        if body["metadata"]["name"] in self.workflows:
+            return None
+        self.workflows[body["metadata"]["name"]] = body
+        return body
+
+    def patch_workflow(self, namespace: str, name: str, patch: dict[str, Any]) -> None:
+        self.workflows[name]["spec"].update(patch["spec"])
+
+    def delete_workflow(self, namespace: str, name: str, uid: str) -> None:
+        self.workflows.pop(name, None)
+
+    def patch_cron_status(self, namespace: str, name: str, patch: dict[str, Any]) -> None:
+        self.status = patch["status"]
+
+    def emit_event(self, workflow: dict[str, Any], type_: str, reason: str, message: str, *, kind: str = "") -> None:
+        self.events.append((reason, message))
+
+
+class FixedClock(Clock):
+    def now(self) -> datetime:
+        return T + timedelta(seconds=3)
+
+
+def test_a_pass_creates_the_due_run_posts_the_event_writes_status_and_sleeps_until_the_next_time() -> None:
+    api, book = FakeApi(), CronBook()
+    key = book.put(cron())
+    runner = CronRunner(api=api, book=book, is_leader=lambda: True, clock=FixedClock())
+
+    delay = runner.reconcile(key)
+
+    assert list(api.workflows) == [f"etl-{int(T.timestamp())}"]
+    assert api.events[0][0] == "RunStarted" and "3.0s after it" in api.events[0][1]
+    assert api.status["lastScheduleTime"] == "2026-11-29T02:30:00Z"
+    assert api.status["nextScheduleTime"] == "2026-11-30T02:30:00Z"
+    assert delay is not None and abs(delay - (86400 - 3)) < 1
+    assert runner.reconcile(key) is not None and len(api.workflows) == 1  # again: nothing new
+
+
+def test_only_the_leader_passes_and_an_invalid_spec_is_said_once() -> None:
+    api, book = FakeApi(), CronBook()
+    key = book.put(cron())
+    assert CronRunner(api=api, book=book, is_leader=lambda: False, clock=FixedClock()).reconcile(key) is None
+    assert api.workflows == {} and api.status == {}
+
+    invalid = book.put({**cron(schedule="31 2 * * * *"), "status": {}})
+    runner = CronRunner(api=api, book=book, is_leader=lambda: True, clock=FixedClock())
+    assert runner.reconcile(invalid) is None
+    (condition,) = api.status["conditions"]
+    assert (condition["status"], condition["reason"]) == ("False", "InvalidSpec")
+    assert condition["message"].startswith("invalid spec: spec.schedule: '31 2 * * * *' has 6 fields")
+    assert [reason for reason, _ in api.events] == ["InvalidSpec"]
