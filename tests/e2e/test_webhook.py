@@ -162,3 +162,29 @@ def test_a_standby_replica_serves_the_webhook_too(kube: Kube, namespace: str, we
     code, stderr, _ = kubectl_apply(kube, namespace, cyclic())
     assert code != 0 and CYCLE in stderr, stderr
     assert "became the leader" not in standby.log(), standby.tail()
+
+
+def test_a_cron_workflow_with_a_bad_schedule_or_workflow_is_refused_naming_the_fields(
+    kube: Kube, namespace: str, webhook: StartWebhook
+) -> None:
+    webhook()
+    bad = {
+        "apiVersion": "dagwright.io/v1alpha1",
+        "kind": "CronWorkflow",
+        "metadata": {"name": "nightly"},
+        "spec": {
+            "schedule": "30 2 * *",
+            "timezone": "Europe/Berln",
+            "workflow": cyclic()["spec"],
+        },
+    }
+    code, stderr, _ = kubectl_apply(kube, namespace, bad)
+    assert code != 0
+    assert 'admission webhook "validate.cronworkflows.dagwright.io" denied the request' in stderr
+    assert "spec.schedule: '30 2 * *' has 4 fields" in stderr
+    assert "spec.timezone: unknown time zone 'Europe/Berln'" in stderr
+    assert "spec.workflow." + CYCLE.removeprefix("spec.") in stderr
+    assert kube.kubectl("get", "dwc", "-n", namespace, "-o", "name").stdout.strip() == ""
+    fixed = {**bad, "spec": {**bad["spec"], "schedule": "30 2 * * *", "timezone": "Europe/Berlin"}}
+    fixed["spec"]["workflow"] = workflow("x", [node("a")])["spec"]
+    assert kubectl_apply(kube, namespace, fixed)[0] == 0

@@ -84,3 +84,32 @@ def test_schema_carries_the_model_bounds() -> None:
     assert fields["retry"]["properties"]["policy"]["enum"] == ["AnyFailure", "Transient"]
     assert spec["properties"]["parallelism"]["minimum"] == 1
     assert spec["required"] == ["nodes"]
+
+
+@pytest.mark.parametrize("entry", crd.KINDS, ids=lambda entry: entry.kind)
+def test_every_kind_has_its_committed_crd_in_both_places(entry: crd.Kind) -> None:
+    root = Path(__file__).resolve().parents[2]
+    for folder in ("crds", "charts/dagwright/crds"):
+        committed = (root / folder / entry.file_name).read_text(encoding="utf-8")
+        flag = "" if entry is crd.KINDS[0] else f" --kind {entry.kind}"
+        assert committed == crd.render(entry.kind), f"{folder}/{entry.file_name} is stale: `dagwright crd{flag}`"
+
+
+def test_cron_workflow_names_columns_and_its_workflow_schema() -> None:
+    definition = crd.definition("CronWorkflow")
+    assert definition["metadata"]["name"] == "cronworkflows.dagwright.io"
+    assert definition["spec"]["names"]["shortNames"] == ["dwc"]
+    (version,) = definition["spec"]["versions"]
+    columns = {c["name"]: c["jsonPath"] for c in version["additionalPrinterColumns"]}
+    assert columns == {
+        "Schedule": ".spec.schedule",
+        "Suspended": ".spec.suspend",
+        "Last": ".status.lastScheduleTime",
+        "Active": ".status.activeCount",
+        "Age": ".metadata.creationTimestamp",
+    }
+    spec = version["schema"]["openAPIV3Schema"]["properties"]["spec"]
+    assert spec["required"] == ["schedule", "workflow"]
+    assert spec["properties"]["workflow"] == _spec_schema()  # exactly a Workflow's spec
+    assert spec["properties"]["concurrencyPolicy"]["enum"] == ["Allow", "Forbid", "Replace"]
+    assert crd.kind_named("dwc") is crd.kind_named("cronworkflows") is crd.KINDS[1]

@@ -85,13 +85,18 @@ class CronBook:
         self._lock = threading.Lock()
         self._bodies: dict[Key, Body] = {}
 
-    def put(self, body: Body) -> Key:
+    def put(self, body: Body) -> Key | None:
+        """Keep the newer object; its key when a pass is wanted (a new object, or a new spec), else None: the
+        watch event of a pass's own status write must not start another pass."""
         key = key_of(body)
         with self._lock:
             current = self._bodies.get(key)
-            if current is None or _version(body) >= _version(current):
-                self._bodies[key] = body
-        return key
+            if current is not None and _version(body) < _version(current):
+                return None
+            self._bodies[key] = body
+        if current is None or current["metadata"].get("uid") != body["metadata"].get("uid"):
+            return key
+        return key if current["metadata"].get("generation") != body["metadata"].get("generation") else None
 
     def drop(self, body: Body) -> Key:
         key = key_of(body)

@@ -31,7 +31,8 @@ log = logging.getLogger("dagwright.operator")
 
 _ERROR_BACKOFF_MAX = 60.0
 _DRAIN_SECONDS = 10.0  # on shutdown, how long running passes may take to end before the Lease is handed over
-_CRON_WORKERS = 8  # CronWorkflow passes at once, in threads of their own: busy Workflows never delay a schedule
+_CRON_WORKERS = 16  # CronWorkflow passes at once, in threads of their own (busy Workflows never delay a
+# schedule); a pass mostly waits on 4 API round trips, so 200 CronWorkflows due at once need many
 _FINISHED = ("Succeeded", "Failed", "Stopped")
 
 

@@ -131,6 +131,7 @@ class FixedClock(Clock):
 def test_a_pass_creates_the_due_run_posts_the_event_writes_status_and_sleeps_until_the_next_time() -> None:
     api, book = FakeApi(), CronBook()
     key = book.put(cron())
+    assert key is not None
     runner = CronRunner(api=api, book=book, is_leader=lambda: True, clock=FixedClock())
 
     delay = runner.reconcile(key)
@@ -146,13 +147,28 @@ def test_a_pass_creates_the_due_run_posts_the_event_writes_status_and_sleeps_unt
 def test_only_the_leader_passes_and_an_invalid_spec_is_said_once() -> None:
     api, book = FakeApi(), CronBook()
     key = book.put(cron())
+    assert key is not None
     assert CronRunner(api=api, book=book, is_leader=lambda: False, clock=FixedClock()).reconcile(key) is None
     assert api.workflows == {} and api.status == {}
 
+    book = CronBook()
     invalid = book.put({**cron(schedule="31 2 * * * *"), "status": {}})
+    assert invalid is not None
     runner = CronRunner(api=api, book=book, is_leader=lambda: True, clock=FixedClock())
     assert runner.reconcile(invalid) is None
     (condition,) = api.status["conditions"]
     assert (condition["status"], condition["reason"]) == ("False", "InvalidSpec")
     assert condition["message"].startswith("invalid spec: spec.schedule: '31 2 * * * *' has 6 fields")
     assert [reason for reason, _ in api.events] == ["InvalidSpec"]
+
+
+def test_only_a_new_object_or_a_new_spec_asks_for_a_pass() -> None:
+    book = CronBook()
+    assert book.put(cron()) == ("ns", "etl")
+    status_written = cron()
+    status_written["metadata"] = {**status_written["metadata"], "resourceVersion": "6"}
+    assert book.put({**status_written, "status": {"activeCount": 1}}) is None
+    assert book.get(("ns", "etl"))["status"] == {"activeCount": 1}  # type: ignore[index]
+    edited = {**status_written, "metadata": {**status_written["metadata"], "resourceVersion": "7", "generation": 2}}
+    assert book.put(edited) == ("ns", "etl")
+    assert book.put(cron()) is None  # an older resourceVersion is not taken
