@@ -2,14 +2,15 @@
 
 The models are the single source of truth: this module turns their JSON Schema into the structural OpenAPI v3
 schema the API server requires (refs inlined, nullable unions collapsed, free-form Kubernetes structures
-marked `x-kubernetes-preserve-unknown-fields`). `crds/<plural>.dagwright.io.yaml` is this output, one file
-per entry of `KINDS`, and a test fails when a committed file differs from it. Defaults are left out on purpose:
+marked `x-kubernetes-preserve-unknown-fields`). `crds/<plural>.dagwright.io.yaml` is this output for each
+entry of `KINDS`, and a test fails when a committed file differs from it. Defaults are left out on purpose:
 the models apply them, and stored objects stay as small as the user wrote them.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import yaml
@@ -26,118 +27,133 @@ PLURAL = "workflows"
 _DROPPED = {"title", "default", "description", "propertyNames", "$defs"}
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True)
 class Kind:
-    """One custom resource of the group: its names, models and the columns `kubectl get` prints."""
+    """One CustomResourceDefinition dagwright installs; `KINDS` lists them, one entry per kind."""
 
     kind: str
     plural: str
-    short_names: list[str]
+    short_name: str
     description: str
-    spec: type[BaseModel]
-    status: type[BaseModel]
+    spec: Callable[[], dict[str, Any]]
+    status: Callable[[], dict[str, Any]] | None = None
     printer_columns: list[dict[str, str]]
-    required: list[str] = field(default_factory=lambda: ["spec"])
 
     @property
     def file_name(self) -> str:
-        """Where the generated CRD is committed, under crds/ and charts/dagwright/crds/."""
+        """Its file under crds/ and charts/dagwright/crds/."""
         return f"{self.plural}.{GROUP}.yaml"
 
 
-# One entry per kind; `dagwright crd --kind KIND` prints each (default: Workflow).
+def _column(name: str, json_path: str, type_: str = "string") -> dict[str, str]:
+    return {"name": name, "type": type_, "jsonPath": json_path}
+
+
+PRINTER_COLUMNS = [
+    _column("Phase", ".status.phase"),
+    _column("Progress", ".status.progress"),
+    _column("Age", ".metadata.creationTimestamp", "date"),
+    _column("Message", ".status.message"),
+]
+
+
+def _workflow_spec() -> dict[str, Any]:
+    """A Workflow's spec."""
+    return structural(WorkflowSpec.model_json_schema(by_alias=True, mode="validation"))
+
+
+def _cron_spec() -> dict[str, Any]:
+    """A CronWorkflow's spec: its own fields, and under `workflow` exactly a Workflow's spec (with its rules)."""
+    schema = structural(CronWorkflowSpec.model_json_schema(by_alias=True, mode="validation"))
+    schema["properties"]["workflow"] = _workflow_spec()
+    return schema
+
+
+def _status(model: type[BaseModel]) -> Callable[[], dict[str, Any]]:
+    return lambda: structural(model.model_json_schema(by_alias=True, mode="serialization"))
+
+
 KINDS = [
     Kind(
         kind="Workflow",
         plural=PLURAL,
-        short_names=["dwf"],
+        short_name="dwf",
         description="A DAG of nodes, each run as a Kubernetes Job by the dagwright operator.",
-        spec=WorkflowSpec,
-        status=WorkflowStatus,
-        printer_columns=[
-            {"name": "Phase", "type": "string", "jsonPath": ".status.phase"},
-            {"name": "Progress", "type": "string", "jsonPath": ".status.progress"},
-            {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
-            {"name": "Message", "type": "string", "jsonPath": ".status.message"},
-        ],
+        spec=_workflow_spec,
+        status=_status(WorkflowStatus),
+        printer_columns=PRINTER_COLUMNS,
     ),
     Kind(
         kind="CronWorkflow",
         plural="cronworkflows",
-        short_names=["dwc"],
+        short_name="dwc",
         description="A Workflow spec started on a cron schedule: one Workflow per scheduled time.",
-        spec=CronWorkflowSpec,
-        status=CronWorkflowStatus,
+        spec=_cron_spec,
+        status=_status(CronWorkflowStatus),
+        # A printer column cannot count (only simple JSONPath): the status keeps `activeCount` for ACTIVE.
         printer_columns=[
-            {"name": "Schedule", "type": "string", "jsonPath": ".spec.schedule"},
-            {"name": "Suspended", "type": "boolean", "jsonPath": ".spec.suspend"},
-            {"name": "Last", "type": "date", "jsonPath": ".status.lastScheduleTime"},
-            {"name": "Active", "type": "integer", "jsonPath": ".status.activeCount"},
-            {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
+            _column("Schedule", ".spec.schedule"),
+            _column("Suspended", ".spec.suspend", "boolean"),
+            _column("Last", ".status.lastScheduleTime", "date"),
+            _column("Active", ".status.activeCount", "integer"),
+            _column("Age", ".metadata.creationTimestamp", "date"),
         ],
     ),
 ]
-PRINTER_COLUMNS = KINDS[0].printer_columns
 
 
-def kind_named(name: str) -> Kind:
-    """The entry for a kind, by its kind, plural or short name (any case)."""
-    for entry in KINDS:
-        if name.lower() in (entry.kind.lower(), entry.plural, *entry.short_names):
-            return entry
-    raise KeyError(name)
+def kind_of(plural: str) -> Kind:
+    """The entry of KINDS for a plural (`workflows`) or kind (`Workflow`), case-insensitively; KeyError if none."""
+    for kind in KINDS:
+        if plural.lower() in (kind.plural, kind.kind.lower()):
+            return kind
+    raise KeyError(plural)
 
 
-def definition(kind: str = "Workflow") -> dict[str, Any]:
-    entry = kind_named(kind)
-    spec_schema = structural(entry.spec.model_json_schema(by_alias=True, mode="validation"))
-    status_schema = structural(entry.status.model_json_schema(by_alias=True, mode="serialization"))
+def definition(plural: str = PLURAL) -> dict[str, Any]:
+    kind = kind_of(plural)
+    properties: dict[str, Any] = {
+        "apiVersion": {"type": "string"},
+        "kind": {"type": "string"},
+        "metadata": {"type": "object"},
+        "spec": kind.spec(),
+    }
+    version: dict[str, Any] = {"name": VERSION, "served": True, "storage": True}
+    if kind.status is not None:
+        properties["status"] = kind.status()
+        version["subresources"] = {"status": {}}
+    version["additionalPrinterColumns"] = kind.printer_columns
+    version["schema"] = {
+        "openAPIV3Schema": {
+            "type": "object",
+            "description": kind.description,
+            "required": ["spec"],
+            "properties": properties,
+        }
+    }
     return {
         "apiVersion": "apiextensions.k8s.io/v1",
         "kind": "CustomResourceDefinition",
-        "metadata": {"name": f"{entry.plural}.{GROUP}"},
+        "metadata": {"name": f"{kind.plural}.{GROUP}"},
         "spec": {
             "group": GROUP,
             "names": {
-                "kind": entry.kind,
-                "listKind": f"{entry.kind}List",
-                "plural": entry.plural,
-                "singular": entry.kind.lower(),
-                "shortNames": entry.short_names,
+                "kind": kind.kind,
+                "listKind": f"{kind.kind}List",
+                "plural": kind.plural,
+                "singular": kind.kind.lower(),
+                "shortNames": [kind.short_name],
             },
             "scope": "Namespaced",
-            "versions": [
-                {
-                    "name": VERSION,
-                    "served": True,
-                    "storage": True,
-                    "subresources": {"status": {}},
-                    "additionalPrinterColumns": entry.printer_columns,
-                    "schema": {
-                        "openAPIV3Schema": {
-                            "type": "object",
-                            "description": entry.description,
-                            "required": entry.required,
-                            "properties": {
-                                "apiVersion": {"type": "string"},
-                                "kind": {"type": "string"},
-                                "metadata": {"type": "object"},
-                                "spec": spec_schema,
-                                "status": status_schema,
-                            },
-                        }
-                    },
-                }
-            ],
+            "versions": [version],
         },
     }
 
 
-def render(kind: str = "Workflow") -> str:
-    entry = kind_named(kind)
-    command = "dagwright crd" + ("" if entry is KINDS[0] else f" --kind {entry.kind}")
+def render(plural: str = PLURAL) -> str:
+    command = "dagwright crd" if plural == PLURAL else f"dagwright crd {plural}"
     header = f"# Generated from the dagwright models by `{command}`; do not edit by hand.\n"
-    return header + yaml.dump(definition(kind), Dumper=_PlainDumper, sort_keys=False, width=120)
+    return header + yaml.dump(definition(plural), Dumper=_PlainDumper, sort_keys=False, width=120)
 
 
 class _PlainDumper(yaml.SafeDumper):

@@ -86,17 +86,18 @@ def test_schema_carries_the_model_bounds() -> None:
     assert spec["required"] == ["nodes"]
 
 
-@pytest.mark.parametrize("entry", crd.KINDS, ids=lambda entry: entry.kind)
-def test_every_kind_has_its_committed_crd_in_both_places(entry: crd.Kind) -> None:
+@pytest.mark.parametrize("kind", crd.KINDS, ids=lambda kind: kind.plural)
+def test_every_kind_has_its_committed_crd_in_both_places(kind: crd.Kind) -> None:
     root = Path(__file__).resolve().parents[2]
     for folder in ("crds", "charts/dagwright/crds"):
-        committed = (root / folder / entry.file_name).read_text(encoding="utf-8")
-        flag = "" if entry is crd.KINDS[0] else f" --kind {entry.kind}"
-        assert committed == crd.render(entry.kind), f"{folder}/{entry.file_name} is stale: `dagwright crd{flag}`"
+        committed = (root / folder / kind.file_name).read_text(encoding="utf-8")
+        assert committed == crd.render(kind.plural), (
+            f"{folder}/{kind.file_name} is stale: `dagwright crd {kind.plural}`"
+        )
 
 
 def test_cron_workflow_names_columns_and_its_workflow_schema() -> None:
-    definition = crd.definition("CronWorkflow")
+    definition = crd.definition("cronworkflows")
     assert definition["metadata"]["name"] == "cronworkflows.dagwright.io"
     assert definition["spec"]["names"]["shortNames"] == ["dwc"]
     (version,) = definition["spec"]["versions"]
@@ -112,4 +113,4 @@ def test_cron_workflow_names_columns_and_its_workflow_schema() -> None:
     assert spec["required"] == ["schedule", "workflow"]
     assert spec["properties"]["workflow"] == _spec_schema()  # exactly a Workflow's spec
     assert spec["properties"]["concurrencyPolicy"]["enum"] == ["Allow", "Forbid", "Replace"]
-    assert crd.kind_named("dwc") is crd.kind_named("cronworkflows") is crd.KINDS[1]
+    assert crd.kind_of("CronWorkflow") is crd.kind_of("cronworkflows")

@@ -58,12 +58,12 @@ def add_graph(commands: Any) -> None:
 
 
 def add_crd(commands: Any) -> None:
-    definition = commands.add_parser("crd", help="print a CustomResourceDefinition (default: Workflow)")
+    definition = commands.add_parser("crd", help="print a CustomResourceDefinition (default: Workflow's)")
+    kinds = [kind.plural for kind in crd.KINDS]
+    definition.add_argument("plural", nargs="?", default=crd.PLURAL, choices=kinds, help="which one")
     definition.add_argument("--reference", action="store_true", help="the field reference in Markdown instead")
-    kinds = [entry.kind for entry in crd.KINDS]
-    definition.add_argument("--kind", choices=kinds, default=kinds[0], help="which resource's CRD")
     definition.set_defaults(
-        handler=lambda args: _print((reference.render() if args.reference else crd.render(args.kind)), end="")
+        handler=lambda args: _print((reference.render() if args.reference else crd.render(args.plural)), end="")
     )
 
 
