@@ -25,6 +25,7 @@ from kubernetes import client
 from .cluster.helpers import wait_for
 from .conftest import Kube
 from .operator_fixtures import GROUP, IMAGE, VERSION, Operators, dagwright, get_workflow, hold, node, parse_time
+from .test_operator_resilience import leader_identity, lease_holder
 
 pytestmark = pytest.mark.e2e
 
@@ -274,3 +275,26 @@ def test_cli_list_suspend_resume_trigger(kube: Kube, namespace: str, operators: 
     # Nothing stale: no run for a time passed over while suspended.
     stale = [t for t in scheduled(runs(kube, namespace, "ctl")) if suspended_at.timestamp() + 60 < t < after[0]]
     assert stale == [] or all(t > resumed_at.timestamp() for t in stale)
+
+
+def test_only_the_leader_starts_runs_and_the_standby_carries_on_after_it_is_killed(
+    kube: Kube, namespace: str, operators: Operators, clock: FastClock
+) -> None:
+    replicas = [operators.start(leader_election=True), operators.start(leader_election=True)]
+    holder = wait_for("a lease holder", lambda: lease_holder(kube, namespace), timeout=60)
+    leader = wait_for(
+        "the leader's log line", lambda: next((p for p in replicas if leader_identity(p) == holder), None), timeout=30
+    )
+    standby = next(p for p in replicas if p is not leader)
+    spec = {"catchUp": "All", "successfulRunsHistoryLimit": 100}
+    apply(kube, namespace, cron_workflow("ha", [node("a", duration="100ms")], **spec))
+    before = scheduled(wait_runs(kube, namespace, "ha", 2, timeout=4 * MINUTE))
+    assert "cron " not in standby.log(), "the standby started a run while the leader held the lease"
+
+    leader.kill()  # the Lease expires after 15 s: minutes of this clock pass without a leader
+    wait_for("the standby to lead", lambda: leader_identity(standby) is not None, timeout=40)
+    wait_for("a run by the standby", lambda: f"cron {namespace}/ha: started" in standby.log(), timeout=2 * MINUTE)
+
+    final = scheduled(runs(kube, namespace, "ha"))
+    assert final[: len(before)] == before
+    assert final == list(range(final[0], final[-1] + 1, 60)), "a time missed or doubled across the takeover"

@@ -230,6 +230,7 @@ class CronRunner:
             if created is None:
                 log.info("cron %s/%s: run %s already exists", namespace, name, run)
                 continue
+            log.info("cron %s/%s: started %s", namespace, name, run)
             metrics.CRON_RUNS_STARTED.inc()
             metrics.CRON_SCHEDULE_LAG.observe(max(0.0, lag))
             when = scheduled.strftime("%Y-%m-%dT%H:%M:%SZ")
