@@ -1,4 +1,4 @@
-"""The CustomResourceDefinitions (Workflow, CronWorkflow), generated from the pydantic models.
+"""The CustomResourceDefinitions (Workflow, WorkflowTemplate, CronWorkflow), generated from the pydantic models.
 
 The models are the single source of truth: this module turns their JSON Schema into the structural OpenAPI v3
 schema the API server requires (refs inlined, nullable unions collapsed, free-form Kubernetes structures
@@ -53,13 +53,22 @@ PRINTER_COLUMNS = [
     _column("Phase", ".status.phase"),
     _column("Progress", ".status.progress"),
     _column("Age", ".metadata.creationTimestamp", "date"),
+    _column("Template", ".spec.templateRef.name"),
     _column("Message", ".status.message"),
 ]
 
 
 def _workflow_spec() -> dict[str, Any]:
-    """A Workflow's spec."""
+    """A Workflow's spec; the model adds the templateRef rules (`spec._template_ref_rules`)."""
     return structural(WorkflowSpec.model_json_schema(by_alias=True, mode="validation"))
+
+
+def _template_spec() -> dict[str, Any]:
+    """A WorkflowTemplate's spec: a Workflow spec with nodes and no templateRef (templates do not chain)."""
+    schema = _workflow_spec()
+    del schema["properties"]["templateRef"], schema["x-kubernetes-validations"]
+    schema["required"] = ["nodes"]
+    return schema
 
 
 def _cron_spec() -> dict[str, Any]:
@@ -82,6 +91,18 @@ KINDS = [
         spec=_workflow_spec,
         status=_status(WorkflowStatus),
         printer_columns=PRINTER_COLUMNS,
+    ),
+    Kind(
+        kind="WorkflowTemplate",
+        plural="workflowtemplates",
+        short_name="dwt",
+        description="A Workflow spec kept to be run by name: a Workflow's spec.templateRef, with its own parameters.",
+        spec=_template_spec,
+        # A printer column cannot count (only simple JSONPath): the declared parameters with their defaults.
+        printer_columns=[
+            _column("Parameters", ".spec.parameters"),
+            _column("Age", ".metadata.creationTimestamp", "date"),
+        ],
     ),
     Kind(
         kind="CronWorkflow",

@@ -39,23 +39,36 @@ _Loader.add_implicit_resolver(
 
 
 def parse(text: str, source: str = "<manifest>") -> Any:
-    try:
-        documents = [doc for doc in yaml.load_all(text, Loader=_Loader) if doc is not None]
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        where = f"{source}:{mark.line + 1}:{mark.column + 1}" if mark else source
-        problem = getattr(error, "problem", None) or str(error)
-        raise SpecError([Problem(where, f"invalid YAML: {problem}")]) from None
+    """The one document of a manifest (a Workflow)."""
+    documents = parse_all(text, source)
     if len(documents) != 1:
         raise SpecError([Problem(source, f"expected one Workflow document, found {len(documents)}")])
     return documents[0]
 
 
-def load(path: str | Path) -> Any:
+def parse_all(text: str, source: str = "<manifest>") -> list[Any]:
+    """Every document of a manifest (a WorkflowTemplate and a Workflow running it, say), empty ones left out."""
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        return [doc for doc in yaml.load_all(text, Loader=_Loader) if doc is not None]
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f"{source}:{mark.line + 1}:{mark.column + 1}" if mark else source
+        problem = getattr(error, "problem", None) or str(error)
+        raise SpecError([Problem(where, f"invalid YAML: {problem}")]) from None
+
+
+def load(path: str | Path) -> Any:
+    return parse(read(path), str(path))
+
+
+def load_all(path: str | Path) -> list[Any]:
+    return parse_all(read(path), str(path))
+
+
+def read(path: str | Path) -> str:
+    try:
+        return Path(path).read_text(encoding="utf-8")
     except OSError as error:
         raise SpecError([Problem(str(path), f"cannot read the file: {error.strerror or error}")]) from None
     except UnicodeDecodeError:
         raise SpecError([Problem(str(path), "the file is not UTF-8 text")]) from None
-    return parse(text, str(path))

@@ -720,6 +720,7 @@ class _Pass:
             observed_generation=self.workflow.generation,
             retry_token=self.retry_token,
             nodes=dict(zip(self.names, self.nodes, strict=True)) if self.changed else previous.nodes,
+            template=previous.template,  # the backend's snapshot of a WorkflowTemplate: kept, never decided here
         )
         changed = self.changed or _summary(status) != _summary(previous)
         suspend = self.suspended() and not phase.finished

@@ -25,7 +25,9 @@ from dagwright.status import WorkflowStatus
 KINDS: list[tuple[str, str, list[type[BaseModel]]]] = [
     (
         "Workflow reference",
-        "`apiVersion: dagwright.io/v1alpha1`, `kind: Workflow`, short name `dwf`.",
+        "`apiVersion: dagwright.io/v1alpha1`, `kind: Workflow`, short name `dwf`. `kind: WorkflowTemplate` (short "
+        "name `dwt`) has the same `spec` (WorkflowSpec), with `nodes` required and no `templateRef`, and no status; "
+        "a Workflow runs one with `spec.templateRef` (docs/concepts.md, Templates).",
         [WorkflowSpec, WorkflowStatus],
     ),
     (

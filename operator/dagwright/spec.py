@@ -10,18 +10,21 @@ Defaults from `spec.defaults` are merged into nodes in one place: `WorkflowSpec.
 
 from __future__ import annotations
 
+import secrets
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic.alias_generators import to_camel
 
 API_VERSION = "dagwright.io/v1alpha1"
 KIND = "Workflow"
+TEMPLATE_KIND = "WorkflowTemplate"
 
 # RFC 1123 label: Kubernetes uses node names in Job names and labels, so the local runner enforces the same.
 DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 ENV_NAME = r"^[-._a-zA-Z][-._a-zA-Z0-9]*$"
 PARAM_NAME = r"^[a-zA-Z_][a-zA-Z0-9_-]*$"
+DNS_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"  # a Kubernetes object name
 
 MAX_NODES = 10_000
 MAX_STRING = 32_768  # one arg or env value; etcd keeps whole objects under ~1.5 MiB
@@ -161,8 +164,32 @@ class NodeSpec(Model):
     finally_: Annotated[bool, Field(alias="finally")] = False
 
 
+class TemplateRef(Model):
+    """Runs a WorkflowTemplate of the same namespace: its nodes, with this Workflow's parameters as overrides."""
+
+    name: Annotated[str, Field(min_length=1, max_length=253, pattern=DNS_SUBDOMAIN)]
+
+
+# What a template-based Workflow may not set: what runs is its template's (the rest are parameters and run controls).
+TEMPLATE_OWNED = ("nodes", "defaults", "pod_template", "fail_fast")
+
+
+def _template_ref_rules(schema: dict[str, Any]) -> None:
+    """The rules `required` cannot say, for the API server (CEL, naming the field): nodes or a templateRef, and
+    with templateRef nothing that says what runs. `reuse.shape_problems` is the same rule for everyone else."""
+    rules = [{"rule": "has(self.nodes) || has(self.templateRef)", "message": "required unless templateRef is set"}]
+    rules[0]["fieldPath"] = ".nodes"
+    for name in TEMPLATE_OWNED:
+        alias = to_camel(name)
+        rule = {"rule": f"!has(self.templateRef) || !has(self.{alias})", "fieldPath": f".{alias}"}
+        rules.append({**rule, "message": "not allowed with templateRef: the template says what runs"})
+    schema["x-kubernetes-validations"] = rules
+
+
 class WorkflowSpec(Model):
-    """What a user writes under `spec:`."""
+    """What a user writes under `spec:`: `nodes`, or a `templateRef` plus parameters and run controls."""
+
+    model_config = ConfigDict(json_schema_extra=_template_ref_rules)
 
     parameters: Annotated[
         dict[Annotated[str, Field(max_length=63, pattern=PARAM_NAME)], Text], Field(max_length=MAX_LIST)
@@ -179,7 +206,9 @@ class WorkflowSpec(Model):
     approvals: Annotated[dict[Annotated[str, Field(max_length=63)], ApprovalDecision], Field(max_length=MAX_NODES)] = {}
     defaults: NodeDefaults = NodeDefaults()
     pod_template: PodTemplate | None = None
-    nodes: Annotated[list[NodeSpec], Field(min_length=1, max_length=MAX_NODES)]
+    # Required unless templateRef is set (validation.py says so, naming the field): the default is never stored.
+    nodes: Annotated[list[NodeSpec], Field(min_length=1, max_length=MAX_NODES)] = []
+    template_ref: TemplateRef | None = None
 
     def resolved_nodes(self) -> list[NodeSpec]:
         """Nodes with `defaults` merged in: the only place defaults are applied."""
@@ -192,12 +221,23 @@ class ObjectMeta(Model):
     model_config = ConfigDict(extra="ignore")
 
     name: Annotated[str, Field(min_length=1, max_length=253)]
+    generate_name: Annotated[str, Field(max_length=253)] | None = None
     namespace: str | None = None
     uid: str | None = None
     generation: int | None = None
     labels: dict[str, str] = {}
     annotations: dict[str, str] = {}
     creation_timestamp: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _generated_name(cls, data: Any) -> Any:
+        """`generateName` without `name`: a name made as the API server makes one (prefix + 5 characters), so
+        `dagwright run` of a manifest written for `kubectl create` works too."""
+        if isinstance(data, dict) and not data.get("name") and isinstance(data.get("generateName"), str):
+            suffix = "".join(secrets.choice("bcdfghjklmnpqrstvwxz2456789") for _ in range(5))
+            return {**data, "name": data["generateName"] + suffix}
+        return data
 
 
 class WorkflowManifest(Model):
@@ -207,6 +247,17 @@ class WorkflowManifest(Model):
 
     api_version: Literal["dagwright.io/v1alpha1"]
     kind: Literal["Workflow"]
+    metadata: ObjectMeta
+    spec: WorkflowSpec
+
+
+class WorkflowTemplateManifest(Model):
+    """A whole WorkflowTemplate object: a Workflow spec kept to be run by name (`spec.templateRef`)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    api_version: Literal["dagwright.io/v1alpha1"]
+    kind: Literal["WorkflowTemplate"]
     metadata: ObjectMeta
     spec: WorkflowSpec
 

@@ -83,6 +83,15 @@ class Condition(Model):
     observed_generation: int | None = None
 
 
+class TemplateSnapshot(Model):
+    """The WorkflowTemplate a template-based Workflow runs, copied when the Workflow started: an edit (or the
+    deletion) of the template later does not change a run that has begun."""
+
+    name: str
+    resource_version: str | None = None
+    spec: dict[str, Any]
+
+
 class WorkflowStatus(Model):
     """Written only by dagwright: what `kubectl get workflow -o yaml` and `dagwright run --output json` show."""
 
@@ -98,6 +107,7 @@ class WorkflowStatus(Model):
     observed_generation: int | None = None
     retry_token: str = ""
     nodes: dict[str, NodeStatus] = {}
+    template: TemplateSnapshot | None = None
     # Large workflows only (the operator's storage form; see dagwright.k8s.statuswire): gzip+base64 of `nodes`.
     compressed_nodes: str | None = None
 

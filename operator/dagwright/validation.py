@@ -9,15 +9,23 @@ slipped past the API server ends as phase Failed with reason InvalidSpec and thi
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import pydantic
 
-from dagwright import conditions, templates
+from dagwright import conditions, reuse, templates
 from dagwright.errors import Problem, SpecError
 from dagwright.graph import Graph
-from dagwright.spec import RENAMED_RETRY_KEYS, NodeSpec, WorkflowManifest, WorkflowSpec
+from dagwright.spec import (
+    RENAMED_RETRY_KEYS,
+    TEMPLATE_KIND,
+    NodeSpec,
+    WorkflowManifest,
+    WorkflowSpec,
+    WorkflowTemplateManifest,
+)
 from dagwright.workflows import Workflow
 
 _MESSAGES = {
@@ -27,28 +35,169 @@ _MESSAGES = {
 
 
 def load_manifest(data: Any) -> WorkflowManifest:
-    """Parse a whole object (apiVersion, kind, metadata, spec) or raise SpecError."""
+    """Parse a whole Workflow object (apiVersion, kind, metadata, spec) or raise SpecError."""
     if not isinstance(data, Mapping):
         raise SpecError([Problem("(document)", "a Workflow manifest must be a mapping with apiVersion, kind, spec")])
     try:
-        return WorkflowManifest.model_validate(data)
+        manifest = WorkflowManifest.model_validate(data)
+    except pydantic.ValidationError as error:
+        raise SpecError(pydantic_problems(error, data) + _missing_nodes(data.get("spec"))) from None
+    _raise_any(reuse.shape_problems(manifest.spec))
+    return manifest
+
+
+def load_template(data: Any) -> WorkflowTemplateManifest:
+    """Parse a whole WorkflowTemplate object or raise SpecError; its spec is checked as a Workflow's would be
+    when the template is run (`compile_template`)."""
+    if not isinstance(data, Mapping):
+        raise SpecError(
+            [Problem("(document)", "a WorkflowTemplate manifest must be a mapping with apiVersion, kind, spec")]
+        )
+    try:
+        manifest = WorkflowTemplateManifest.model_validate(data)
     except pydantic.ValidationError as error:
         raise SpecError(pydantic_problems(error, data)) from None
+    _raise_any(reuse.template_problems(manifest.spec))
+    return manifest
 
 
 def parse_spec(data: Any) -> WorkflowSpec:
-    """Parse only a spec (what the operator reads from a cluster object) or raise SpecError."""
+    """Parse only a Workflow's spec (what the operator reads from a cluster object) or raise SpecError."""
     try:
-        return WorkflowSpec.model_validate(data)
+        spec = WorkflowSpec.model_validate(data)
     except pydantic.ValidationError as error:
-        raise SpecError(pydantic_problems(error, {"spec": data}, prefix=("spec",))) from None
+        problems = pydantic_problems(error, {"spec": data}, prefix=("spec",))
+        raise SpecError(problems + _missing_nodes(data)) from None
+    _raise_any(reuse.shape_problems(spec))
+    return spec
 
 
-def compile_manifest(data: Any, parameters: Mapping[str, str] | None = None) -> Workflow:
-    """Validate a manifest and build the planner's `Workflow`; `parameters` override spec.parameters."""
+def parse_template_spec(data: Any, *, prefix: str = "spec") -> WorkflowSpec:
+    """Parse a WorkflowTemplate's spec or raise SpecError; `prefix` names where it was read from."""
+    try:
+        spec = WorkflowSpec.model_validate(data)
+    except pydantic.ValidationError as error:
+        problems = pydantic_problems(error, {"spec": data}, prefix=("spec",))
+        raise SpecError([_prefixed(problem, prefix) for problem in problems]) from None
+    _raise_any(reuse.template_problems(spec, prefix=prefix))
+    return spec
+
+
+def compile_manifest(
+    data: Any, parameters: Mapping[str, str] | None = None, *, template: WorkflowSpec | None = None
+) -> Workflow:
+    """Validate a Workflow manifest and build the planner's `Workflow`; `parameters` override spec.parameters.
+    A template-based one runs `template` (None: there is no such template)."""
     manifest = load_manifest(data)
     spec = manifest.spec
     if parameters:
+        spec = spec.model_copy(update={"parameters": {**spec.parameters, **parameters}})
+    meta = manifest.metadata
+    return compile_resolved(
+        spec, template, name=meta.name, namespace=meta.namespace, uid=meta.uid, generation=meta.generation
+    )
+
+
+def compile_resolved(
+    spec: WorkflowSpec,
+    template: WorkflowSpec | None,
+    *,
+    name: str,
+    namespace: str | None = None,
+    uid: str | None = None,
+    generation: int | None = None,
+    check: Callable[[Workflow], None] | None = None,
+) -> Workflow:
+    """`compile_spec` of what a Workflow runs: its own spec, or its template's (`reuse.resolve`). Problems in
+    the template's part name the template (`WorkflowTemplate NAME spec.nodes[0].image`), since that is where
+    they are fixed; `check` adds a backend's own rules (the cluster's image rule)."""
+    resolved = reuse.resolve(spec, template)
+    try:
+        workflow = compile_spec(resolved, name=name, namespace=namespace, uid=uid, generation=generation)
+        if check is not None:
+            check(workflow)
+    except SpecError as error:
+        if spec.template_ref is None:
+            raise
+        where = template_field(spec.template_ref.name)
+        own = ("spec.parameters.",)
+        raise SpecError([p if p.field.startswith(own) else _prefixed(p, where) for p in error.problems]) from None
+    return workflow
+
+
+def template_field(name: str) -> str:
+    """How a problem in a WorkflowTemplate's spec is named when a Workflow runs it."""
+    return f"WorkflowTemplate {name} spec"
+
+
+@dataclass(frozen=True, slots=True)
+class Documents:
+    """A file's documents, checked: its WorkflowTemplates by name and its Workflows, in file order."""
+
+    templates: dict[str, WorkflowTemplateManifest]
+    workflows: list[WorkflowManifest]
+    raw_templates: dict[str, Any]
+    raw_workflows: list[Any]
+
+
+def load_documents(documents: list[Any], source: str) -> Documents:
+    """Each document checked as what its `kind` says (a WorkflowTemplate, else a Workflow), every problem named
+    with its document when there are several."""
+    templates: dict[str, WorkflowTemplateManifest] = {}
+    raw_templates: dict[str, Any] = {}
+    workflows: list[WorkflowManifest] = []
+    raw_workflows: list[Any] = []
+    problems: list[Problem] = []
+    for number, data in enumerate(documents, 1):
+        is_template = isinstance(data, Mapping) and data.get("kind") == TEMPLATE_KIND
+        try:
+            if is_template:
+                template = load_template(data)
+                templates[template.metadata.name] = template
+                raw_templates[template.metadata.name] = data
+            else:
+                workflows.append(load_manifest(data))
+                raw_workflows.append(data)
+        except SpecError as error:
+            where = f"{source} document {number}: " if len(documents) > 1 else ""
+            problems += [Problem(where + problem.field, problem.message) for problem in error.problems]
+    _raise_any(problems)
+    return Documents(templates, workflows, raw_templates, raw_workflows)
+
+
+def compile_documents(documents: list[Any], parameters: Mapping[str, str] | None = None, *, source: str) -> Workflow:
+    """What `dagwright run FILE` runs: the file's one Workflow (with the file's template, if it names one), or,
+    without a Workflow, its one WorkflowTemplate with `parameters` overriding the declared ones."""
+    found = load_documents(documents, source)
+    if not found.workflows:
+        if len(found.templates) != 1:
+            message = f"expected a Workflow, or one WorkflowTemplate to run, found {len(found.templates)} templates"
+            raise SpecError([Problem(source, message)])
+        (data,) = found.raw_templates.values()
+        return compile_template(data, parameters)
+    if len(found.workflows) > 1:
+        raise SpecError([Problem(source, f"expected one Workflow document, found {len(found.workflows)}")])
+    (manifest,) = found.workflows
+    template = None
+    if manifest.spec.template_ref is not None:
+        name = manifest.spec.template_ref.name
+        if name not in found.templates:
+            message = f"WorkflowTemplate '{name}' is not in {source}: add it as another document to run it here"
+            raise SpecError([Problem("spec.templateRef.name", message)])
+        template = found.templates[name].spec
+        wrong = reuse.undeclared(parameters or {}, template, name)
+        _raise_any([Problem(f"-p {key}", message) for key, message in wrong.items()])
+    return compile_manifest(found.raw_workflows[0], parameters, template=template)
+
+
+def compile_template(data: Any, parameters: Mapping[str, str] | None = None) -> Workflow:
+    """A WorkflowTemplate manifest run as a Workflow of its name, `parameters` overriding the declared ones
+    (each must be declared: `-p` names the undeclared one)."""
+    manifest = load_template(data)
+    spec = manifest.spec
+    if parameters:
+        wrong = reuse.undeclared(parameters, spec, manifest.metadata.name)
+        _raise_any([Problem(f"-p {key}", message) for key, message in wrong.items()])
         spec = spec.model_copy(update={"parameters": {**spec.parameters, **parameters}})
     meta = manifest.metadata
     return compile_spec(spec, name=meta.name, namespace=meta.namespace, uid=meta.uid, generation=meta.generation)
@@ -62,7 +211,10 @@ def compile_spec(
     uid: str | None = None,
     generation: int | None = None,
 ) -> Workflow:
-    """Check what the schema cannot (raising SpecError) and build the planner's view of the workflow."""
+    """Check what the schema cannot (raising SpecError) and build the planner's view of the workflow. A
+    template-based spec must be resolved first (`reuse.resolve`): until then it has no nodes."""
+    if spec.template_ref is not None:
+        raise SpecError([Problem("spec.templateRef", "the template was not resolved (a bug: reuse.resolve first)")])
     nodes = spec.resolved_nodes()
     problems = _check_names(nodes)
     problems += _check_dependencies(nodes)
@@ -89,6 +241,25 @@ def compile_spec(
         graph=graph,
         conditions=compiled,
     )
+
+
+def _missing_nodes(spec: Any) -> list[Problem]:
+    """The shape problem of a spec pydantic refused for other reasons too, so that every problem is reported."""
+    if isinstance(spec, Mapping) and "nodes" not in spec and "templateRef" not in spec:
+        return reuse.shape_problems(WorkflowSpec())
+    return []
+
+
+def _raise_any(problems: list[Problem]) -> None:
+    if problems:
+        raise SpecError(problems)
+
+
+def _prefixed(problem: Problem, prefix: str) -> Problem:
+    """`spec.nodes[0].image` read from elsewhere (a template's spec) as `<prefix>.nodes[0].image`."""
+    if prefix == "spec" or not (problem.field == "spec" or problem.field.startswith(("spec.", "spec["))):
+        return problem
+    return Problem(prefix + problem.field[4:], problem.message)
 
 
 def _closing_edge(nodes: list[NodeSpec], graph: Graph, cycle: list[str]) -> str:

@@ -131,9 +131,10 @@ def test_install_establishes_the_crd_and_creates_the_operator(helm: Path, kube: 
     )
     assert result.returncode == 0, result.stderr
     assert "kubectl apply -f examples/diamond.yaml" in result.stdout  # NOTES tell the next command
-    established = kube.kubectl("get", "crd", "workflows.dagwright.io", "-o", "json")
-    conditions = {c["type"]: c["status"] for c in json.loads(established.stdout)["status"]["conditions"]}
-    assert conditions.get("Established") == "True"
+    for crd in ("workflows.dagwright.io", "workflowtemplates.dagwright.io"):
+        established = kube.kubectl("get", "crd", crd, "-o", "json")
+        conditions = {c["type"]: c["status"] for c in json.loads(established.stdout)["status"]["conditions"]}
+        assert conditions.get("Established") == "True", crd
     wait_for(
         "the operator Deployment",
         lambda: kube.kubectl("get", "deployment", "dw-dagwright", "-n", namespace, check=False).returncode == 0,
@@ -186,6 +187,8 @@ def test_the_operator_service_account_can_do_its_job_and_nothing_more(helm: Path
     assert can("create", "workflows.dagwright.io") and can("patch", "workflows.dagwright.io")
     assert can("watch", "cronworkflows.dagwright.io") and can("patch", "cronworkflows.dagwright.io/status")
     assert not can("patch", "cronworkflows.dagwright.io") and not can("delete", "cronworkflows.dagwright.io")
+    assert can("get", "workflowtemplates.dagwright.io") and can("watch", "workflowtemplates.dagwright.io")
+    assert not can("patch", "workflowtemplates.dagwright.io") and not can("create", "workflowtemplates.dagwright.io")
     assert not can("update", "leases.coordination.k8s.io", "kube-system")
     assert not can("create", "deployments.apps")
     # The chart writes the webhook configuration itself: the operator may not touch any (kopf's managed mode could).
@@ -197,21 +200,23 @@ def test_the_operator_service_account_can_do_its_job_and_nothing_more(helm: Path
 def test_the_webhook_never_blocks_and_trusts_exactly_the_generated_ca(helm: Path, kube: Kube, namespace: str) -> None:
     documents = rendered(helm, kube, namespace)
     (config,) = of_kind(documents, "ValidatingWebhookConfiguration")
-    webhook, cron = config["webhooks"]
+    webhook, template_webhook, cron = config["webhooks"]
     assert cron["clientConfig"]["service"]["path"] == f"/{admission.CRON_HANDLER_ID}"
     assert cron["rules"][0]["resources"] == [names.CRON_PLURAL] and cron["failurePolicy"] == "Ignore"
-    assert webhook["failurePolicy"] == "Ignore" and webhook["sideEffects"] == "None"
-    assert webhook["timeoutSeconds"] <= 10
-    (rule,) = webhook["rules"]
-    assert rule["operations"] == ["CREATE", "UPDATE"]  # DELETE is never intercepted
-    assert (rule["apiGroups"], rule["apiVersions"], rule["resources"]) == (
-        [names.GROUP],
-        [names.VERSION],
-        ["workflows"],
-    )
+    for each, plural, handler in (
+        (webhook, "workflows", admission.HANDLER_ID),
+        (template_webhook, "workflowtemplates", admission.TEMPLATE_HANDLER_ID),
+    ):
+        assert each["name"] == f"validate.{plural}.dagwright.io"
+        assert each["failurePolicy"] == "Ignore" and each["sideEffects"] == "None"
+        assert each["timeoutSeconds"] <= 10
+        (rule,) = each["rules"]
+        assert rule["operations"] == ["CREATE", "UPDATE"]  # DELETE is never intercepted
+        assert (rule["apiGroups"], rule["apiVersions"], rule["resources"]) == ([names.GROUP], [names.VERSION], [plural])
+        assert each["clientConfig"]["service"]["path"] == f"/{handler}"  # kopf serves each handler at /<id>
+        assert each["clientConfig"]["caBundle"] == webhook["clientConfig"]["caBundle"]
+        assert "namespaceSelector" not in each  # all namespaces, like the operator itself
     service = webhook["clientConfig"]["service"]
-    assert service["path"] == f"/{admission.HANDLER_ID}"  # kopf serves the handler at /<id>
-    assert "namespaceSelector" not in webhook  # all namespaces, like the operator itself
 
     (secret,) = [doc for doc in of_kind(documents, "Secret") if doc["metadata"]["name"] == "dw-dagwright-webhook-tls"]
     assert webhook["clientConfig"]["caBundle"] == secret["data"]["ca.crt"]
@@ -231,8 +236,9 @@ def test_the_webhook_never_blocks_and_trusts_exactly_the_generated_ca(helm: Path
     watching = of_kind(
         rendered(helm, kube, namespace, f"watchNamespaces={{{namespace}}}"), "ValidatingWebhookConfiguration"
     )
-    (expression,) = watching[0]["webhooks"][0]["namespaceSelector"]["matchExpressions"]
-    assert expression["values"] == [namespace]
+    for each in watching[0]["webhooks"]:
+        (expression,) = each["namespaceSelector"]["matchExpressions"]
+        assert expression["values"] == [namespace]
 
     disabled = rendered(helm, kube, namespace, "webhook.enabled=false")
     assert not of_kind(disabled, "ValidatingWebhookConfiguration")
@@ -270,7 +276,7 @@ def test_the_operator_serves_the_charts_certificate_at_the_charts_path(
     secret = next(d for d in of_kind(documents, "Secret") if d["metadata"]["name"] == "dw-dagwright-webhook-tls")
     for key, value in secret["data"].items():
         (tmp_path / key).write_bytes(base64.b64decode(value))
-    webhook = of_kind(documents, "ValidatingWebhookConfiguration")[0]["webhooks"][0]
+    webhook, template_webhook, _ = of_kind(documents, "ValidatingWebhookConfiguration")[0]["webhooks"]
     service = webhook["clientConfig"]["service"]
     port = free_port()
     operator = operators.start(
@@ -296,14 +302,14 @@ def test_the_operator_serves_the_charts_certificate_at_the_charts_path(
         },
     }
 
-    def answer() -> dict[str, Any] | None:
+    def answer(path: str = service["path"], review: dict[str, Any] = review) -> dict[str, Any] | None:
         try:
             raw = socket.create_connection(("127.0.0.1", port), timeout=5)
         except OSError:
             return None
         connection = http.client.HTTPSConnection("127.0.0.1", port, context=context)
         connection.sock = context.wrap_socket(raw, server_hostname=f"{service['name']}.{namespace}.svc")
-        connection.request("POST", service["path"], json.dumps(review), {"Content-Type": "application/json"})
+        connection.request("POST", path, json.dumps(review), {"Content-Type": "application/json"})
         response = connection.getresponse()
         body: dict[str, Any] = json.loads(response.read())
         connection.close()
@@ -313,6 +319,12 @@ def test_the_operator_serves_the_charts_certificate_at_the_charts_path(
     assert result["uid"] == "e2e-1" and result["allowed"] is False
     assert result["status"]["message"] == "invalid spec: spec.nodes[0].dependsOn[0]: node 'a' depends on itself"
     assert result["status"]["code"] == 422
+    # The WorkflowTemplate handler at the chart's second path: the same checks.
+    review["request"]["object"] = {**cyclic, "kind": "WorkflowTemplate"}
+    review["request"]["resource"]["resource"] = names.TEMPLATE_PLURAL
+    template_answer = answer(template_webhook["clientConfig"]["service"]["path"], review)
+    assert template_answer is not None and template_answer["response"]["allowed"] is False
+    assert "node 'a' depends on itself" in template_answer["response"]["status"]["message"]
     assert operator.alive(), operator.tail()
 
 

@@ -117,11 +117,11 @@ def test_kubectl_get_shows_phase_and_progress(kube: Kube, namespace: str, operat
     wait_phase(kube, namespace, "hello", "Succeeded")
 
     out = kube.kubectl("get", "workflows", "-n", namespace).stdout.splitlines()
-    assert out[0].split() == ["NAME", "PHASE", "PROGRESS", "AGE", "MESSAGE"]
+    assert out[0].split() == ["NAME", "PHASE", "PROGRESS", "AGE", "TEMPLATE", "MESSAGE"]
     assert out[1].split()[:3] == ["hello", "Succeeded", "2/2"]
     assert "all 2 nodes succeeded" in out[1]
     short = kube.kubectl("get", "dwf", "hello", "-n", namespace, "-o", "wide").stdout.splitlines()
-    assert short[0].split() == ["NAME", "PHASE", "PROGRESS", "AGE", "MESSAGE"]
+    assert short[0].split() == ["NAME", "PHASE", "PROGRESS", "AGE", "TEMPLATE", "MESSAGE"]
     assert "all 2 nodes succeeded" in short[1]
 
 

@@ -188,3 +188,29 @@ def test_a_cron_workflow_with_a_bad_schedule_or_workflow_is_refused_naming_the_f
     fixed = {**bad, "spec": {**bad["spec"], "schedule": "30 2 * * *", "timezone": "Europe/Berlin"}}
     fixed["spec"]["workflow"] = workflow("x", [node("a")])["spec"]
     assert kubectl_apply(kube, namespace, fixed)[0] == 0
+
+
+def test_templates_are_checked_and_a_run_naming_an_undeclared_parameter_is_refused(
+    kube: Kube, namespace: str, webhook: StartWebhook
+) -> None:
+    webhook()
+    template = workflow("etl", [node("extract", args=["{{ params.date }}"])], parameters={"date": "today"})
+    template["kind"] = "WorkflowTemplate"
+    broken = {**template, "metadata": {"name": "broken"}}
+    broken["spec"] = {**template["spec"], "nodes": [node("a", "b"), node("b", "a")]}
+    code, stderr, _ = kubectl_apply(kube, namespace, broken)
+    assert code != 0 and 'admission webhook "validate.workflowtemplates.dagwright.io" denied' in stderr, stderr
+    assert "spec.nodes[0].dependsOn[0]: dependency cycle: a -> b -> a" in stderr, stderr
+    assert kubectl_apply(kube, namespace, template)[0] == 0
+
+    def run(name: str, template_name: str, **parameters: str) -> dict[str, object]:
+        spec = {"templateRef": {"name": template_name}, "parameters": parameters}
+        return {"apiVersion": "dagwright.io/v1alpha1", "kind": "Workflow", "metadata": {"name": name}, "spec": spec}
+
+    code, stderr, _ = kubectl_apply(kube, namespace, run("typo", "etl", dat="2026-11-29"))
+    assert code != 0 and 'admission webhook "validate.workflows.dagwright.io" denied' in stderr, stderr
+    assert "spec.parameters.dat: WorkflowTemplate 'etl' declares no parameter 'dat' (it declares: date)" in stderr
+    # A template may come after the Workflows that run it: admitted, and InvalidSpec only if still missing later.
+    assert kubectl_apply(kube, namespace, run("early", "later", x="1"))[0] == 0
+    assert kubectl_apply(kube, namespace, run("fine", "etl", date="2026-11-29"))[0] == 0
+    assert stored_names(kube, namespace) == {"early", "fine"}

@@ -70,6 +70,7 @@ def alive(pid: int) -> bool:
         ("failing-branch.yaml", 1, "Failed", "2/4"),
         ("conditional.yaml", 0, "Succeeded", "3/5"),
         ("notify-on-failure.yaml", 1, "Failed", "3/4"),
+        ("template.yaml", 0, "Succeeded", "3/3"),
     ],
 )
 def test_examples_end_with_the_right_exit_code(example: str, code: int, phase: str, progress: str) -> None:
@@ -331,6 +332,55 @@ def test_invalid_manifest_is_reported_field_by_field_without_running(tmp_path: P
         "  spec.nodes[0].dependsOn[0]: dependency cycle: a -> b -> c -> a",
     ]
     assert not marker.exists()
+
+
+def template_file(tmp_path: Path, *documents: dict[str, Any]) -> Path:
+    """A WorkflowTemplate `report` writing its parameters to tmp_path/out, then `documents`, in one file."""
+    out = tmp_path / "out"
+    command = ["sh", "-c", f"echo {{{{ params.region }}}} {{{{ params.date }}}} >> {out}"]
+    template = {
+        "apiVersion": "dagwright.io/v1alpha1",
+        "kind": "WorkflowTemplate",
+        "metadata": {"name": "report"},
+        "spec": {"parameters": {"region": "eu", "date": "today"}, "nodes": [{"name": "write", "command": command}]},
+    }
+    path = tmp_path / "report.yaml"
+    path.write_text(yaml.safe_dump_all([template, *documents], sort_keys=False))
+    return path
+
+
+def test_a_workflow_template_runs_on_its_own_with_p_overriding_its_defaults(tmp_path: Path) -> None:
+    path = template_file(tmp_path)
+    code, final, _ = run_json(path, "-p", "region=us")
+    assert code == 0 and (tmp_path / "out").read_text() == "us today\n"
+    assert (final["kind"], final["metadata"]["name"], final["status"]["phase"]) == ("Workflow", "report", "Succeeded")
+    typo = dagwright("run", path, "-p", "regoin=us")
+    assert typo.returncode == 1 and not (tmp_path / "out").read_text().count("\n") > 1
+    assert typo.stderr.splitlines()[1] == (
+        "  -p regoin: WorkflowTemplate 'report' declares no parameter 'regoin' (it declares: date, region)"
+    )
+
+
+def test_a_workflow_runs_the_template_of_its_own_file_and_names_what_is_missing(tmp_path: Path) -> None:
+    run = {
+        "apiVersion": "dagwright.io/v1alpha1",
+        "kind": "Workflow",
+        "metadata": {"generateName": "report-"},
+        "spec": {"templateRef": {"name": "report"}, "parameters": {"date": "2026-11-29"}},
+    }
+    code, final, _ = run_json(template_file(tmp_path, run))
+    assert code == 0 and (tmp_path / "out").read_text() == "eu 2026-11-29\n"
+    assert final["metadata"]["name"].startswith("report-") and final["spec"]["parameters"]["date"] == "2026-11-29"
+
+    elsewhere = tmp_path / "run.yaml"
+    elsewhere.write_text(yaml.safe_dump({**run, "spec": {**run["spec"], "templateRef": {"name": "other"}}}))
+    result = dagwright("run", elsewhere)
+    assert result.returncode == 1 and result.stderr.splitlines()[1] == (
+        f"  spec.templateRef.name: WorkflowTemplate 'other' is not in {elsewhere}: "
+        "add it as another document to run it here"
+    )
+    checked = dagwright("validate", elsewhere)
+    assert checked.returncode == 0 and "running WorkflowTemplate 'other' (not in this file" in checked.stdout
 
 
 def test_unknown_parameter_is_a_validation_error(tmp_path: Path) -> None:

@@ -18,6 +18,10 @@ def test_chart_crd_is_the_generated_crd() -> None:
     )
 
 
+def test_chart_ships_every_crd_and_no_other() -> None:
+    assert sorted(path.name for path in (CHART / "crds").iterdir()) == sorted(kind.file_name for kind in crd.KINDS)
+
+
 def test_default_values_name_every_top_level_key_the_schema_knows() -> None:
     values = yaml.safe_load((CHART / "values.yaml").read_text())
     schema = json.loads((CHART / "values.schema.json").read_text())

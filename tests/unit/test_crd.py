@@ -10,7 +10,8 @@ import yaml
 
 from dagwright import cli, crd
 
-CRD_FILE = Path(__file__).resolve().parents[2] / "crds" / "workflows.dagwright.io.yaml"
+CRDS = Path(__file__).resolve().parents[2] / "crds"
+CRD_FILE = CRDS / "workflows.dagwright.io.yaml"
 
 
 def _version() -> dict[str, Any]:
@@ -23,11 +24,35 @@ def _spec_schema() -> dict[str, Any]:
 
 
 def test_committed_crd_matches_dagwright_crd_output(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["crd", "workflowtemplates"]) == 0
+    assert capsys.readouterr().out == (CRDS / "workflowtemplates.dagwright.io.yaml").read_text(encoding="utf-8")
+
+
+def test_dagwright_crd_prints_the_workflow_crd_by_default(capsys: pytest.CaptureFixture[str]) -> None:
     assert cli.main(["crd"]) == 0
-    generated = capsys.readouterr().out
-    assert CRD_FILE.read_text(encoding="utf-8") == generated, (
-        "crds/workflows.dagwright.io.yaml is stale: run `dagwright crd > crds/workflows.dagwright.io.yaml`"
-    )
+    assert capsys.readouterr().out == CRD_FILE.read_text(encoding="utf-8")
+
+
+def test_workflow_template_crd_names_and_columns() -> None:
+    definition = crd.definition("workflowtemplates")
+    assert crd.kind_of("WorkflowTemplate") is crd.kind_of("workflowtemplates") is crd.KINDS[1]
+    assert definition["metadata"]["name"] == "workflowtemplates.dagwright.io"
+    assert definition["spec"]["names"]["kind"] == "WorkflowTemplate"
+    assert definition["spec"]["names"]["shortNames"] == ["dwt"]
+    (version,) = definition["spec"]["versions"]
+    assert "subresources" not in version  # nothing writes a template's status
+    columns = {c["name"]: c["jsonPath"] for c in version["additionalPrinterColumns"]}
+    assert columns == {"Parameters": ".spec.parameters", "Age": ".metadata.creationTimestamp"}
+    spec = version["schema"]["openAPIV3Schema"]["properties"]["spec"]
+    assert spec["required"] == ["nodes"] and "templateRef" not in spec["properties"]
+
+
+def test_workflow_spec_rules_match_the_template_shape_rules() -> None:
+    """The API server's rules (CEL) name the same fields `reuse.shape_problems` refuses with templateRef."""
+    rules = _spec_schema()["x-kubernetes-validations"]
+    refused = {rule["fieldPath"] for rule in rules[1:]}
+    assert refused == {".nodes", ".defaults", ".podTemplate", ".failFast"}
+    assert all(rule["rule"].startswith("!has(self.templateRef)") for rule in rules[1:])
 
 
 def test_names_subresource_and_printer_columns() -> None:
@@ -42,6 +67,7 @@ def test_names_subresource_and_printer_columns() -> None:
     assert columns["Phase"] == ".status.phase"
     assert columns["Progress"] == ".status.progress"
     assert columns["Age"] == ".metadata.creationTimestamp"
+    assert columns["Template"] == ".spec.templateRef.name"
 
 
 def _walk(schema: dict[str, Any], path: str) -> list[tuple[str, dict[str, Any]]]:
@@ -83,7 +109,7 @@ def test_schema_carries_the_model_bounds() -> None:
     assert fields["retry"]["properties"]["limit"] == {"type": "integer", "minimum": 0, "maximum": 1000}
     assert fields["retry"]["properties"]["policy"]["enum"] == ["AnyFailure", "Transient"]
     assert spec["properties"]["parallelism"]["minimum"] == 1
-    assert spec["required"] == ["nodes"]
+    assert "required" not in spec  # nodes or templateRef: a CEL rule says which
 
 
 @pytest.mark.parametrize("kind", crd.KINDS, ids=lambda kind: kind.plural)

@@ -12,7 +12,7 @@ from builders import manifest, node
 
 from dagwright import cli, cronspec, manifests
 from dagwright.errors import SpecError
-from dagwright.validation import compile_manifest, parse_spec
+from dagwright.validation import compile_documents, compile_manifest, parse_spec
 
 EXAMPLES = sorted((Path(__file__).resolve().parents[2] / "examples").glob("*.yaml"))
 
@@ -25,8 +25,10 @@ def problems(document: Any) -> list[str]:
 
 @pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.name)
 def test_examples_are_valid(path: Path) -> None:
-    workflow = compile_manifest(cronspec.as_workflow(manifests.load(path)))  # a CronWorkflow: its workflow
-    assert workflow.name == yaml.safe_load(path.read_text())["metadata"]["name"]
+    documents = [cronspec.as_workflow(doc) for doc in manifests.load_all(path)]  # a CronWorkflow: its workflow
+    workflow = compile_documents(documents, source=str(path))
+    metadata = list(yaml.safe_load_all(path.read_text()))[-1]["metadata"]
+    assert workflow.name == metadata.get("name") or workflow.name.startswith(metadata["generateName"])
 
 
 def test_duplicate_names() -> None:

@@ -31,7 +31,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         code: int = args.handler(args)
     except SpecError as error:
-        print(f"error: {getattr(args, 'file', 'input')} is not a valid Workflow:", file=sys.stderr)
+        source = getattr(args, "file", None) or getattr(args, "source", None) or "input"
+        print(f"error: {source} is not a valid Workflow:", file=sys.stderr)
         for problem in error.problems:
             print(f"  {problem}", file=sys.stderr)
         return 1

@@ -14,11 +14,14 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dagwright import eta, graph, manifests
 from dagwright.cli.arguments import parameters
 from dagwright.k8s import commands
+
+if TYPE_CHECKING:
+    from dagwright.spec import WorkflowSpec
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -34,8 +37,9 @@ _CONTROL = {
 
 def register(commands: Any) -> None:
     """Add the cluster subcommands to the `dagwright` parser."""
-    submit = commands.add_parser("submit", help="create a Workflow in the cluster from a manifest")
-    submit.add_argument("file")
+    submit = commands.add_parser("submit", help="create a Workflow in the cluster from a manifest or a template")
+    submit.add_argument("file", nargs="?", help="a Workflow manifest (or use --from)")
+    submit.add_argument("--from", dest="source", metavar="template/NAME", help="run the WorkflowTemplate NAME")
     submit.add_argument("-p", "--param", action="append", default=[], metavar="KEY=VALUE")
     submit.add_argument("--watch", action="store_true", help="follow it until it finishes")
     _namespace(submit)
@@ -99,19 +103,67 @@ def _guard(handler: Handler) -> Handler:
 
 
 def _submit(args: argparse.Namespace) -> int:
-    from dagwright.validation import compile_manifest
+    from dagwright.validation import compile_manifest, load_manifest
 
+    if (args.file is None) == (args.source is None):
+        raise commands.CommandError("submit needs a manifest file or --from template/NAME (one of them)")
+    if args.source is not None:
+        return _submit_template(args, _template_name(args.source))
     data = manifests.load(args.file)
     extra = parameters(args.param)
-    compile_manifest(data, extra)  # every problem reported here, before anything is sent
+    manifest = load_manifest(data)
+    if manifest.spec.template_ref is None:
+        compile_manifest(data, extra)  # every problem reported here, before anything is sent
+    api_client, default_namespace = commands.connect()
+    namespace = args.namespace or manifest.metadata.namespace or default_namespace
+    if manifest.spec.template_ref is not None:  # checked against the template the cluster holds
+        compile_manifest(
+            data, extra, template=_cluster_template(api_client, namespace, manifest.spec.template_ref.name)
+        )
     if extra:
         data.setdefault("spec", {}).setdefault("parameters", {}).update(extra)
-    api_client, default_namespace = commands.connect()
-    namespace = args.namespace or data.get("metadata", {}).get("namespace") or default_namespace
-    args.name = data["metadata"]["name"]
     args.namespace = namespace
-    commands.create(api_client, namespace, data)
+    args.name = commands.create(api_client, namespace, data)["metadata"]["name"]
     print(f"workflow {namespace}/{args.name} submitted")
+    return _watch(args) if args.watch else 0
+
+
+def _cluster_template(api_client: Any, namespace: str, name: str) -> WorkflowSpec:
+    from dagwright.validation import parse_template_spec, template_field
+
+    body = commands.read_template(api_client, namespace, name)
+    return parse_template_spec(body.get("spec"), prefix=template_field(name))
+
+
+def _template_name(source: str) -> str:
+    kind, _, name = source.partition("/")
+    if kind.lower() not in ("template", "workflowtemplate", "workflowtemplates", "dwt") or not name:
+        raise commands.CommandError(f"--from: expected template/NAME, got {source!r}")
+    return name
+
+
+def _submit_template(args: argparse.Namespace, name: str) -> int:
+    """A Workflow named `<NAME>-<random>` that runs the WorkflowTemplate NAME with `-p` as its parameters; a
+    parameter the template does not declare is refused before anything is created."""
+    from dagwright import reuse
+    from dagwright.errors import Problem, SpecError
+    from dagwright.spec import API_VERSION, KIND
+    from dagwright.validation import compile_manifest
+
+    extra = parameters(args.param)
+    api_client, default_namespace = commands.connect()
+    args.namespace = namespace = args.namespace or default_namespace
+    template = _cluster_template(api_client, namespace, name)
+    wrong = reuse.undeclared(extra, template, name)
+    if wrong:
+        raise SpecError([Problem(f"-p {key}", message) for key, message in wrong.items()])
+    spec: dict[str, Any] = {"templateRef": {"name": name}}
+    if extra:
+        spec["parameters"] = extra
+    body = {"apiVersion": API_VERSION, "kind": KIND, "metadata": {"generateName": f"{name}-"}, "spec": spec}
+    compile_manifest(body, template=template)  # what the operator would refuse, said here
+    args.name = commands.create(api_client, namespace, body)["metadata"]["name"]
+    print(f"workflow {namespace}/{args.name} submitted (WorkflowTemplate {name})")
     return _watch(args) if args.watch else 0
 
 
@@ -153,7 +205,7 @@ def _describe(body: dict[str, Any]) -> Iterator[str]:
     if status.get("message"):
         yield f"  {status['message']}"
     nodes = status.get("nodes") or {}
-    spec_nodes = (body.get("spec") or {}).get("nodes") or []
+    spec_nodes = _spec(body, status).get("nodes") or []
     depth = _depths(spec_nodes)
     rows: list[tuple[str, ...]] = [("NODE", "PHASE", "ATTEMPTS", "DURATION", "REASON")]
     for entry in spec_nodes:
@@ -173,6 +225,15 @@ def _describe(body: dict[str, Any]) -> Iterator[str]:
             )
         )
     yield from _table_lines(rows)
+
+
+def _spec(body: dict[str, Any], status: dict[str, Any]) -> dict[str, Any]:
+    """The spec whose nodes a Workflow runs: its own, or the template's it started with (its status keeps it)."""
+    spec: dict[str, Any] = body.get("spec") or {}
+    if "templateRef" in spec:
+        snapshot: dict[str, Any] = (status.get("template") or {}).get("spec") or {}
+        return snapshot
+    return spec
 
 
 def _depths(spec_nodes: list[dict[str, Any]]) -> dict[str, int]:
@@ -234,7 +295,10 @@ def _graph(args: argparse.Namespace) -> int:
     args.name = args.file
     api_client, default_namespace = commands.connect()
     body = commands.read(api_client, args.namespace or default_namespace, args.name)
-    workflow = compile_spec(parse_spec(body.get("spec")), name=args.name)
+    spec = _spec(body, body.get("status") or {})
+    if not spec:
+        raise commands.CommandError(f"workflow {args.name} has not started its template yet: no nodes to draw")
+    workflow = compile_spec(parse_spec(spec), name=args.name)
     notes = workflow.notes()
     print(
         graph.render_mermaid(workflow.graph, notes)

@@ -23,8 +23,9 @@ from dagwright.errors import Problem, SpecError
 from dagwright.local import display
 from dagwright.local.runner import RunOptions, run
 from dagwright.planner import retry_failed
+from dagwright.spec import API_VERSION, KIND, TEMPLATE_KIND
 from dagwright.status import WorkflowPhase, WorkflowStatus, to_wire
-from dagwright.validation import compile_manifest
+from dagwright.validation import compile_documents, compile_manifest, compile_template, load_documents
 from dagwright.workflows import Workflow
 
 EXIT_CODES = {WorkflowPhase.SUCCEEDED: 0, WorkflowPhase.STOPPED: 130}
@@ -32,7 +33,9 @@ EXIT_CODES = {WorkflowPhase.SUCCEEDED: 0, WorkflowPhase.STOPPED: 130}
 
 def add_run(commands: Any) -> None:
     runner = commands.add_parser("run", help="run a Workflow manifest on this machine, no cluster needed")
-    runner.add_argument("file", help="the Workflow manifest (YAML or JSON)")
+    runner.add_argument(
+        "file", help="a Workflow manifest (YAML or JSON), a WorkflowTemplate, or a template and a Workflow running it"
+    )
     runner.add_argument("-p", "--param", action="append", default=[], metavar="KEY=VALUE", help="set a parameter")
     runner.add_argument("--output", choices=["text", "json"], default="text", help="json: print the final object")
     runner.add_argument("--state", type=Path, help="save status here (within 0.5 s of a change); resume from it")
@@ -73,16 +76,40 @@ def _print(text: str, end: str = "\n") -> int:
 
 
 def _validate(args: argparse.Namespace) -> int:
-    data = manifests.load(args.file)
-    workflow = compile_manifest(cronspec.as_workflow(data))  # a CronWorkflow: its own fields, then its workflow
-    kind = data.get("kind") if isinstance(data, dict) and data.get("kind") == cronspec.KIND else "Workflow"
-    return _print(f"{args.file}: valid {kind} '{workflow.name}' with {len(workflow.nodes)} nodes")
+    """Every document of the file: templates as a run with their defaults would see them, a Workflow with the
+    file's template when it names one there (else only its own part: the cluster's template is checked then), a
+    CronWorkflow's own fields and then its workflow."""
+    written = manifests.load_all(args.file)
+    labels = [_kind_of(doc) for doc in written if _kind_of(doc) != TEMPLATE_KIND]
+    found = load_documents([cronspec.as_workflow(doc) for doc in written], args.file)
+    if not found.workflows and not found.templates:
+        raise SpecError([Problem(args.file, "no document: expected a Workflow or a WorkflowTemplate")])
+    for name, data in found.raw_templates.items():
+        workflow = compile_template(data)
+        _print(f"{args.file}: valid WorkflowTemplate '{name}' with {len(workflow.nodes)} nodes")
+    for label, manifest, data in zip(labels, found.workflows, found.raw_workflows, strict=True):
+        ref = manifest.spec.template_ref
+        if ref is None:
+            workflow = compile_manifest(data)
+            _print(f"{args.file}: valid {label} '{workflow.name}' with {len(workflow.nodes)} nodes")
+        elif ref.name in found.templates:
+            workflow = compile_manifest(data, template=found.templates[ref.name].spec)
+            _print(f"{args.file}: valid {label} running WorkflowTemplate '{ref.name}' with {len(workflow.nodes)} nodes")
+        else:
+            _print(f"{args.file}: valid {label} running WorkflowTemplate '{ref.name}' (not in this file: not checked)")
+    return 0
+
+
+def _kind_of(document: Any) -> str:
+    kind = document.get("kind") if isinstance(document, dict) else None
+    return kind if kind in (TEMPLATE_KIND, cronspec.KIND) else KIND
 
 
 def _graph(args: argparse.Namespace) -> int:
     if not os.path.exists(args.file):
         return cluster.graph_of(args)
-    workflow = compile_manifest(manifests.load(args.file))
+    documents = [cronspec.as_workflow(doc) for doc in manifests.load_all(args.file)]
+    workflow = compile_documents(documents, source=args.file)
     notes = workflow.notes()
     return _print(
         graph.render_mermaid(workflow.graph, notes)
@@ -92,8 +119,10 @@ def _graph(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    data = cronspec.as_workflow(manifests.load(args.file))  # a CronWorkflow runs its workflow once, now
-    workflow = compile_manifest(data, parameters(args.param))
+    # A CronWorkflow runs its workflow once, now; a WorkflowTemplate runs with its defaults and -p.
+    documents = [cronspec.as_workflow(doc) for doc in manifests.load_all(args.file)]
+    workflow = compile_documents(documents, parameters(args.param), source=args.file)
+    data = _as_workflow(documents, workflow)
     status = _resume(args.state, workflow) if args.state else None
     _check_writable(args.logs_dir, args.state)
     json_output = args.output == "json"
@@ -135,6 +164,14 @@ def _both(first: Any, second: Any) -> Any:
         second(decision, observations)
 
     return report
+
+
+def _as_workflow(documents: list[Any], workflow: Workflow) -> dict[str, Any]:
+    """The identity of the object the run reports (`--output json`, `--state`): the file's Workflow with the name
+    it runs under (one made from generateName, too), or a Workflow named after the template it runs."""
+    written: dict[str, Any] = next((doc for doc in documents if doc.get("kind") != TEMPLATE_KIND), {})
+    metadata = {key: value for key, value in (written.get("metadata") or {}).items() if key != "generateName"}
+    return {"apiVersion": API_VERSION, "kind": KIND, "metadata": {**metadata, "name": workflow.name}}
 
 
 def _check_writable(logs_dir: Path | None, state: Path | None) -> None:

@@ -33,7 +33,8 @@ import kopf
 from dagwright.errors import Problem, SpecError
 from dagwright.k8s import names
 from dagwright.k8s.cron import check as check_cron
-from dagwright.k8s.reconcile import compile_body
+from dagwright.k8s.reconcile import compile_body, compile_template_body
+from dagwright.validation import parse_spec, parse_template_spec, template_field
 
 log = logging.getLogger("dagwright.admission")
 
@@ -41,6 +42,8 @@ HANDLER_ID = "validate-workflow"  # kopf serves a handler at /<id>: the chart's 
 WEBHOOK_NAME = "validate.workflows.dagwright.io"  # what kubectl prints: `admission webhook "..." denied ...`
 CRON_HANDLER_ID = "validate-cronworkflow"
 CRON_WEBHOOK_NAME = "validate.cronworkflows.dagwright.io"
+TEMPLATE_HANDLER_ID = "validate-workflowtemplate"
+TEMPLATE_WEBHOOK_NAME = "validate.workflowtemplates.dagwright.io"
 TIMEOUT_SECONDS = 5
 MAX_REPORTED = 20  # a 10,000-node manifest with one typo repeated must not make a megabyte error message
 OPERATIONS: tuple[Literal["CREATE", "UPDATE"], ...] = ("CREATE", "UPDATE")
@@ -49,10 +52,38 @@ OPERATIONS: tuple[Literal["CREATE", "UPDATE"], ...] = ("CREATE", "UPDATE")
 # -- the decision (plain functions: unit-tested without a cluster)
 
 
-def problems_of(body: Mapping[str, Any]) -> list[Problem]:
-    """Every problem the operator would fail this Workflow for; empty when it would run."""
+# (namespace, name) -> the WorkflowTemplate object, or None when there is none (the webhook reads the API server).
+TemplateLookup = Callable[[str, str], Mapping[str, Any] | None]
+
+
+def problems_of(body: Mapping[str, Any], templates: TemplateLookup | None = None) -> list[Problem]:
+    """Every problem the operator would fail this Workflow for; empty when it would run.
+
+    A template-based Workflow is checked against its template as it is now (an undeclared parameter, the
+    template's nodes on a cluster). One whose template does not exist (yet) is admitted: templates and the
+    Workflows that run them are often applied together, in any order; if the template is still missing when the
+    operator first reconciles the Workflow, it ends Failed with reason InvalidSpec.
+    """
     try:
-        compile_body(dict(body))
+        spec = parse_spec(body.get("spec"))
+        template = None
+        ref = spec.template_ref
+        if ref is not None:
+            namespace = (body.get("metadata") or {}).get("namespace") or ""
+            found = templates(namespace, ref.name) if templates is not None else None
+            if found is None:
+                return []
+            template = parse_template_spec(found.get("spec"), prefix=template_field(ref.name))
+        compile_body(dict(body), spec=spec, template=template)
+    except SpecError as error:
+        return error.problems
+    return []
+
+
+def template_problems_of(body: Mapping[str, Any]) -> list[Problem]:
+    """Every problem a Workflow running this WorkflowTemplate (with its default parameters) would fail for."""
+    try:
+        compile_template_body(dict(body))
     except SpecError as error:
         return error.problems
     return []
@@ -100,10 +131,17 @@ def refusal(problems: list[Problem]) -> str:
     return "invalid spec: " + shown + (f"; and {more} more" if more > 0 else "")
 
 
-def register(registry: kopf.OperatorRegistry) -> None:
-    """Add the validating handlers; only when a webhook server is configured (kopf refuses to run otherwise)."""
+def register(registry: kopf.OperatorRegistry, templates: TemplateLookup | None = None) -> None:
+    """Add the validating handlers; only when a webhook server is configured (kopf refuses to run otherwise).
+    `templates`: how a Workflow's WorkflowTemplate is read (default: from the API server)."""
+    lookup = templates or _template_reader()
+
+    def workflow_problems(body: Mapping[str, Any]) -> list[Problem]:
+        return problems_of(body, lookup)
+
     for plural, handler_id, kind, check in (
-        (names.PLURAL, HANDLER_ID, "workflow", problems_of),
+        (names.PLURAL, HANDLER_ID, "workflow", workflow_problems),
+        (names.TEMPLATE_PLURAL, TEMPLATE_HANDLER_ID, "workflowtemplate", template_problems_of),
         (names.CRON_PLURAL, CRON_HANDLER_ID, "cronworkflow", cron_problems_of),
     ):
         kopf.on.validate(
@@ -143,6 +181,21 @@ def _validator(kind: str, check: Callable[[Mapping[str, Any]], list[Problem]]) -
     return validate
 
 
+def _template_reader() -> TemplateLookup:
+    """A WorkflowTemplate GET per review of a template-based Workflow, with a client made on first use."""
+    api: list[Any] = []
+
+    def read(namespace: str, name: str) -> Mapping[str, Any] | None:
+        if not api:
+            from dagwright.k8s.client import KubeApi, load_config
+
+            api.append(KubeApi(load_config()))
+        found: Mapping[str, Any] | None = api[0].get_workflow_template(namespace, name)
+        return found
+
+    return read
+
+
 class _QuietRefusals(logging.Filter):
     """kopf logs every refusal as an ERROR ("Webhook ... failed permanently"): a user's typo is no operator error.
 
@@ -154,7 +207,7 @@ class _QuietRefusals(logging.Filter):
         return not any(message.startswith(f"Webhook {name!r} failed permanently") for name in _HANDLER_IDS)
 
 
-_HANDLER_IDS = (HANDLER_ID, CRON_HANDLER_ID)
+_HANDLER_IDS = (HANDLER_ID, TEMPLATE_HANDLER_ID, CRON_HANDLER_ID)
 
 
 def quiet_kopf_refusals() -> None:
@@ -246,6 +299,9 @@ def configuration(name: str, url: str, ca_bundle: str, namespaces: list[str]) ->
     """The ValidatingWebhookConfiguration `--webhook-manage` writes: the chart's, with a URL instead of a Service."""
     webhooks = [
         _webhook(WEBHOOK_NAME, url, ca_bundle, names.PLURAL, namespaces),
+        _webhook(
+            TEMPLATE_WEBHOOK_NAME, _sibling(url, TEMPLATE_HANDLER_ID), ca_bundle, names.TEMPLATE_PLURAL, namespaces
+        ),
         _webhook(CRON_WEBHOOK_NAME, _sibling(url, CRON_HANDLER_ID), ca_bundle, names.CRON_PLURAL, namespaces),
     ]
     return {

@@ -48,6 +48,7 @@ class Api(Protocol):
     ) -> None: ...
     def list_pods(self, namespace: str, job_name: str) -> list[Body]: ...
     def patch_status(self, namespace: str, name: str, patch: Body) -> Body | None: ...
+    def get_workflow_template(self, namespace: str, name: str) -> Body | None: ...
     def delete_workflow(self, namespace: str, name: str, uid: str) -> None: ...
     def emit_event(self, workflow: Body, type_: str, reason: str, message: str) -> None: ...
 
@@ -134,6 +135,17 @@ class KubeApi:
         path = f"/apis/{names.GROUP}/{names.VERSION}/namespaces/{_q(namespace)}/{names.PLURAL}/{_q(name)}/status"
         try:
             return self._request("PATCH", path, body=patch, content_type="application/merge-patch+json")
+        except ApiException as error:
+            if error.status == 404:
+                return None
+            raise
+
+    def get_workflow_template(self, namespace: str, name: str) -> Body | None:
+        """The WorkflowTemplate, or None when there is none of that name."""
+        _count("GET", names.TEMPLATE_PLURAL)
+        path = f"/apis/{names.GROUP}/{names.VERSION}/namespaces/{_q(namespace)}/{names.TEMPLATE_PLURAL}/{_q(name)}"
+        try:
+            return self._request("GET", path)
         except ApiException as error:
             if error.status == 404:
                 return None

@@ -76,23 +76,40 @@ def connect() -> tuple[Any, str]:
     return client.ApiClient(), str(namespace)
 
 
-def read(api_client: Any, namespace: str, name: str) -> dict[str, Any]:
+def read(api_client: Any, namespace: str, name: str, plural: str = names.PLURAL) -> dict[str, Any]:
+    """A Workflow (or, with `plural`, another dagwright object) as the API server has it."""
     from kubernetes import client
 
     custom: Any = client.CustomObjectsApi(api_client)
     response = custom.get_namespaced_custom_object(
-        names.GROUP, names.VERSION, namespace, names.PLURAL, name, _preload_content=False
+        names.GROUP, names.VERSION, namespace, plural, name, _preload_content=False
     )
     body: dict[str, Any] = json.loads(response.data)
     return body
 
 
-def create(api_client: Any, namespace: str, body: dict[str, Any]) -> None:
+def read_template(api_client: Any, namespace: str, name: str) -> dict[str, Any]:
+    """A WorkflowTemplate; CommandError naming it when there is none."""
+    from kubernetes.client.exceptions import ApiException
+
+    try:
+        return read(api_client, namespace, name, names.TEMPLATE_PLURAL)
+    except ApiException as error:
+        if error.status == 404:
+            raise CommandError(f"workflowtemplate {namespace}/{name} not found") from None
+        raise
+
+
+def create(api_client: Any, namespace: str, body: dict[str, Any]) -> dict[str, Any]:
+    """The created Workflow (its name, when the body had only generateName)."""
     from kubernetes import client
 
-    client.CustomObjectsApi(api_client).create_namespaced_custom_object(
+    custom: Any = client.CustomObjectsApi(api_client)
+    response = custom.create_namespaced_custom_object(
         names.GROUP, names.VERSION, namespace, names.PLURAL, body, _preload_content=False
     )
+    created: dict[str, Any] = json.loads(response.data)
+    return created
 
 
 def list_workflows(api_client: Any, namespace: str | None) -> list[dict[str, Any]]:

@@ -34,6 +34,7 @@ from dagwright.cronspec import CronWorkflowStatus
 from dagwright.errors import Problem, SpecError
 from dagwright.k8s import cronruns, metrics, names
 from dagwright.k8s.reconcile import compile_body
+from dagwright.validation import parse_spec
 
 log = logging.getLogger("dagwright.cron")
 
@@ -138,7 +139,9 @@ def check(body: Body) -> cronspec.CronWorkflowSpec:
         meta = body.get("metadata") or {}
         run = {"metadata": {"name": meta.get("name") or "", "namespace": meta.get("namespace")}, "spec": workflow}
         try:
-            compile_body(run)
+            spec = parse_spec(workflow)
+            if spec.template_ref is None:  # a template is resolved when each run starts (its own first pass)
+                compile_body(run, spec=spec)
         except SpecError as error:
             known = {str(problem) for problem in found}
             moved = [Problem(_under_workflow(problem.field), problem.message) for problem in error.problems]

@@ -8,6 +8,7 @@ import re
 GROUP = "dagwright.io"
 VERSION = "v1alpha1"
 PLURAL = "workflows"
+TEMPLATE_PLURAL = "workflowtemplates"
 API_VERSION = f"{GROUP}/{VERSION}"
 CRON_PLURAL = "cronworkflows"
 CRON_KIND = "CronWorkflow"

@@ -32,8 +32,9 @@ from dagwright.k8s.client import Api
 from dagwright.k8s.jobs import RedisSettings, build_job
 from dagwright.k8s.patches import merge_patch
 from dagwright.planner import AttemptState, Decision, EventReason, Launch, Observation
-from dagwright.status import NodePhase, WorkflowStatus, to_wire
-from dagwright.validation import compile_spec, parse_spec
+from dagwright.spec import WorkflowSpec
+from dagwright.status import NodePhase, TemplateSnapshot, WorkflowStatus, to_wire
+from dagwright.validation import compile_resolved, compile_spec, parse_spec, parse_template_spec, template_field
 from dagwright.workflows import Workflow
 
 log = logging.getLogger("dagwright.operator")
@@ -89,7 +90,7 @@ class Reconciler:
         self.progress = progress
         self._coalescing: dict[Key, float] = {}
         self.fleet: Fleet[Key] = Fleet(settings.max_running_nodes)
-        self._compiled: dict[str, tuple[int | None, Workflow | SpecError]] = {}
+        self._compiled: dict[str, tuple[int | None, Workflow | SpecError, TemplateSnapshot | None]] = {}
         self._statuses: dict[str, tuple[str, WorkflowStatus]] = {}
         self._launcher = ThreadPoolExecutor(max_workers=_LAUNCH_THREADS, thread_name_prefix="launch")
 
@@ -105,11 +106,14 @@ class Reconciler:
             return None
         started = time.perf_counter()
         now = datetime.now(UTC)
-        compiled = self._compile(body)
+        status = self._status(body)
+        compiled, snapshot = self._compile(body, status)
         if isinstance(compiled, SpecError):
             self._record_invalid(body, compiled, now)
             return None
-        status = self._status(body)
+        snapshot_new = snapshot is not None and (status is None or status.template is None)
+        if snapshot_new:  # the first pass of a template-based run: its status keeps the template from now on
+            status = (status or WorkflowStatus()).model_copy(update={"template": snapshot})
         observations, cleanup = self._observe(compiled, status, now)
         with self.fleet.turn():
             capacity = self.fleet.room(key, compiled.spec.priority)
@@ -121,7 +125,9 @@ class Reconciler:
                 return None
             for other in self.fleet.record(key, _standing(compiled, decision)):
                 self.requeue(other, 0.0)
-        if self._coalesce(key, decision, cleanup):
+        if snapshot_new:
+            decision = dataclasses.replace(decision, changed=True)
+        elif self._coalesce(key, decision, cleanup):
             return None  # the pass already queued for this workflow writes this status and posts its events
         self._write_status(body, decision, status)
         self._emit(body, decision)
@@ -129,19 +135,45 @@ class Reconciler:
         metrics.RECONCILE_DURATION.observe(time.perf_counter() - started)
         return self._next_pass(compiled, decision, now)
 
-    def _compile(self, body: Body) -> Workflow | SpecError:
-        """The planner's view of the spec, rebuilt only when the generation changes."""
+    def _compile(
+        self, body: Body, status: WorkflowStatus | None
+    ) -> tuple[Workflow | SpecError, TemplateSnapshot | None]:
+        """The planner's view of the spec, rebuilt only when the generation changes, and the template it runs
+        (the one snapshotted in `status`, else read from the API server now)."""
         meta = body["metadata"]
         cached = self._compiled.get(meta["uid"])
         if cached is not None and cached[0] == meta.get("generation"):
-            return cached[1]
+            return cached[1], cached[2]
         result: Workflow | SpecError
+        snapshot = None
         try:
-            result = _held_once(compile_body(body))
+            spec = parse_spec(body.get("spec"))
+            snapshot = self._template(meta.get("namespace") or "", spec, status)
+            template = parse_template_spec(snapshot.spec, prefix=template_field(snapshot.name)) if snapshot else None
+            result = _held_once(compile_body(body, spec=spec, template=template))
         except SpecError as error:
-            result = error
-        self._compiled[meta["uid"]] = (meta.get("generation"), result)
-        return result
+            result, snapshot = error, None
+        self._compiled[meta["uid"]] = (meta.get("generation"), result, snapshot)
+        return result, snapshot
+
+    def _template(self, namespace: str, spec: WorkflowSpec, status: WorkflowStatus | None) -> TemplateSnapshot | None:
+        """The WorkflowTemplate a template-based Workflow runs: as its status keeps it once started, else as the
+        API server has it now; None for a Workflow with nodes of its own, SpecError for a missing template."""
+        ref = spec.template_ref
+        if ref is None:
+            return None
+        if status is not None and status.template is not None:
+            if status.template.name != ref.name:
+                message = f"cannot change once the Workflow started: it runs WorkflowTemplate '{status.template.name}'"
+                raise SpecError([Problem("spec.templateRef.name", message)])
+            return status.template
+        found = self.api.get_workflow_template(namespace, ref.name)
+        if found is None:
+            raise SpecError(
+                [Problem("spec.templateRef.name", f"WorkflowTemplate '{ref.name}' not found in {namespace}")]
+            )
+        version = (found.get("metadata") or {}).get("resourceVersion")
+        return TemplateSnapshot(name=ref.name, resource_version=version, spec=found.get("spec") or {})
 
     def _status(self, body: Body) -> WorkflowStatus | None:
         """The stored status, parsed once per resourceVersion (our own writes are remembered, not re-parsed)."""
@@ -350,16 +382,25 @@ class Reconciler:
         return self.fleet.waiting_total()
 
 
-def compile_body(body: Body) -> Workflow:
-    """A cluster object's spec as the planner sees it, or SpecError: what the operator and its webhook both apply."""
+def compile_body(body: Body, *, spec: WorkflowSpec | None = None, template: WorkflowSpec | None = None) -> Workflow:
+    """A cluster object's spec as the planner sees it, or SpecError: what the operator and its webhook both apply.
+    `spec`: the body's spec already parsed; `template`: the spec of the WorkflowTemplate it runs, if any."""
     meta = body.get("metadata") or {}
-    workflow = compile_spec(
-        parse_spec(body.get("spec")),
+    return compile_resolved(
+        spec if spec is not None else parse_spec(body.get("spec")),
+        template,
         name=meta.get("name") or meta.get("generateName") or "",
         namespace=meta.get("namespace"),
         uid=meta.get("uid"),
         generation=meta.get("generation"),
+        check=_check_cluster_rules,
     )
+
+
+def compile_template_body(body: Body) -> Workflow:
+    """A WorkflowTemplate object checked as a Workflow running it with its defaults would be (its webhook)."""
+    meta = body.get("metadata") or {}
+    workflow = compile_spec(parse_template_spec(body.get("spec")), name=meta.get("name") or "")
     _check_cluster_rules(workflow)
     return workflow
 

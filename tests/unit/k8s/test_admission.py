@@ -107,9 +107,9 @@ def test_a_long_refusal_is_cut_with_a_count() -> None:
     assert message.endswith("; and 5 more")
 
 
-def _handler(handler_id: str = admission.HANDLER_ID) -> Any:
+def _handler(handler_id: str = admission.HANDLER_ID, templates: Any = None) -> Any:
     registry = kopf.OperatorRegistry()
-    admission.register(registry)
+    admission.register(registry, templates or (lambda namespace, name: None))
     (handler,) = [handler for handler in registry._webhooks.get_all_handlers() if handler.id == handler_id]
     return handler
 
@@ -134,12 +134,14 @@ def test_a_bug_in_the_review_admits_instead_of_refusing_everything(monkeypatch: 
 
 def test_a_managed_configuration_never_blocks_and_is_scoped_to_the_watched_namespaces() -> None:
     body = admission.configuration("dagwright-dev", "https://127.0.0.1:9443/validate-workflow", "Q0E=", ["b", "a"])
-    webhook, cron = body["webhooks"]
-    for each in (webhook, cron):
+    webhook, template_webhook, cron = body["webhooks"]
+    for each in (webhook, template_webhook, cron):
         assert each["failurePolicy"] == "Ignore" and each["sideEffects"] == "None"
         assert each["rules"][0]["operations"] == ["CREATE", "UPDATE"]
         assert each["namespaceSelector"]["matchExpressions"][0]["values"] == ["a", "b"]
     assert webhook["rules"][0]["resources"] == ["workflows"]
+    assert template_webhook["rules"][0]["resources"] == ["workflowtemplates"]
+    assert template_webhook["clientConfig"]["url"] == "https://127.0.0.1:9443/validate-workflowtemplate"
     assert cron["rules"][0]["resources"] == ["cronworkflows"]
     assert cron["clientConfig"]["url"] == "https://127.0.0.1:9443/validate-cronworkflow"
     assert "namespaceSelector" not in admission.configuration("x", "https://h/p", "", [])["webhooks"][0]
@@ -165,3 +167,80 @@ def test_a_refusal_is_logged_once_as_info_not_as_a_kopf_error(caplog: pytest.Log
         ("INFO", "refused CREATE of workflow default/wf: i"),
         ("ERROR", "Handler 'other' failed permanently: a re"),
     ]
+
+
+# -- WorkflowTemplates and the Workflows that run them
+
+
+def template(**spec: Any) -> dict[str, Any]:
+    body = manifest([node("extract", **IMAGE), node("load", "extract", args=["{{ params.date }}"], **IMAGE)], **spec)
+    body["kind"] = "WorkflowTemplate"
+    body["metadata"] = {"name": "etl", "namespace": "default"}
+    body["spec"].setdefault("parameters", {"date": "today"})
+    return body
+
+
+def run_of(name: str = "etl", **spec: Any) -> dict[str, Any]:
+    body = manifest([], name="etl-x")
+    body["spec"] = {"templateRef": {"name": name}, **spec}
+    return body
+
+
+def lookup(*templates: dict[str, Any]) -> Any:
+    found = {(t["metadata"]["namespace"], t["metadata"]["name"]): t for t in templates}
+    return lambda namespace, name: found.get((namespace, name))
+
+
+def test_an_undeclared_parameter_is_refused_when_the_template_exists() -> None:
+    check = lambda body: admission.problems_of(body, lookup(template()))  # noqa: E731
+    assert review("CREATE", run_of(parameters={"date": "2026-11-29"}), problems=check) == []
+    assert texts(review("CREATE", run_of(parameters={"dat": "2026-11-29"}), problems=check)) == [
+        "spec.parameters.dat: WorkflowTemplate 'etl' declares no parameter 'dat' (it declares: date)"
+    ]
+
+
+def test_a_workflow_whose_template_does_not_exist_yet_is_admitted() -> None:
+    """Templates and their runs are applied together in any order; the operator fails it if still missing."""
+    assert admission.problems_of(run_of("later", parameters={"x": "1"}), lookup(template())) == []
+
+
+def test_node_fields_beside_a_template_ref_are_refused_naming_them() -> None:
+    body = run_of(nodes=[node("a", **IMAGE)], defaults=IMAGE)
+    assert texts(admission.problems_of(body, lookup(template()))) == [
+        "spec.defaults: not allowed with templateRef: the template says what runs",
+        "spec.nodes: not allowed with templateRef: the template says what runs",
+    ]
+
+
+def test_the_templates_own_problems_name_the_template() -> None:
+    broken = template()
+    broken["spec"]["nodes"][0].pop("image")
+    assert texts(admission.problems_of(run_of(), lookup(broken))) == [
+        "WorkflowTemplate etl spec.nodes[0].image: node 'extract' needs an image on Kubernetes (or spec.defaults.image)"
+    ]
+
+
+def test_a_workflow_template_is_validated_like_a_workflow() -> None:
+    check = admission.template_problems_of
+    assert review("CREATE", template(), problems=check) == []
+    cyclic_template = template()
+    cyclic_template["spec"]["nodes"][0]["dependsOn"] = ["load"]
+    assert texts(review("CREATE", cyclic_template, problems=check)) == [
+        "spec.nodes[0].dependsOn[0]: dependency cycle: extract -> load -> extract"
+    ]
+    chained = template(templateRef={"name": "other"})
+    assert texts(review("CREATE", chained, problems=check)) == [
+        "spec.templateRef: a WorkflowTemplate cannot run another template"
+    ]
+
+
+def test_the_kopf_handlers_refuse_a_bad_template_and_an_undeclared_parameter() -> None:
+    bad = template()
+    bad["spec"]["nodes"][1]["args"] = ["{{ params.missing }}"]
+    with pytest.raises(kopf.AdmissionError) as refused:
+        _handler(admission.TEMPLATE_HANDLER_ID).fn(operation="CREATE", new=bad, old=None)
+    assert "spec.nodes[1].args[0]" in str(refused.value)
+    handler = _handler(templates=lookup(template()))
+    with pytest.raises(kopf.AdmissionError) as refused:
+        handler.fn(operation="CREATE", new=run_of(parameters={"typo": "1"}), old=None)
+    assert "spec.parameters.typo" in str(refused.value)

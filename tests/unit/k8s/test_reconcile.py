@@ -29,6 +29,8 @@ class FakeApi:
         self.jobs: dict[tuple[str, str], Body] = {}
         self.pods: dict[tuple[str, str], Body] = {}  # by (namespace, job name)
         self.workflows: dict[Key, Body] = {}
+        self.templates: dict[Key, Body] = {}
+        self.template_reads: list[str] = []
         self.created: list[str] = []
         self.deleted_jobs: list[str] = []
         self.deleted_workflows: list[str] = []
@@ -77,6 +79,11 @@ class FakeApi:
         workflow["metadata"]["resourceVersion"] = self.version()
         return copy.deepcopy(workflow)
 
+    def get_workflow_template(self, namespace: str, name: str) -> Body | None:
+        self.template_reads.append(name)
+        template = self.templates.get((namespace, name))
+        return copy.deepcopy(template) if template is not None else None
+
     def delete_workflow(self, namespace: str, name: str, uid: str) -> None:
         self.deleted_workflows.append(name)
         self.workflows.pop((namespace, name), None)
@@ -123,7 +130,8 @@ class Cluster:
             progress=None,
         )
 
-    def submit(self, name: str, nodes: list[Body], **spec: Any) -> Key:
+    def submit(self, name: str, nodes: list[Body] | None, **spec: Any) -> Key:
+        """A Workflow with these nodes, or (None) without: a template-based one (spec holds templateRef)."""
         body = {
             "apiVersion": names.API_VERSION,
             "kind": "Workflow",
@@ -135,11 +143,25 @@ class Cluster:
                 "resourceVersion": self.api.version(),
                 "creationTimestamp": "2026-11-29T00:00:00Z",
             },
-            "spec": {"nodes": nodes, **spec},
+            "spec": {**({"nodes": nodes} if nodes is not None else {}), **spec},
         }
         self.api.workflows[("ns", name)] = body
         self.cache.put_workflow(copy.deepcopy(body))
         return ("ns", name)
+
+    def template(self, name: str, nodes: list[Body], **spec: Any) -> None:
+        """Create or replace a WorkflowTemplate."""
+        metadata = {"name": name, "namespace": "ns", "resourceVersion": self.api.version()}
+        body = {"apiVersion": names.API_VERSION, "kind": "WorkflowTemplate", "metadata": metadata}
+        self.api.templates[("ns", name)] = {**body, "spec": {"nodes": nodes, **spec}}
+
+    def edit(self, key: Key, **spec: Any) -> None:
+        """A user changes the Workflow's spec: a new generation, as the API server would count it."""
+        body = self.api.workflows[key]
+        body["spec"].update(spec)
+        body["metadata"]["generation"] += 1
+        body["metadata"]["resourceVersion"] = self.api.version()
+        self.cache.put_workflow(copy.deepcopy(body))
 
     def reconcile(self, key: Key) -> float | None:
         return self.reconciler.reconcile(key)
@@ -370,6 +392,68 @@ def test_a_manifest_with_the_old_retry_key_is_refused_naming_the_new_one() -> No
     cluster.reconcile(key)
     assert cluster.api.created == []
     assert "spec.nodes[2].retry.on: renamed to retry.policy" in cluster.status(key)["message"]
+
+
+def test_a_template_based_workflow_runs_the_template_as_it_was_when_it_started() -> None:
+    cluster = Cluster()
+    cluster.template(
+        "etl", [node("extract", args=["{{ params.date }}"]), node("load", "extract")], parameters={"date": "x"}
+    )
+    key = cluster.submit("etl-1", None, templateRef={"name": "etl"}, parameters={"date": "2026-11-29"})
+    cluster.reconcile(key)
+    assert cluster.api.created == ["etl-1-extract-1"]
+    assert cluster.api.jobs[("ns", "etl-1-extract-1")]["spec"]["template"]["spec"]["containers"][0]["args"] == [
+        "2026-11-29"
+    ]
+    snapshot = cluster.status(key)["template"]
+    assert snapshot["name"] == "etl" and [n["name"] for n in snapshot["spec"]["nodes"]] == ["extract", "load"]
+
+    # The template changes, the operator restarts (nothing cached) and the Workflow is edited (a new generation):
+    # the run keeps the template it started with, and never reads it again.
+    cluster.template("etl", [node("other")], parameters={"date": "x"})
+    cluster.reconciler = Cluster().reconciler
+    cluster.reconciler.api = cluster.api
+    cluster.reconciler.cache = cluster.cache
+    cluster.edit(key, priority=5)
+    cluster.finish("etl-1-extract-1")
+    cluster.reconcile(key)
+    assert cluster.api.created == ["etl-1-extract-1", "etl-1-load-1"]
+    assert cluster.api.template_reads == ["etl"]
+    assert cluster.status(key)["template"] == snapshot
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ({"templateRef": {"name": "nope"}}, "spec.templateRef.name: WorkflowTemplate 'nope' not found in ns"),
+        (
+            {"templateRef": {"name": "etl"}, "parameters": {"dat": "1"}},
+            "spec.parameters.dat: WorkflowTemplate 'etl' declares no parameter 'dat' (it declares: date)",
+        ),
+    ],
+    ids=["missing-template", "undeclared-parameter"],
+)
+def test_a_template_problem_ends_the_workflow_invalid_naming_the_field(spec: Body, message: str) -> None:
+    cluster = Cluster()
+    cluster.template("etl", [node("extract")], parameters={"date": "x"})
+    key = cluster.submit("etl-1", None, **spec)
+    cluster.reconcile(key)
+    status = cluster.status(key)
+    assert status["phase"] == "Failed" and status["message"] == f"invalid spec: {message}"
+    assert status["conditions"][0]["reason"] == "InvalidSpec" and "template" not in status
+    assert cluster.api.created == [] and cluster.api.events == [("etl-1", "InvalidSpec")]
+
+
+def test_the_template_of_a_started_workflow_cannot_be_swapped() -> None:
+    cluster = Cluster()
+    cluster.template("etl", [node("extract")])
+    cluster.template("other", [node("x")])
+    key = cluster.submit("etl-1", None, templateRef={"name": "etl"})
+    cluster.reconcile(key)
+    cluster.edit(key, templateRef={"name": "other"})
+    cluster.reconcile(key)
+    assert "spec.templateRef.name: cannot change once the Workflow started" in cluster.status(key)["message"]
+    assert cluster.api.created == ["etl-1-extract-1"]
 
 
 @pytest.fixture(autouse=True)
