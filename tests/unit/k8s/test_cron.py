@@ -50,6 +50,14 @@ def test_the_cluster_rule_applies_inside_too() -> None:
     assert str(problem).startswith("spec.workflow.nodes[0].image: node 'a' needs an image on Kubernetes")
 
 
+def test_a_workflow_running_a_template_is_checked_for_its_shape_and_resolved_when_each_run_starts() -> None:
+    body = cron(workflow={"templateRef": {"name": "etl"}, "parameters": {"date": "x"}})
+    assert check(body).workflow.template_ref is not None
+    body["spec"]["workflow"]["defaults"] = {"image": "busybox"}
+    (problem,) = admission.cron_problems_of(body)
+    assert str(problem) == "spec.workflow.defaults: not allowed with templateRef: the template says what runs"
+
+
 def test_the_webhook_refuses_a_bad_schedule_and_admits_an_unchanged_invalid_one() -> None:
     bad = cron(timezone="Europe/Berln")
     assert admission.review("CREATE", bad, None, admission.cron_problems_of)[0].field == "spec.timezone"
