@@ -9,8 +9,11 @@ the pod, once. Pure like the planner: no clock, no I/O. Called only by `planner.
 
 from __future__ import annotations
 
+import dataclasses
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from dagwright import nodeio, templates
 from dagwright.spec import NodeSpec
@@ -34,6 +37,7 @@ class Launch:
     env: tuple[tuple[str, str], ...]
     timeout_seconds: int | None
     inputs: nodeio.Inputs | None = None
+    item: int | None = None  # a forEach node's item (its index); its templates were rendered with its value
 
 
 class Renderer:
@@ -42,6 +46,8 @@ class Renderer:
     def __init__(self, workflow: Workflow) -> None:
         self.workflow = workflow
         self._base: dict[str, str] | None = None
+        self._nodes: dict[int, dict[str, str]] = {}  # each node's context: its items share it
+        self._item_texts: dict[int, list[str]] = {}  # each forEach node's `item.KEY` references
 
     def reads(self, i: int, nodes: Sequence[NodeStatus]) -> tuple[set[str], dict[str, str]]:
         """The upstream nodes whose outputs node i's templates read, and of those, the ones whose outputs only
@@ -59,14 +65,37 @@ class Renderer:
         return sources, held
 
     def launch(
-        self, i: int, attempt: int, nodes: Sequence[NodeStatus], sources: set[str], held: dict[str, str]
+        self,
+        i: int,
+        attempt: int,
+        nodes: Sequence[NodeStatus],
+        sources: set[str],
+        held: dict[str, str],
+        item: tuple[int, Any] | None = None,
     ) -> Launch:
-        """Attempt `attempt` of node i, given `reads(i, nodes)`; `held` outputs are left to node-runner."""
+        """Attempt `attempt` of node i, given `reads(i, nodes)`; `held` outputs are left to node-runner.
+        `item`: a forEach item's (index, value), for `{{ item }}` and `{{ node.index }}`."""
         spec = self.workflow.nodes[i]
-        context = self._context(i, attempt, nodes, sources)
-        return _deferred(spec, attempt, context, held) if held else _rendered(spec, attempt, context)
+        context = dict(self._context(i, nodes, sources))
+        context["node.attempt"] = str(attempt)
+        if item is None:
+            return _deferred(spec, attempt, context, held) if held else _rendered(spec, attempt, context)
+        texts = self._item_texts.get(i)
+        if texts is None:
+            texts = self._item_texts[i] = [text for text in _references(spec) if text.startswith("item.")]
+        context.update(templates.item_context(item[1], item[0], texts))
+        if held:
+            return dataclasses.replace(_deferred(spec, attempt, context, held), item=item[0])
+        return _rendered(spec, attempt, context, item[0])
 
-    def _context(self, i: int, attempt: int, nodes: Sequence[NodeStatus], sources: set[str]) -> dict[str, str]:
+    def text(self, i: int, value: str, nodes: Sequence[NodeStatus], sources: set[str]) -> str:
+        """`value` rendered in node i's context, without attempt or item (what forEach.fromJSON renders in)."""
+        return templates.render(value, self._context(i, nodes, sources))
+
+    def _context(self, i: int, nodes: Sequence[NodeStatus], sources: set[str]) -> dict[str, str]:
+        known = self._nodes.get(i)
+        if known is not None:
+            return known
         workflow = self.workflow
         if self._base is None:
             base = {f"params.{key}": value for key, value in workflow.spec.parameters.items()}
@@ -76,18 +105,26 @@ class Renderer:
             self._base = base
         context = dict(self._base)
         context["node.name"] = workflow.graph.names[i]
-        context["node.attempt"] = str(attempt)
         if workflow.nodes[i].finally_:
             context.update(workflow.outcome_context(nodes))
         for name in sources:  # validation made sure each is upstream
-            context.update(templates.outputs_context(name, nodes[workflow.graph.index[name]].outputs or {}))
+            upstream = nodes[workflow.graph.index[name]]
+            context.update(templates.outputs_context(name, upstream.outputs or {}))
+            if upstream.items is not None:  # a forEach upstream: a key no item produced is an array of nulls
+                missing = json.dumps([None] * upstream.items.total)
+                prefix = f"nodes.{name}.outputs."
+                for text in _references(workflow.nodes[i]):
+                    if text.startswith(prefix) and text not in context:
+                        context[text] = missing
+        self._nodes[i] = context
         return context
 
 
 def output_sources(spec: NodeSpec) -> set[str]:
     """The upstream nodes whose outputs `spec`'s templates read."""
     sources: set[str] = set()
-    for value in (*spec.command, *spec.args, *(var.value for var in spec.env)):
+    from_json = (spec.for_each.from_json or "",) if spec.for_each is not None else ()
+    for value in (*spec.command, *spec.args, *(var.value for var in spec.env), *from_json):
         if "nodes." in value:
             for text in templates.references(value):
                 upstream = templates.output_upstream(text)
@@ -96,7 +133,13 @@ def output_sources(spec: NodeSpec) -> set[str]:
     return sources
 
 
-def _rendered(spec: NodeSpec, attempt: int, context: dict[str, str]) -> Launch:
+def _references(spec: NodeSpec) -> list[str]:
+    from_json = (spec.for_each.from_json or "",) if spec.for_each is not None else ()
+    values = (*spec.command, *spec.args, *(var.value for var in spec.env), *from_json)
+    return [text for value in values if "{{" in value for text in templates.references(value)]
+
+
+def _rendered(spec: NodeSpec, attempt: int, context: dict[str, str], item: int | None = None) -> Launch:
     render = templates.render
     return Launch(
         node=spec.name,
@@ -106,6 +149,7 @@ def _rendered(spec: NodeSpec, attempt: int, context: dict[str, str]) -> Launch:
         args=tuple([render(v, context) for v in spec.args]),
         env=tuple([(var.name, render(var.value, context)) for var in spec.env]),
         timeout_seconds=spec.timeout_seconds,
+        item=item,
     )
 
 

@@ -29,6 +29,12 @@ Rules, in the order applied:
    deadline included; never after `spec.stopped`), then as rule 7 says, except that failFast holds none of them
    back. Their `when` and templates may read `workflow.status` ("Failed" if a regular node failed, or was
    skipped for any reason but a condition) and `workflow.failedNodes`. A failed finally node fails the workflow.
+10. A forEach node is expanded when its turn comes (rule 7): its items (`fanout.values`) become units of work
+    that rules 1-7 apply to one by one, as to nodes (attempts, retries, timeouts, `parallelism`, `capacity`),
+    within `forEach.maxParallel` running at once, in item order, retries first. The node is Running while items
+    are left, Succeeded when all succeeded (at once with no items; its outputs are each key's array of item
+    values), Failed once an item failed for good and no item runs any more (with failFast no new item starts).
+    A list that cannot be read (fromJSON not a JSON array) fails the node (InvalidItems).
 
 Backends restate none of these rules: they ask `recorded` whether an attempt's outcome is still news (rule 1),
 turn approvals into observations with `answered`/`approvals`, and read `Decision.running`, `waiting` and
@@ -46,10 +52,11 @@ from enum import StrEnum
 from itertools import repeat
 from typing import Any
 
-from dagwright import conditions, failures, nodeio
+from dagwright import conditions, failures, fanout, nodeio
 from dagwright.conditions import ConditionFailed, ConditionReason
 from dagwright.launches import Launch, Renderer, output_sources
-from dagwright.status import Condition, NodePhase, NodeStatus, WorkflowPhase, WorkflowStatus
+from dagwright.spec import MAX_ITEMS
+from dagwright.status import Condition, ItemStatus, NodePhase, NodeStatus, WorkflowPhase, WorkflowStatus
 from dagwright.workflows import Workflow
 
 _NEW = NodeStatus()
@@ -98,6 +105,7 @@ class Observation:
     outputs: dict[str, Any] | None = None
     progress: str | None = None
     outputs_ref: str | None = None  # the Redis key node-runner stored the outputs under
+    item: int | None = None  # a forEach node's item (its index)
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +113,7 @@ class Stop:
     node: str
     attempt: int
     reason: str
+    item: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,6 +136,7 @@ class Ended:
     reason: str | None
     started_at: datetime | None
     finished_at: datetime
+    item: int | None = None
 
 
 @dataclass(slots=True, kw_only=True)
@@ -161,6 +171,7 @@ def plan(
         run.reset_for_retry()
     run.observe(observations)
     run.enforce_timeouts()
+    run.settle_items()
     if workflow.spec.stopped:
         run.stop_all()
         return run.finish()
@@ -181,9 +192,11 @@ def plan(
 def _finished(workflow: Workflow, status: WorkflowStatus, observations: Iterable[Observation]) -> Decision:
     """A finished workflow changes no more; an attempt still seen running (a late or stray one) is stopped."""
     stops = [
-        Stop(seen.node, seen.attempt, "WorkflowFinished") for seen in observations if seen.state is AttemptState.RUNNING
+        Stop(seen.node, seen.attempt, "WorkflowFinished", seen.item)
+        for seen in observations
+        if seen.state is AttemptState.RUNNING
     ]
-    running = sum(1 for node in status.nodes.values() if node.phase is NodePhase.RUNNING)
+    running = sum(1 for node in status.nodes.values() if node.phase is NodePhase.RUNNING and node.items is None)
     if status.observed_generation != workflow.generation:
         update = {"observed_generation": workflow.generation}
         return Decision(status=status.model_copy(update=update), stops=stops, changed=True, running=running)
@@ -192,7 +205,7 @@ def _finished(workflow: Workflow, status: WorkflowStatus, observations: Iterable
 
 def free_slots(workflow: Workflow, running: int) -> int:
     """How many more attempts `parallelism` lets run beside `running` ones (rule 7, before any `capacity`)."""
-    return (workflow.spec.parallelism or len(workflow.nodes)) - running
+    return (workflow.spec.parallelism or len(workflow.nodes) + MAX_ITEMS * len(workflow.fan_outs)) - running
 
 
 def recorded(node: NodeStatus | None, attempt: int) -> bool:
@@ -251,7 +264,10 @@ def expires_at(workflow: Workflow, status: WorkflowStatus) -> datetime | None:
 
 
 def _fresh(node: NodeStatus) -> NodeStatus:
-    return NodeStatus(attempts=node.attempts, retry_budget_from=node.attempts + 1, started_at=node.started_at)
+    items = fanout.fresh(node.items) if node.items is not None else None
+    return NodeStatus(
+        attempts=node.attempts, retry_budget_from=node.attempts + 1, started_at=node.started_at, items=items
+    )
 
 
 class _Pass:
@@ -279,6 +295,7 @@ class _Pass:
         self.renderer = Renderer(workflow)
         self.inputs_failed = False  # a node failed at launch (InputsUnavailable, ConditionError): skip downstream
         self.passed: list[bool] | None = None  # per node: Skipped by a condition (rule 7); None: none may be
+        self.items: dict[int, fanout.Items] = {}  # forEach nodes' items this call touched (rule 10)
 
     # -- helpers
 
@@ -329,10 +346,15 @@ class _Pass:
         for i in sorted(by_node, key=rank.__getitem__):
             attempts = by_node[i]
             for seen in sorted(attempts, key=_attempt_number) if len(attempts) > 1 else attempts:
-                self._observe(i, seen)
+                if seen.item is None:
+                    self._observe(i, seen)
+                elif i in self.workflow.fan_outs:
+                    self._observe_item(i, seen)
 
     def _observe(self, i: int, seen: Observation) -> None:
         node = self.nodes[i]
+        if node.items is not None:
+            return  # a forEach node's attempts are its items'
         if seen.attempt > node.attempts:
             if node.phase.finished or not self._dependencies_met(i):
                 return
@@ -428,6 +450,10 @@ class _Pass:
         resumed = self.previous.phase is WorkflowPhase.PAUSED and self.workflow.spec.pause_mode == "Suspend"
         for i in self.workflow.timed:
             spec, node = self.workflow.nodes[i], self.nodes[i]
+            if node.items is not None:
+                if node.phase is NodePhase.RUNNING:
+                    self._item_timeouts(i, resumed)
+                continue
             if spec.timeout_seconds is None or node.phase is not NodePhase.RUNNING or node.attempt_started_at is None:
                 continue
             started = node.attempt_started_at
@@ -446,7 +472,9 @@ class _Pass:
 
     def stop_all(self) -> None:
         for i, node in enumerate(self.nodes):
-            if node.phase is NodePhase.RUNNING:
+            if node.phase is NodePhase.RUNNING and self._expanded(i):
+                self._end_items(i, "Stopped", fanout.NOT_RUN)
+            elif node.phase is NodePhase.RUNNING:
                 self.stops.append(Stop(self.names[i], node.attempts, "Stopped"))
             if not node.phase.finished:
                 self._set(i, phase=NodePhase.STOPPED, reason="Stopped", finished_at=self.now, next_attempt_at=None)
@@ -468,8 +496,10 @@ class _Pass:
         message = f"workflow exceeded activeDeadlineSeconds ({self.workflow.spec.active_deadline_seconds}s)"
         for i in self.workflow.regular:
             node = self.nodes[i]
-            if node.phase is NodePhase.RUNNING:
-                self.stops.append(Stop(self.names[i], node.attempts, "DeadlineExceeded"))
+            fanned = self._expanded(i)
+            if node.phase is NodePhase.RUNNING and (not fanned or self._end_items(i, "DeadlineExceeded")):
+                if not fanned:
+                    self.stops.append(Stop(self.names[i], node.attempts, "DeadlineExceeded"))
                 self._set(
                     i,
                     phase=NodePhase.FAILED,
@@ -512,10 +542,10 @@ class _Pass:
             if not final:
                 for i in self.workflow.finals:
                     phases[i] = NodePhase.STOPPED  # not theirs to start yet (never read back: a local list)
-        failing = spec.fail_fast and not final and NodePhase.FAILED in phases
+        failing = spec.fail_fast and not final and (NodePhase.FAILED in phases or self._item_failed(phases))
         if spec.paused or failing:
             return
-        running = phases.count(NodePhase.RUNNING)
+        running = self._running(phases)
         room = free_slots(self.workflow, running)
         if capacity is not None:
             room = min(room, capacity)
@@ -562,6 +592,9 @@ class _Pass:
                         phases[i] = self.nodes[i].phase  # so that another pass does not start it again
                     else:
                         room = self._start(i, room)
+            elif phase is NodePhase.RUNNING:
+                if i in self.workflow.fan_outs:
+                    room = self._launch_items(i, room)
             elif phase is NodePhase.RETRYING:
                 due = self.nodes[i].next_attempt_at
                 assert due is not None
@@ -648,6 +681,8 @@ class _Pass:
 
     def _start(self, i: int, room: int) -> int:
         """Start a ready node if there is room (approval nodes need none); returns the room left."""
+        if i in self.workflow.fan_outs:
+            return self._launch_items(i, room) if self._expand(i) else room
         if self.workflow.nodes[i].approval is not None:
             self._await_approval(i)
         elif room > 0:
@@ -688,11 +723,292 @@ class _Pass:
         self._event("Warning", EventReason.NODE_FAILED, f"node {name} failed: {message}", name)
         self.inputs_failed = True
 
+    # -- rule 10: forEach items
+
+    def _expanded(self, i: int) -> bool:
+        """Whether node i is a forEach node with items (expanded before, or by this call)."""
+        return i in self.items or self.nodes[i].items is not None
+
+    def _work(self, i: int) -> fanout.Items:
+        """Node i's items as this call changes them (copied from the status on first touch)."""
+        work = self.items.get(i)
+        if work is None:
+            known = self.nodes[i].items
+            assert known is not None
+            work = self.items[i] = fanout.Items(known)
+        return work
+
+    def _running(self, phases: list[NodePhase]) -> int:
+        """Attempts running: plain nodes' and forEach items' (a forEach node itself runs nothing)."""
+        running = phases.count(NodePhase.RUNNING)
+        for i in self.workflow.fan_outs:
+            if phases[i] is NodePhase.RUNNING:
+                running += self._count_items(i, fanout.RUNNING) - 1
+        return running
+
+    def _item_failed(self, phases: list[NodePhase]) -> bool:
+        """Whether a running forEach node has an item that failed for good (failFast stops launches then)."""
+        return any(
+            phases[i] is NodePhase.RUNNING and self._count_items(i, fanout.FAILED) for i in self.workflow.fan_outs
+        )
+
+    def _count_items(self, i: int, state: int) -> int:
+        """How many of node i's items are in `state` (none before it is expanded)."""
+        work = self.items.get(i)
+        if work is not None:
+            return work.count(state)
+        items = self.nodes[i].items
+        return items.states.count(chr(state)) if items is not None else 0
+
+    def _values(self, i: int) -> list[Any] | str:
+        spec = self.workflow.nodes[i]
+        assert spec.for_each is not None
+        sources, _ = self.renderer.reads(i, self.nodes)
+        return fanout.values(spec.for_each, lambda text: self.renderer.text(i, text, self.nodes, sources))
+
+    def _expand(self, i: int) -> bool:
+        """Expand a ready forEach node into its items (kept if it has them: a retried workflow's); False when
+        it ended at once (no items, or a list that cannot be read)."""
+        spec, node, name = self.workflow.nodes[i], self.nodes[i], self.names[i]
+        _, held = self.renderer.reads(i, self.nodes)
+        if held and not spec.node_runner:
+            self._fail_without_node_runner(i, held)
+            return False
+        values = self._values(i)
+        if isinstance(values, str):
+            self._set(i, phase=NodePhase.FAILED, reason="InvalidItems", message=values, finished_at=self.now)
+            self._event("Warning", EventReason.NODE_FAILED, f"node {name} failed: {values}", name)
+            self.inputs_failed = True
+            return False
+        if node.items is None or node.items.total != len(values):
+            self.items[i] = fanout.Items.new(len(values))
+        else:
+            self._work(i)
+        self._set(i, phase=NodePhase.RUNNING, started_at=node.started_at or self.now, finished_at=None)
+        if not values:
+            self._set(i, phase=NodePhase.SUCCEEDED, finished_at=self.now, outputs={}, message="no items")
+            self._wake(self.now)  # its dependents may run now: plan again
+            return False
+        return True
+
+    def _launch_items(self, i: int, room: int) -> int:
+        """Launch node i's ready items (due retries first, then pending ones in order) within `room` and
+        maxParallel; returns the room left."""
+        for_each = self.workflow.nodes[i].for_each
+        assert for_each is not None
+        work = self._work(i)
+        allowed = (for_each.max_parallel or work.total) - work.count(fanout.RUNNING)
+        ready = self._due_retries(work)
+        values: list[Any] | str | None = None
+        sources: set[str] = set()
+        held: dict[str, str] = {}
+        position = 0
+        while allowed > 0:
+            index = ready.pop(0) if ready else work.states.find(fanout.PENDING, position)
+            if index < 0:
+                break
+            if not ready:
+                position = index + 1
+            if room <= 0:
+                self.waiting += min(allowed, 1 + len(ready) + work.states.count(fanout.PENDING, index + 1))
+                break
+            if values is None:
+                values = self._values(i)
+                assert not isinstance(values, str)  # it expanded, and its upstream outputs do not change
+                sources, held = self.renderer.reads(i, self.nodes)
+            attempt = work.attempts(index) + 1
+            self._item_launched(i, work, index, attempt)
+            self.launches.append(self.renderer.launch(i, attempt, self.nodes, sources, held, (index, values[index])))
+            room -= 1
+            allowed -= 1
+        return room
+
+    def _due_retries(self, work: fanout.Items) -> list[int]:
+        due = []
+        states = work.states
+        for key, detail in work.detail.items():
+            index = int(key)
+            if states[index] == fanout.RETRYING:
+                assert detail.next_attempt_at is not None
+                if detail.next_attempt_at <= self.now:
+                    due.append(index)
+                else:
+                    self._wake(detail.next_attempt_at)
+        return sorted(due)
+
+    def _item_launched(self, i: int, work: fanout.Items, index: int, attempt: int) -> None:
+        before = work.detail.get(str(index))
+        work.detail[str(index)] = _item_status(
+            {"attempts": attempt, "retry_budget_from": before.retry_budget_from if before is not None else 1},
+            attempt_started_at=self.now,
+        )
+        work.states[index] = fanout.RUNNING
+        work.launched += 1
+        timeout = self.workflow.nodes[i].timeout_seconds
+        if timeout is not None:
+            self._wake(self.now + timedelta(seconds=timeout))
+
+    def _observe_item(self, i: int, seen: Observation) -> None:
+        """Rules 1-2 for one item's attempt."""
+        node, index = self.nodes[i], seen.item
+        assert index is not None
+        # Its items were launched, but the status that expanded it was lost: expand it again (the same list).
+        expanded = node.items is not None or i in self.items
+        if not expanded and (node.phase.finished or not self._dependencies_met(i) or not self._expand(i)):
+            return
+        work = self._work(i)
+        if index >= work.total:
+            return
+        state, attempts = work.states[index], work.attempts(index)
+        if seen.attempt > attempts:
+            if state in (fanout.SUCCEEDED, fanout.FAILED, fanout.NOT_RUN):
+                return
+            self._item_launched(i, work, index, seen.attempt)  # launched, but the status write was lost
+        elif seen.attempt < attempts or state != fanout.RUNNING:
+            return
+        if seen.state is AttemptState.RUNNING:
+            return
+        detail = work.detail[str(index)]
+        finished = seen.finished_at or self.now
+        if seen.state is AttemptState.SUCCEEDED:
+            self.ended.append(
+                Ended(seen.node, seen.attempt, True, seen.reason, detail.attempt_started_at, finished, index)
+            )
+            work.states[index] = fanout.SUCCEEDED
+            del work.detail[str(index)]
+            work.record_outputs(index, seen.outputs)
+            return
+        reason = seen.reason or ("JobDeleted" if seen.state is AttemptState.LOST else "Error")
+        self._fail_item(i, work, index, seen.exit_code, reason, seen.message, finished)
+
+    def _fail_item(
+        self,
+        i: int,
+        work: fanout.Items,
+        index: int,
+        exit_code: int | None,
+        reason: str,
+        message: str | None,
+        at: datetime,
+    ) -> None:
+        """Rule 2 for an item: retried within the node's policy, else failed for good."""
+        name = self.names[i]
+        detail = work.detail[str(index)]
+        policy = self.workflow.retry[i]
+        transient = failures.is_transient(policy, exit_code, reason)
+        used = detail.attempts - detail.retry_budget_from
+        text = (message or (f"exit code {exit_code}" if exit_code is not None else reason))[:MAX_MESSAGE]
+        self.ended.append(Ended(name, detail.attempts, False, reason, detail.attempt_started_at, at, index))
+        update: dict[str, Any] = {"exit_code": exit_code, "reason": reason, "message": text}
+        if failures.may_retry(policy, used, transient, reason):
+            key = f"{self.workflow.key}/{name}/{index}/{detail.attempts}"
+            delay = failures.backoff_seconds(policy.backoff, used + 1, key)
+            update["next_attempt_at"] = at + timedelta(seconds=delay)
+            work.states[index] = fanout.RETRYING
+            what = f"node {name} item {index} attempt {detail.attempts} failed ({reason}: {text})"
+            self._event("Warning", EventReason.NODE_RETRYING, f"{what}; retrying in {delay:.1f}s", name)
+        else:
+            work.states[index] = fanout.FAILED
+            what = f"node {name} item {index} failed after {detail.attempts} attempt(s): {text}"
+            self._event("Warning", EventReason.NODE_FAILED, what, name)
+        work.detail[str(index)] = _item_status(detail.__dict__, **update)
+
+    def _item_timeouts(self, i: int, resumed: bool) -> None:
+        """Rule 3 for node i's running items."""
+        timeout = self.workflow.nodes[i].timeout_seconds
+        assert timeout is not None
+        work = self._work(i)
+        for key, detail in list(work.detail.items()):
+            index = int(key)
+            if work.states[index] != fanout.RUNNING or detail.attempt_started_at is None:
+                continue
+            started = detail.attempt_started_at
+            if resumed:
+                started = self.now
+                detail = work.detail[key] = _item_status(detail.__dict__, attempt_started_at=started)
+            deadline = started + timedelta(seconds=timeout)
+            if self.now >= deadline:
+                self.stops.append(Stop(self.names[i], detail.attempts, "Timeout", index))
+                message = f"attempt {detail.attempts} exceeded timeoutSeconds ({timeout}s)"
+                self._fail_item(i, work, index, None, "Timeout", message, self.now)
+            else:
+                self._wake(deadline)
+
+    def settle_items(self) -> None:
+        """A running forEach node whose items all ended ends too (rule 10); with failFast, one whose item failed
+        for good ends once no item of it runs (its pending items are not run)."""
+        for i, work in self.items.items():
+            if self.nodes[i].phase is not NodePhase.RUNNING or work.count(fanout.RUNNING):
+                continue
+            if self.workflow.spec.fail_fast and work.count(fanout.FAILED):
+                self._close_items(i)
+            elif not (work.count(fanout.PENDING) or work.count(fanout.RETRYING)):
+                self._end_node(i)
+
+    def _close_items(self, i: int) -> None:
+        """Failing fast: node i's items that have not started never will (retrying ones fail for good)."""
+        work = self._work(i)
+        for key, detail in work.detail.items():
+            if work.states[int(key)] == fanout.RETRYING:
+                work.states[int(key)] = fanout.FAILED
+                message = f"{detail.message} (not retried: failFast)"[:MAX_MESSAGE]
+                work.detail[key] = _item_status(detail.__dict__, message=message)
+        work.states[:] = work.states.replace(b"P", b"X")
+        self._end_node(i)
+
+    def _end_node(self, i: int) -> None:
+        work = self._work(i)
+        failed = work.count(fanout.FAILED)
+        if failed:
+            index = work.states.find(fanout.FAILED)
+            first = work.detail[str(index)]
+            message = f"{failed} of {work.total} items failed; item {index}: {first.message}"[:MAX_MESSAGE]
+            update = {"reason": first.reason, "exit_code": first.exit_code, "message": message}
+            self._set(i, phase=NodePhase.FAILED, finished_at=self.now, **update)
+        elif work.count(fanout.NOT_RUN):
+            message = (
+                f"{work.count(fanout.NOT_RUN)} of {work.total} items not run: another node failed and failFast is set"
+            )
+            self._set(i, phase=NodePhase.SKIPPED, reason="FailFast", message=message, finished_at=self.now)
+        else:
+            self._set(i, phase=NodePhase.SUCCEEDED, finished_at=self.now, outputs=fanout.gather(work.outputs))
+            work.outputs = None  # gathered into the node's outputs: kept once
+
+    def _end_items(self, i: int, reason: str, running_to: int = fanout.FAILED) -> bool:
+        """Rules 4-5 for node i's items: running ones are stopped (and become `running_to`), the others are not
+        run. Returns whether any was running."""
+        work = self._work(i)
+        was_running = False
+        for key, detail in work.detail.items():
+            index = int(key)
+            if work.states[index] == fanout.RUNNING:
+                self.stops.append(Stop(self.names[i], detail.attempts, reason, index))
+                work.states[index] = running_to
+                was_running = True
+        work.states[:] = work.states.replace(b"P", b"X").replace(b"B", b"X")
+        return was_running
+
+    def _write_items(self) -> None:
+        """Put the items this call changed back into their nodes' statuses, with "done/total" progress."""
+        for i, work in self.items.items():
+            node, before = self.nodes[i], self.nodes[i].items
+            unchanged = (
+                before is not None
+                and not work.launched
+                and work.detail == before.detail
+                and work.outputs == before.outputs
+                and work.states == before.states.encode("ascii")
+            )
+            if not unchanged:
+                self._set(i, items=work.frozen(), progress=work.progress(), attempts=node.attempts + work.launched)
+                work.launched = 0
+
     # -- rule 8: the workflow's own phase
 
     def finish(self) -> Decision:
         spec = self.workflow.spec
-        running = [node.phase for node in self.nodes].count(NodePhase.RUNNING)
+        self._write_items()
+        running = self._running([node.phase for node in self.nodes])
         phase, reason, message = self._phase()
         if phase is WorkflowPhase.PAUSED and self.phase is not WorkflowPhase.PAUSED:
             self._event("Normal", EventReason.PAUSED, "workflow paused: no new nodes launch until it is resumed")
@@ -753,18 +1069,22 @@ class _Pass:
         if self.terminal_reason is not None:
             return True  # stopped or past the deadline: every regular node ended already
         nodes = self.nodes
-        if any(node.phase is NodePhase.RUNNING for node in nodes) or self.launches:
+        if self._running([node.phase for node in nodes]) or self.launches:
             return False
         regular = self.workflow.regular if self.workflow.finals else range(len(nodes))
         waiting = any(
-            nodes[i].phase in (NodePhase.RETRYING, NodePhase.AWAITING_APPROVAL, NodePhase.PENDING) for i in regular
+            nodes[i].phase in (NodePhase.RETRYING, NodePhase.AWAITING_APPROVAL, NodePhase.PENDING)
+            or (nodes[i].phase is NodePhase.RUNNING and self._expanded(i))  # items not started (rule 10)
+            for i in regular
         )
         failed = any(nodes[i].phase is NodePhase.FAILED for i in regular)
         if not waiting or not (self.workflow.spec.fail_fast and failed):
             return not waiting
         for i in regular:
             node = nodes[i]
-            if node.phase is NodePhase.RETRYING:
+            if node.phase is NodePhase.RUNNING and self._expanded(i):
+                self._close_items(i)
+            elif node.phase is NodePhase.RETRYING:
                 self._set(i, phase=NodePhase.FAILED, message=f"{node.message} (not retried: failFast)")
             elif node.phase in (NodePhase.PENDING, NodePhase.AWAITING_APPROVAL):
                 message = "not run: another node failed and failFast is set"
@@ -810,8 +1130,8 @@ def _done(node: NodeStatus) -> bool:
     return node.phase is NodePhase.SUCCEEDED or _passable(node)
 
 
-def _attempt_number(seen: Observation) -> int:
-    return seen.attempt
+def _attempt_number(seen: Observation) -> tuple[int, int]:
+    return (-1 if seen.item is None else seen.item), seen.attempt
 
 
 def _launched(node: NodeStatus, attempt: int, now: datetime) -> dict[str, Any]:
@@ -836,6 +1156,21 @@ def _updated(node: NodeStatus, update: dict[str, Any]) -> NodeStatus:
     new = _new_object(NodeStatus)
     _set_attribute(new, "__dict__", {**node.__dict__, **update})
     _set_attribute(new, "__pydantic_fields_set__", node.__pydantic_fields_set__.union(update))
+    _set_attribute(new, "__pydantic_extra__", None)
+    _set_attribute(new, "__pydantic_private__", None)
+    return new
+
+
+_ITEM_DEFAULTS = ItemStatus().__dict__
+_ITEM_FIELDS = frozenset(_ITEM_DEFAULTS)
+
+
+def _item_status(base: dict[str, Any], **update: Any) -> ItemStatus:
+    """An ItemStatus from `base`'s fields and `update`, like `_updated`: unvalidated, built by the planner.
+    A 10,000-item node launches and records up to thousands of items per call."""
+    new = _new_object(ItemStatus)
+    _set_attribute(new, "__dict__", {**_ITEM_DEFAULTS, **base, **update})
+    _set_attribute(new, "__pydantic_fields_set__", _ITEM_FIELDS)
     _set_attribute(new, "__pydantic_extra__", None)
     _set_attribute(new, "__pydantic_private__", None)
     return new

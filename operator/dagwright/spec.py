@@ -27,6 +27,7 @@ PARAM_NAME = r"^[a-zA-Z_][a-zA-Z0-9_-]*$"
 DNS_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"  # a Kubernetes object name
 
 MAX_NODES = 10_000
+MAX_ITEMS = 10_000  # items of one forEach node: each is a unit of work like a node, so the same cap
 MAX_STRING = 32_768  # one arg or env value; etcd keeps whole objects under ~1.5 MiB
 MAX_LIST = 256  # command, args, env entries
 MAX_SECONDS = 31_536_000  # one year: anything longer is a typo, not a plan
@@ -132,6 +133,17 @@ class ApprovalDecision(Model):
     message: ShortText = ""
 
 
+class ForEach(Model):
+    """Fan-out: the node runs once per item (`{{ item }}`, `{{ item.KEY }}`, `{{ node.index }}` in its templates),
+    each item with its own attempts, retries, timeout and Job. Exactly one of `items` (a literal list) and
+    `fromJSON` (a template that renders to a JSON array, e.g. an upstream's output or a parameter) is given.
+    Downstream, `{{ nodes.NAME.outputs.KEY }}` is the JSON array of every item's KEY, in item order."""
+
+    items: Annotated[list[Any], Field(max_length=MAX_ITEMS)] | None = None
+    from_json: Annotated[str | None, Field(alias="fromJSON", min_length=1, max_length=MAX_STRING)] = None
+    max_parallel: Annotated[int, Field(ge=1, le=MAX_ITEMS)] | None = None
+
+
 class NodeDefaults(Model):
     """Merged into every node: a node's own value wins, env lists are merged by name."""
 
@@ -158,6 +170,7 @@ class NodeSpec(Model):
     approval: Approval | None = None
     # A CEL expression (`conditions.py`): false skips the node (reason ConditionFalse) instead of running it.
     when: Annotated[str, Field(min_length=1, max_length=MAX_CONDITION)] | None = None
+    for_each: ForEach | None = None
     # Wrap the command in dagwright-node-runner (the image must contain it): progress and outputs via Redis.
     node_runner: bool | None = None
     # Runs once every regular node has ended, whatever happened (cleanup, notify); `finally` is a Python keyword.

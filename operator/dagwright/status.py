@@ -52,6 +52,31 @@ _FINISHED_WORKFLOW = frozenset({WorkflowPhase.SUCCEEDED, WorkflowPhase.FAILED, W
 _FINISHED_NODE = frozenset({NodePhase.SUCCEEDED, NodePhase.FAILED, NodePhase.SKIPPED, NodePhase.STOPPED})
 
 
+class ItemStatus(Model):
+    """One forEach item's attempt detail, kept only while it matters: running, retrying, failed or stopped
+    (its attempt numbers must never be reused), or waiting to run again after a retry of the workflow."""
+
+    attempts: Annotated[int, Field(ge=0)] = 0
+    retry_budget_from: Annotated[int, Field(ge=1)] = 1
+    attempt_started_at: datetime | None = None
+    next_attempt_at: datetime | None = None
+    exit_code: int | None = None
+    reason: str | None = None
+    message: str | None = None
+
+
+class ItemsStatus(Model):
+    """A forEach node's items, stored compactly so 10,000 of them fit in a Workflow object: one character per
+    item in `states` (P pending, R running, B retrying after a backoff, S succeeded, F failed, X not run), the
+    detail of the few that need more (`detail`, by index), and each item's outputs while the node runs
+    (`outputs`, in item order; gathered into the node's `outputs` as one array per key once it ends)."""
+
+    total: Annotated[int, Field(ge=0)] = 0
+    states: str = ""
+    detail: dict[str, ItemStatus] = {}
+    outputs: list[dict[str, Any] | None] | None = None
+
+
 class NodeStatus(Model):
     """One node's state under `status.nodes.<name>`; `attempts` counts launches and only ever grows."""
 
@@ -70,6 +95,8 @@ class NodeStatus(Model):
     # The Redis key of outputs node-runner stored; without `outputs` beside it they were too large to mirror here,
     # and nodes reading them need nodeRunner (node-runner renders their templates in the pod).
     outputs_ref: str | None = None
+    # forEach nodes only, once expanded: their items' states (`progress` is "done/total" of them).
+    items: ItemsStatus | None = None
 
 
 class Condition(Model):

@@ -325,6 +325,20 @@ def _check_nodes(nodes: list[NodeSpec]) -> list[Problem]:
             problems.append(Problem(field, f"node '{node.name}' needs a command (or an image whose entrypoint runs)"))
         elif node.node_runner and not node.command:
             problems.append(Problem(field, f"node '{node.name}' uses nodeRunner, which needs an explicit command"))
+        if node.for_each is not None:
+            problems += _check_for_each(node, field)
+    return problems
+
+
+def _check_for_each(node: NodeSpec, field: str) -> list[Problem]:
+    for_each = node.for_each
+    assert for_each is not None
+    problems = []
+    if node.approval is not None:
+        problems.append(Problem(f"{field}.forEach", f"approval node '{node.name}' cannot fan out: remove forEach"))
+    if (for_each.items is None) == (for_each.from_json is None):
+        given = "both" if for_each.items is not None else "neither"
+        problems.append(Problem(f"{field}.forEach", f"give exactly one of items and fromJSON ({given} given)"))
     return problems
 
 
@@ -333,6 +347,8 @@ def _check_templates(spec: WorkflowSpec, nodes: list[NodeSpec], graph: Graph) ->
     problems: dict[Problem, None] = {}  # a bad value in spec.defaults is reported once, not once per node
     for i, (own, node) in enumerate(zip(spec.nodes, nodes, strict=True)):
         fields = [(f"spec.nodes[{i}].args[{j}]", value) for j, value in enumerate(own.args)]
+        if own.for_each is not None and own.for_each.from_json is not None:
+            fields.append((f"spec.nodes[{i}].forEach.fromJSON", own.for_each.from_json))
         fields += [(f"spec.nodes[{i}].command[{j}]", value) for j, value in enumerate(own.command)]
         fields += [(f"spec.nodes[{i}].env[{j}].value", var.value) for j, var in enumerate(own.env)]
         overridden = {var.name for var in own.env}
@@ -347,8 +363,9 @@ def _check_templates(spec: WorkflowSpec, nodes: list[NodeSpec], graph: Graph) ->
                 problems[Problem(field, "contains a NUL character, which no command line or environment can hold")] = (
                     None
                 )
+            fanned = node.for_each is not None and not field.endswith(".fromJSON")  # items come from fromJSON
             for text in templates.references(value):
-                problem = templates.check_reference(text, spec.parameters, final=node.finally_)
+                problem = templates.check_reference(text, spec.parameters, final=node.finally_, for_each=fanned)
                 upstream = templates.output_upstream(text) if problem is None else None
                 source = graph.index.get(upstream) if upstream is not None else None
                 if node.finally_ and source is not None and not nodes[source].finally_:

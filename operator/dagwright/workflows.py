@@ -11,6 +11,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from dagwright import fanout
 from dagwright.conditions import PASSABLE, Condition, compile_condition
 from dagwright.graph import Graph
 from dagwright.spec import NodeSpec, RetryPolicy, WorkflowSpec
@@ -37,6 +38,7 @@ class Workflow:
     conditional: bool = field(init=False)  # some node has a `when`
     finals: tuple[int, ...] = field(init=False)  # the `finally: true` nodes, in declaration order
     regular: tuple[int, ...] = field(init=False)  # the others
+    fan_outs: frozenset[int] = field(init=False)  # the forEach nodes
 
     def __post_init__(self) -> None:
         order = self.graph.topological_order()
@@ -57,6 +59,7 @@ class Workflow:
         object.__setattr__(self, "finals", tuple(i for i, node in enumerate(self.nodes) if node.finally_))
         finals = set(self.finals)
         object.__setattr__(self, "regular", tuple(i for i in range(len(self.nodes)) if i not in finals))
+        object.__setattr__(self, "fan_outs", frozenset(i for i, node in enumerate(self.nodes) if node.for_each))
 
     @property
     def key(self) -> str:
@@ -77,10 +80,13 @@ class Workflow:
         return {"workflow.status": status, "workflow.failedNodes": json.dumps(failed)}
 
     def notes(self) -> list[str]:
-        """What `dagwright graph` shows beside each node: finally, its `when`."""
+        """What `dagwright graph` shows beside each node: finally, forEach, its `when`."""
         notes = []
         for node in self.nodes:
             parts = ["finally"] if node.finally_ else []
+            fan_out = fanout.note(node.for_each)  # a forEach node is drawn once, with its item count
+            if fan_out:
+                parts.append(fan_out)
             if node.when:
                 parts.append(f"when: {node.when}")
             notes.append("; ".join(parts))

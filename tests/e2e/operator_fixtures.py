@@ -43,6 +43,7 @@ if TYPE_CHECKING:
 GROUP, VERSION, PLURAL = "dagwright.io", "v1alpha1", "workflows"
 LABEL_WORKFLOW = "dagwright.io/workflow"
 LABEL_NODE = "dagwright.io/node"
+LABEL_ITEM = "dagwright.io/item"
 LABEL_ATTEMPT = "dagwright.io/attempt"
 IMAGE = "busybox:1.36"
 _MAIN = "import sys; from dagwright.cli import main; sys.exit(main())"
@@ -171,6 +172,12 @@ class JobRecord:
     finished_rv: int | None = None
     deleted_rv: int | None = None
     created_rv_exact: bool = True
+    item: int | None = None  # a forEach node's item (label dagwright.io/item)
+
+    @property
+    def unit(self) -> str:
+        """The node, or the forEach item it runs: `work[3]`."""
+        return self.node if self.item is None else f"{self.node}[{self.item}]"
 
     @property
     def ended_seq(self) -> int | None:
@@ -287,6 +294,7 @@ class Recorder:
                     last=job,
                     created_rv=revision,
                     created_rv_exact=kind == "ADDED" and not self.watches[0].relisted,
+                    item=int(labels[LABEL_ITEM]) if LABEL_ITEM in labels else None,
                 )
                 self.jobs[uid] = record
             record.last = job
@@ -326,7 +334,7 @@ class Recorder:
     def by_attempt(self, workflow: str) -> dict[tuple[str, int], list[JobRecord]]:
         table: dict[tuple[str, int], list[JobRecord]] = {}
         for record in self.jobs_of(workflow):
-            table.setdefault((record.node, record.attempt), []).append(record)
+            table.setdefault((record.unit, record.attempt), []).append(record)
         return table
 
     def assert_one_job_per_attempt(self, workflow: str) -> None:

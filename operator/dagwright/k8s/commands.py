@@ -134,8 +134,10 @@ def request(api_client: Any, namespace: str, name: str, action: str, node: str |
     control.apply(api_client, name, namespace, control.patch_for(action, node, message))
 
 
-def node_pod(api_client: Any, namespace: str, name: str, node_name: str, attempt: int | None) -> str:
-    """The name of the pod that ran `attempt` (default: the latest) of a node."""
+def node_pod(
+    api_client: Any, namespace: str, name: str, node_name: str, attempt: int | None, item: int | None = None
+) -> str:
+    """The name of the pod that ran `attempt` (default: the latest) of a node, or of a forEach node's item."""
     from kubernetes import client
 
     from dagwright.k8s import statuswire
@@ -144,6 +146,8 @@ def node_pod(api_client: Any, namespace: str, name: str, node_name: str, attempt
     node = (statuswire.expanded(body.get("status") or {}).get("nodes") or {}).get(node_name)
     if node is None or not node.get("attempts"):
         raise CommandError(f"node {node_name} of workflow {namespace}/{name} has not run")
+    if node.get("items") is not None or item is not None:
+        return _item_pod(api_client, namespace, name, node_name, attempt, item)
     attempt = attempt or node["attempts"]
     job = names.job_name(name, node_name, attempt)
     core: Any = client.CoreV1Api(api_client)
@@ -151,6 +155,28 @@ def node_pod(api_client: Any, namespace: str, name: str, node_name: str, attempt
     if not pods:
         raise CommandError(f"no pod left for {node_name} attempt {attempt} (Job {job})")
     pod_name: str = sorted(pods, key=lambda p: p.metadata.creation_timestamp)[-1].metadata.name
+    return pod_name
+
+
+def _item_pod(api_client: Any, namespace: str, name: str, node_name: str, attempt: int | None, item: int | None) -> str:
+    """A forEach item's pod, found by its labels (a succeeded item's attempt count is not kept in status)."""
+    from kubernetes import client
+
+    if item is None:
+        raise CommandError(f"node {node_name} is a forEach node: say which item with --item N")
+    selector = (
+        f"{names.LABEL_WORKFLOW}={names.label_value(name)},{names.LABEL_NODE}={node_name},{names.LABEL_ITEM}={item}"
+    )
+    if attempt is not None:
+        selector += f",{names.LABEL_ATTEMPT}={attempt}"
+    core: Any = client.CoreV1Api(api_client)
+    pods = core.list_namespaced_pod(namespace, label_selector=selector).items
+    if not pods:
+        raise CommandError(f"no pod left for {node_name} item {item}" + (f" attempt {attempt}" if attempt else ""))
+    latest = max(
+        pods, key=lambda p: (int(p.metadata.labels.get(names.LABEL_ATTEMPT, "0")), p.metadata.creation_timestamp)
+    )
+    pod_name: str = latest.metadata.name
     return pod_name
 
 

@@ -59,6 +59,7 @@ def build_job(
         names.LABEL_WORKFLOW: names.label_value(workflow.name),
         names.LABEL_NODE: launch.node,
         names.LABEL_ATTEMPT: str(launch.attempt),
+        **({names.LABEL_ITEM: str(launch.item)} if launch.item is not None else {}),
         names.LABEL_MANAGED_BY: names.MANAGED_BY,
     }
     pod_labels = {**template.metadata.labels, **(node.pod_metadata.labels if node.pod_metadata else {}), **labels}
@@ -77,7 +78,7 @@ def build_job(
         "apiVersion": "batch/v1",
         "kind": "Job",
         "metadata": {
-            "name": names.job_name(workflow.name, launch.node, launch.attempt),
+            "name": names.job_name(workflow.name, launch.node, launch.attempt, launch.item),
             "namespace": workflow.namespace,
             "labels": labels,
             "annotations": {names.ANNOTATION_WORKFLOW_UID: workflow.uid or ""},
@@ -103,7 +104,8 @@ def _contract_env(workflow: Workflow, launch: Launch, redis: RedisSettings | Non
         {"name": "DAGWRIGHT_OUTPUTS", "value": nodeio.TERMINATION_LOG},
         {"name": "DAGWRIGHT_PROGRESS", "value": "/dev/null"},
         {"name": "DAGWRIGHT_WORKFLOW_UID", "value": workflow.uid or ""},
-        {"name": "DAGWRIGHT_NODE", "value": launch.node},
+        # An item's own name for node-runner's Redis keys (`work.3`), so items never share one.
+        {"name": "DAGWRIGHT_NODE", "value": launch.node if launch.item is None else f"{launch.node}.{launch.item}"},
         {"name": "DAGWRIGHT_ATTEMPT", "value": str(launch.attempt)},
     ]
     if launch.inputs is not None:

@@ -16,6 +16,7 @@ CRON_KIND = "CronWorkflow"
 LABEL_WORKFLOW = "dagwright.io/workflow"
 LABEL_NODE = "dagwright.io/node"
 LABEL_ATTEMPT = "dagwright.io/attempt"
+LABEL_ITEM = "dagwright.io/item"  # a forEach node's item (its index)
 LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
 MANAGED_BY = "dagwright"
 ANNOTATION_WORKFLOW_UID = "dagwright.io/workflow-uid"
@@ -31,18 +32,20 @@ _MAX_NAME = 63
 _INVALID_LABEL_CHARS = re.compile(r"[^a-z0-9A-Z._-]")
 
 
-def job_name(workflow: str, node: str, attempt: int) -> str:
+def job_name(workflow: str, node: str, attempt: int, item: int | None = None) -> str:
     """A deterministic Job name for one attempt, at most 63 characters.
 
     Deterministic so that creating it twice (a restarted operator, a lost status write) hits AlreadyExists
     instead of running the attempt twice. Long names are shortened and made unique with a hash of the full
-    workflow/node pair.
+    workflow/node pair. A forEach item's attempt ends in `-i{item}a{attempt}`: a plain attempt's name ends in
+    digits only after its last dash, so neither can be the other's, whatever the node names.
     """
-    name = f"{workflow}-{node}-{attempt}"
+    tail = str(attempt) if item is None else f"i{item}a{attempt}"
+    name = f"{workflow}-{node}-{tail}"
     if len(name) <= _MAX_NAME:
         return name
     digest = hashlib.sha256(f"{workflow}/{node}".encode()).hexdigest()[:10]
-    suffix = f"-{digest}-{attempt}"
+    suffix = f"-{digest}-{tail}"
     prefix = f"{workflow}-{node}"[: _MAX_NAME - len(suffix)].rstrip("-.")
     return prefix + suffix
 

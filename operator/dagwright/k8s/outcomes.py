@@ -8,6 +8,7 @@ failure here, because Kubernetes itself would wait forever.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
@@ -31,6 +32,15 @@ _ENDED = frozenset(_SUCCEEDED + _FAILED)
 Body = Mapping[str, Any]
 
 
+def item_of(job: Body) -> int | None:
+    """The forEach item a Job runs (label `dagwright.io/item`), if any."""
+    value = (job.get("metadata", {}).get("labels") or {}).get(names.LABEL_ITEM)
+    try:
+        return int(value) if value is not None else None
+    except ValueError:
+        return None
+
+
 def attempt_of(job: Body) -> tuple[str, int] | None:
     labels = job.get("metadata", {}).get("labels") or {}
     try:
@@ -52,6 +62,12 @@ def abandoned(seen: Observation) -> bool:
 
 
 def observe(job: Body, pod: Body | None, now: datetime, stuck_after: timedelta = STUCK_AFTER) -> Observation | None:
+    seen = _observe(job, pod, now, stuck_after)
+    item = item_of(job)
+    return seen if seen is None or item is None else dataclasses.replace(seen, item=item)
+
+
+def _observe(job: Body, pod: Body | None, now: datetime, stuck_after: timedelta) -> Observation | None:
     key = attempt_of(job)
     if key is None:
         return None

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from dagwright import planner
+from dagwright import fanout, planner
 from dagwright.capacity import Fleet, Standing
 from dagwright.errors import Problem, SpecError
 from dagwright.k8s import metrics, names, outcomes, statuswire
@@ -33,7 +33,7 @@ from dagwright.k8s.jobs import RedisSettings, build_job
 from dagwright.k8s.patches import merge_patch
 from dagwright.planner import AttemptState, Decision, EventReason, Launch, Observation
 from dagwright.spec import WorkflowSpec
-from dagwright.status import NodePhase, TemplateSnapshot, WorkflowStatus, to_wire
+from dagwright.status import NodePhase, NodeStatus, TemplateSnapshot, WorkflowStatus, to_wire
 from dagwright.validation import compile_resolved, compile_spec, parse_spec, parse_template_spec, template_field
 from dagwright.workflows import Workflow
 
@@ -239,23 +239,26 @@ class Reconciler:
         for node_name, node in status.nodes.items():
             if node.phase is not NodePhase.RUNNING:
                 continue
-            job_name = names.job_name(workflow.name, node_name, node.attempts)
-            if job_name in known:
-                continue
-            job = self.api.get_job(workflow.namespace or "", job_name)
-            if job is None:
-                message = f"Job {job_name} was deleted before the attempt finished"
-                yield Observation(node_name, node.attempts, AttemptState.LOST, reason="JobDeleted", message=message)
-            else:
-                self.cache.put_job(job)
-                seen = outcomes.observe(job, None, now)
-                if seen is not None:
-                    yield seen
+            for item, attempt in _running_attempts(node):
+                job_name = names.job_name(workflow.name, node_name, attempt, item)
+                if job_name in known:
+                    continue
+                job = self.api.get_job(workflow.namespace or "", job_name)
+                if job is None:
+                    message = f"Job {job_name} was deleted before the attempt finished"
+                    yield Observation(
+                        node_name, attempt, AttemptState.LOST, reason="JobDeleted", message=message, item=item
+                    )
+                else:
+                    self.cache.put_job(job)
+                    seen = outcomes.observe(job, None, now)
+                    if seen is not None:
+                        yield seen
 
     def _carry_out(self, workflow: Workflow, decision: Decision, cleanup: list[str]) -> None:
         namespace = workflow.namespace or ""
         for stop in decision.stops:
-            self.api.delete_job(namespace, names.job_name(workflow.name, stop.node, stop.attempt))
+            self.api.delete_job(namespace, names.job_name(workflow.name, stop.node, stop.attempt, stop.item))
         for job_name in cleanup:
             self.api.delete_job(namespace, job_name)
         launches = decision.launches
@@ -287,7 +290,8 @@ class Reconciler:
             ready_since = self._ready_since(workflow, decision.status, launch.node)
             if ready_since is not None:
                 metrics.LAUNCH_LATENCY.observe(max(0.0, (datetime.now(UTC) - ready_since).total_seconds()))
-        log.info("launched %s attempt %d", launch.node, launch.attempt, extra=_context(workflow, launch.node))
+        unit = launch.node if launch.item is None else f"{launch.node}[{launch.item}]"
+        log.info("launched %s attempt %d", unit, launch.attempt, extra=_context(workflow, launch.node))
         return None
 
     def _ready_since(self, workflow: Workflow, status: WorkflowStatus, node: str) -> datetime | None:
@@ -434,7 +438,8 @@ def status_patch(stored: Body, previous: WorkflowStatus | None, new: WorkflowSta
     those are skipped by identity; a 10,000-node workflow pays for the few nodes that moved, not for
     serializing and diffing all of them on every pass. Without `previous`, the whole status is diffed.
     """
-    if statuswire.should_compress(len(new.nodes), stored):
+    items = sum(node.items.total for node in new.nodes.values() if node.items is not None)
+    if statuswire.should_compress(len(new.nodes) + items, stored):
         return _compressed_patch(stored, new)
     if previous is None:
         return merge_patch(stored, to_wire(new))
@@ -504,7 +509,21 @@ def _recorded(status: WorkflowStatus | None, job: Body) -> bool:
     attempt = outcomes.attempt_of(job)
     if status is None or attempt is None:
         return False
-    return planner.recorded(status.nodes.get(attempt[0]), attempt[1])
+    node = status.nodes.get(attempt[0])
+    item = outcomes.item_of(job)
+    if item is not None:
+        return fanout.recorded(node.items if node is not None else None, item, attempt[1])
+    return planner.recorded(node, attempt[1])
+
+
+def _running_attempts(node: NodeStatus) -> Iterator[tuple[int | None, int]]:
+    """(item, attempt) of a running node's current attempt, or of each running item of a forEach node."""
+    if node.items is None:
+        yield None, node.attempts
+        return
+    for key, detail in node.items.detail.items():
+        if fanout.running(node.items, int(key)) is not None:
+            yield int(key), detail.attempts
 
 
 def _with_progress(seen: Observation, progress: str | None) -> Observation:

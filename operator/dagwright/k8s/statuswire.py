@@ -17,7 +17,8 @@ COMPRESS_ABOVE = 1000  # nodes; with messages capped at 512 characters, a plain 
 
 
 def should_compress(node_count: int, stored: dict[str, Any]) -> bool:
-    """Compress large maps; once compressed, stay compressed (a shrinking spec must not flap the format)."""
+    """Compress large maps; once compressed, stay compressed (a shrinking spec must not flap the format).
+    `node_count` counts forEach items too: each keeps a few bytes, and their outputs more."""
     return node_count > COMPRESS_ABOVE or "compressedNodes" in stored
 
 

@@ -42,9 +42,9 @@ class PlainReport:
     def __call__(self, decision: Decision, observations: list[Observation]) -> None:
         for seen in observations:
             if seen.state is AttemptState.SUCCEEDED:
-                self._line(f"{seen.node} attempt {seen.attempt} succeeded")
+                self._line(f"{_unit(seen.node, seen.item)} attempt {seen.attempt} succeeded")
         for launch in decision.launches:
-            self._line(f"{launch.node} attempt {launch.attempt} started")
+            self._line(f"{_unit(launch.node, launch.item)} attempt {launch.attempt} started")
         for event in decision.events:
             if event.reason in _TOLD:
                 self._line(event.message)
@@ -61,6 +61,11 @@ class PlainReport:
         elapsed = time.monotonic() - self.started
         self.stream.write(f"[{elapsed:8.2f}s] {text}\n")
         self.stream.flush()
+
+
+def _unit(node: str, item: int | None) -> str:
+    """A node, or one of a forEach node's items: `work[3]`."""
+    return node if item is None else f"{node}[{item}]"
 
 
 class LiveReport:

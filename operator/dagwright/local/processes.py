@@ -48,7 +48,7 @@ class Processes:
     def __init__(self, logs_dir: Path, wakeup_fd: int | None = None) -> None:
         self.logs_dir = logs_dir
         self.selector = selectors.DefaultSelector()
-        self.running: dict[tuple[str, int], Attempt] = {}
+        self.running: dict[tuple[str, int | None, int], Attempt] = {}  # (node, item, attempt)
         self.environ = dict(os.environ)
         self._pool: ThreadPoolExecutor | None = None
         if wakeup_fd is not None:
@@ -75,7 +75,8 @@ class Processes:
 
     def _spawn(self, launch: Launch, workdir: Path | None) -> Attempt | Observation:
         """Start one process; safe to call from several threads at once (it touches no shared state)."""
-        stem = f"{self.logs_dir}/{launch.node}.{launch.attempt}"
+        item = "" if launch.item is None else f"{launch.item}."  # node names hold no dots: no stem is another's
+        stem = f"{self.logs_dir}/{launch.node}.{item}{launch.attempt}"
         log_path, outputs_path, progress_path = (
             Path(f"{stem}.log"),
             Path(f"{stem}.outputs.json"),
@@ -101,6 +102,7 @@ class Processes:
                 launch.node,
                 launch.attempt,
                 AttemptState.FAILED,
+                item=launch.item,
                 exit_code=127,
                 reason="Error",
                 message=f"cannot start {argv[0]!r}: {getattr(error, 'strerror', None) or error}",
@@ -112,7 +114,7 @@ class Processes:
     def _register(self, spawned: Attempt | Observation) -> Observation | None:
         if isinstance(spawned, Observation):
             return spawned
-        self.running[(spawned.launch.node, spawned.launch.attempt)] = spawned
+        self.running[_key(spawned.launch)] = spawned
         self.selector.register(spawned.pidfd, selectors.EVENT_READ, spawned)
         return None
 
@@ -127,9 +129,9 @@ class Processes:
                 observations.append(self._finished(attempt))
         return observations
 
-    def stop(self, node: str, attempt_number: int) -> None:
+    def stop(self, node: str, attempt_number: int, item: int | None = None) -> None:
         """Ask an attempt's whole process group to end; `reap_stopped` makes sure it does."""
-        attempt = self.running.get((node, attempt_number))
+        attempt = self.running.get((node, item, attempt_number))
         if attempt is not None and not attempt.stopping:
             attempt.stopping = True
             _signal_group(attempt.process.pid, signal.SIGTERM)
@@ -150,8 +152,8 @@ class Processes:
             self._forget(attempt)
 
     def stop_all(self) -> None:
-        for node, number in list(self.running):
-            self.stop(node, number)
+        for node, item, number in list(self.running):
+            self.stop(node, number, item)
         self.reap_stopped()
 
     def progress(self) -> list[Observation]:
@@ -161,35 +163,44 @@ class Processes:
             text = _last_line(attempt.progress_path)
             if text is not None:
                 launch = attempt.launch
-                observations.append(Observation(launch.node, launch.attempt, AttemptState.RUNNING, progress=text))
+                observations.append(
+                    Observation(launch.node, launch.attempt, AttemptState.RUNNING, progress=text, item=launch.item)
+                )
         return observations
 
     def _finished(self, attempt: Attempt) -> Observation:
         self._forget(attempt)
         launch, code = attempt.launch, attempt.process.returncode
+        item = launch.item
         outputs, problem = nodeio.read_outputs_file(str(attempt.outputs_path))  # the cluster's rule and limit
         progress = _last_line(attempt.progress_path)
         now = _utcnow()
         if code == 0 and problem is None:
             return Observation(
-                launch.node, launch.attempt, AttemptState.SUCCEEDED, 0, None, None, now, outputs, progress
+                launch.node, launch.attempt, AttemptState.SUCCEEDED, 0, None, None, now, outputs, progress, item=item
             )
         if code == 0 and problem is not None:
             reason, message = problem
-            return Observation(launch.node, launch.attempt, AttemptState.FAILED, 0, reason, message, now)
+            return Observation(launch.node, launch.attempt, AttemptState.FAILED, 0, reason, message, now, item=item)
         if code < 0:
             name = signal.Signals(-code).name if -code in signal.valid_signals() else str(-code)
             message = f"killed by signal {name}"
-            return Observation(launch.node, launch.attempt, AttemptState.FAILED, 128 - code, "Signal", message, now)
+            return Observation(
+                launch.node, launch.attempt, AttemptState.FAILED, 128 - code, "Signal", message, now, item=item
+            )
         tail = _tail(attempt.log_path)
         message = f"exit code {code}" + (f": {tail}" if tail else "")
-        return Observation(launch.node, launch.attempt, AttemptState.FAILED, code, "Error", message, now)
+        return Observation(launch.node, launch.attempt, AttemptState.FAILED, code, "Error", message, now, item=item)
 
     def _forget(self, attempt: Attempt) -> None:
-        self.running.pop((attempt.launch.node, attempt.launch.attempt), None)
+        self.running.pop(_key(attempt.launch), None)
         with contextlib.suppress(KeyError, ValueError):
             self.selector.unregister(attempt.pidfd)
         os.close(attempt.pidfd)
+
+
+def _key(launch: Launch) -> tuple[str, int | None, int]:
+    return launch.node, launch.item, launch.attempt
 
 
 def _signal_group(pid: int, signum: int) -> None:

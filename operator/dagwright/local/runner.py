@@ -150,7 +150,7 @@ class _Saves:
 def _carry_out(decision: Decision, processes: Processes, options: RunOptions) -> list[Observation]:
     """Stops first (a timed-out attempt ends before its retry starts), then launches and approvals."""
     for stop in decision.stops:
-        processes.stop(stop.node, stop.attempt)
+        processes.stop(stop.node, stop.attempt, stop.item)
     if decision.stops:
         processes.reap_stopped()
     immediate = processes.start_all(decision.launches, options.workdir)

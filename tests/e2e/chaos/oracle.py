@@ -7,9 +7,10 @@ write whose status.observedGeneration reached the generation of the test's patch
 acknowledgement is a violation; one created between the patch and its acknowledgement was decided before the
 operator could know, and is only counted.
 
-Checks, each a violation when broken:
-- one Job per (workflow, node, attempt), and never two Jobs of one node alive at once;
-- no Job before every upstream node had a Job that succeeded;
+Checks, each a violation when broken (a forEach node's items are judged as nodes are: `JobRecord.unit`):
+- one Job per (workflow, node or item, attempt), and never two Jobs of one node or item alive at once;
+- never more Jobs of a forEach node's items alive at once than its maxParallel;
+- no Job before every upstream node had a Job that succeeded (for a forEach upstream, every item);
 - no Job while a pause was acknowledged and not yet lifted, none after a stop was acknowledged, none after
   the workflow's ending was written;
 - every workflow ends in the phase its kind dictates, and its Jobs agree: a succeeded node had a Job that
@@ -88,6 +89,7 @@ def judge(
         verdict.inexact += sum(1 for job in jobs if not job.created_rv_exact)
         problems: list[str] = []
         problems += _doubles(jobs)
+        problems += _max_parallel(plan, jobs)
         problems += _order(plan, jobs)
         problems += _toggles(jobs, toggles.get(plan.name, []), writes, verdict)
         problems += _after_end(jobs, writes)
@@ -101,11 +103,11 @@ def _doubles(jobs: list[JobRecord]) -> list[str]:
     seen: dict[tuple[str, int], JobRecord] = {}
     by_node: dict[str, list[JobRecord]] = {}
     for job in jobs:
-        key = (job.node, job.attempt)
+        key = (job.unit, job.attempt)
         if key in seen:
-            problems.append(f"node {job.node} attempt {job.attempt} got two Jobs ({seen[key].uid}, {job.uid})")
+            problems.append(f"node {job.unit} attempt {job.attempt} got two Jobs ({seen[key].uid}, {job.uid})")
         seen[key] = job
-        by_node.setdefault(job.node, []).append(job)
+        by_node.setdefault(job.unit, []).append(job)
     for name, runs in by_node.items():
         exact = sorted((job for job in runs if job.created_rv_exact), key=lambda job: job.created_rv)
         for earlier, later in itertools.pairwise(exact):
@@ -115,11 +117,34 @@ def _doubles(jobs: list[JobRecord]) -> list[str]:
     return problems
 
 
+def _max_parallel(plan: Planned, jobs: list[JobRecord]) -> list[str]:
+    problems = []
+    for name, limit in plan.max_parallel.items():
+        changes: list[tuple[int, int]] = []
+        for job in jobs:
+            if job.node == name and job.created_rv_exact:
+                changes.append((job.created_rv, 1))
+                ended = _end_revision(job)
+                if ended is not None:
+                    changes.append((ended, -1))
+        running = most = 0
+        for _, delta in sorted(changes):  # an end sorts before a start at the same revision
+            running += delta
+            most = max(most, running)
+        if most > limit:
+            problems.append(f"node {name}: {most} items ran at once, maxParallel is {limit}")
+    return problems
+
+
 def _order(plan: Planned, jobs: list[JobRecord]) -> list[str]:
-    succeeded: dict[str, int] = {}
+    by_unit: dict[str, int] = {}  # each node or item: when it first succeeded
     for job in jobs:
         if job.outcome == "Succeeded" and job.finished_rv is not None:
-            succeeded[job.node] = min(job.finished_rv, succeeded.get(job.node, job.finished_rv))
+            by_unit[job.unit] = min(job.finished_rv, by_unit.get(job.unit, job.finished_rv))
+    succeeded: dict[str, int] = {}  # each node: when the last of its units succeeded (an empty forEach: at once)
+    for name in plan.deps:
+        times = [by_unit.get(unit, 1 << 62) for unit in plan.units(name)]
+        succeeded[name] = max(times, default=0)
     problems = []
     for job in jobs:
         if not job.created_rv_exact:
@@ -186,23 +211,25 @@ def _ending(
     problems: list[str] = []
     runs: dict[str, list[JobRecord]] = {}
     for job in jobs:
-        runs.setdefault(job.node, []).append(job)
+        runs.setdefault(job.unit, []).append(job)
     verdict.attempts_retried += sum(max(0, len(r) - 1) for r in runs.values())
     if phase == "Stopped":
         return problems
     skipped = plan.descendants(plan.failing_node) if plan.failing_node else set()
     for name in plan.deps:
-        mine = runs.get(name, [])
         if name in skipped:
-            if mine:
+            if any(runs.get(unit) for unit in plan.units(name)):
                 problems.append(f"node {name} ran although upstream {plan.failing_node} had failed")
             continue
-        if not mine and plan.failing_node and plan.fail_fast:
-            continue  # failFast: nodes not started when the failure was seen are Skipped
-        wanted = 1 + plan.extra_attempts.get(name, 0)
-        if len(mine) != wanted:
-            problems.append(f"node {name} had {len(mine)} Jobs, expected {wanted}")
-        want = "Failed" if name == plan.failing_node else "Succeeded"
-        if not mine or mine[-1].outcome != want:
-            problems.append(f"node {name}'s last Job ended {mine[-1].outcome if mine else 'never'}, expected {want}")
+        for unit in plan.units(name):
+            mine = runs.get(unit, [])
+            if not mine and plan.failing_node and plan.fail_fast:
+                continue  # failFast: nodes (and items) not started when the failure was seen are Skipped
+            wanted = 1 + plan.extra_attempts.get(name, 0)
+            if len(mine) != wanted:
+                problems.append(f"node {unit} had {len(mine)} Jobs, expected {wanted}")
+            want = "Failed" if name == plan.failing_node else "Succeeded"
+            if not mine or mine[-1].outcome != want:
+                ended = mine[-1].outcome if mine else "never"
+                problems.append(f"node {unit}'s last Job ended {ended}, expected {want}")
     return problems

@@ -124,3 +124,48 @@ def test_a_job_created_by_a_replica_not_holding_the_lease_is_found() -> None:
         "Job flow-a-65 was created by two while the Lease named nobody",
         "Job flow-b-1 does not say which replica created it",
     ]
+
+
+def item(node: str, index: int, attempt: int, created: int, finished: int | None) -> JobRecord:
+    record = job(node, attempt, created, finished)
+    record.item, record.uid = index, f"{node}-{index}-{attempt}-{created}"
+    return record
+
+
+def fan_out(max_parallel: int | None = None) -> Planned:
+    """flow: a (forEach of 2 items) -> b."""
+    plan = Planned(name="flow", kind="plain", manifest={}, deps={"a": [], "b": ["a"]}, items={"a": 2})
+    if max_parallel is not None:
+        plan.max_parallel["a"] = max_parallel
+    return plan
+
+
+def test_a_clean_fan_out_has_no_violations() -> None:
+    jobs = [item("a", 0, 1, 10, 20), item("a", 1, 1, 11, 25), job("b", 1, 30, 40)]
+    assert verdict(jobs, fan_out(max_parallel=2)).violations == []
+
+
+@pytest.mark.parametrize(
+    ("jobs", "max_parallel", "found"),
+    [
+        (
+            [item("a", 0, 1, 10, 20), item("a", 0, 1, 12, 22), item("a", 1, 1, 13, 23), job("b", 1, 30, 40)],
+            None,
+            "a[0] attempt 1 got two Jobs",
+        ),
+        (
+            [item("a", 0, 1, 10, 20), item("a", 1, 1, 11, 35), job("b", 1, 30, 40)],
+            None,
+            "b attempt 1 launched before a succeeded",
+        ),
+        (
+            [item("a", 0, 1, 10, 20), item("a", 1, 1, 11, 25), job("b", 1, 30, 40)],
+            1,
+            "2 items ran at once, maxParallel is 1",
+        ),
+        ([item("a", 0, 1, 10, 20), job("b", 1, 30, 40)], None, "node a[1] had 0 Jobs, expected 1"),
+    ],
+)
+def test_fan_out_violations_are_found(jobs: list[JobRecord], max_parallel: int | None, found: str) -> None:
+    violations = verdict(jobs, fan_out(max_parallel)).violations
+    assert any(found in violation for violation in violations), violations

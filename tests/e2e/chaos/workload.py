@@ -10,6 +10,9 @@ ending, so the oracle can judge the phase without trusting the operator's own ac
   with it on (the default) the nodes not yet started are Skipped too;
 - paused: paused and later resumed by the test -> Succeeded;
 - stopped: stopped by the test while running -> Stopped (or whatever it had already ended as).
+About half the workflows have one forEach node (0-6 items, sometimes `maxParallel`): each item is judged as a
+node is (one Job per item attempt, the same extra attempts when the node is flaky), and its dependents must wait
+for every item.
 """
 
 from __future__ import annotations
@@ -37,6 +40,14 @@ class Planned:
     pause_at: float | None = None  # seconds after submission
     resume_after: float | None = None
     stop_at: float | None = None
+    items: dict[str, int] = field(default_factory=dict)  # forEach node -> its item count
+    max_parallel: dict[str, int] = field(default_factory=dict)  # forEach node -> its maxParallel
+
+    def units(self, name: str) -> list[str]:
+        """What runs as Jobs for a node: the node, or each of its items (`work[3]`, as `JobRecord.unit`)."""
+        if name not in self.items:
+            return [name]
+        return [f"{name}[{index}]" for index in range(self.items[name])]
 
     def descendants(self, start: str) -> set[str]:
         below: set[str] = set()
@@ -61,6 +72,23 @@ def _shape(rng: random.Random, size: int) -> dict[str, list[str]]:
     return deps
 
 
+def _fan_out(
+    rng: random.Random, plan: Planned, name: str, ups: list[str], duration: str, flaky: bool
+) -> dict[str, Any]:
+    """A forEach node of 0-6 items, sometimes with maxParallel; when flaky, each item fails its first attempts."""
+    count = rng.randint(0, 6)
+    for_each: dict[str, Any] = {"items": [f"item-{index}" for index in range(count)]}
+    plan.items[name] = count
+    if rng.random() < 0.5:
+        for_each["maxParallel"] = plan.max_parallel[name] = rng.randint(1, 3)
+    if not flaky:
+        return node(name, *ups, duration=duration, forEach=for_each, args=["{{ item }}"])
+    failures = rng.randint(1, 2)
+    plan.extra_attempts[name] = failures
+    body = node(name, *ups, duration=duration, fail_attempts=failures, fail_exit_code=3)
+    return {**body, "forEach": for_each, "args": ["{{ item }}"], "retry": retry(3, initial=0.5)}
+
+
 def plan_workload(seed: int, workflows: int, nodes: int) -> list[Planned]:
     rng = random.Random(seed)
     planned: list[Planned] = []
@@ -72,8 +100,12 @@ def plan_workload(seed: int, workflows: int, nodes: int) -> list[Planned]:
         bodies: list[dict[str, Any]] = []
         failing = rng.choice(list(deps)[nodes // 3 :]) if kind == "failing" else None
         flaky = set(rng.sample(list(deps), min(3, nodes))) if kind == "retrying" else set()
+        fanned = rng.choice([name_ for name_ in deps if name_ != failing]) if rng.random() < 0.5 else None
         for name_, ups in deps.items():
             duration = f"{rng.randint(2, 12) * 100}ms"
+            if name_ == fanned:
+                bodies.append(_fan_out(rng, plan, name_, ups, duration, name_ in flaky))
+                continue
             if name_ == failing:
                 bodies.append(node(name_, *ups, duration=duration, exit_code=1))
                 plan.failing_node = name_

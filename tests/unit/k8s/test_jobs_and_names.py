@@ -176,3 +176,33 @@ def test_long_workflow_names_become_valid_label_values() -> None:
     value = names.label_value("a." * 100)
     assert len(value) <= 63
     assert value[0].isalnum() and value[-1].isalnum()
+
+
+@pytest.mark.parametrize("workflow", ["w", "x" * 253])
+def test_item_job_names_fit_63_characters_and_are_never_a_plain_attempts_name(workflow: str) -> None:
+    name = names.job_name(workflow, "n" * 63, 1001, item=9999)
+    assert len(name) <= 63 and name.endswith("-i9999a1001")
+    # A plain attempt's name ends in digits after its last dash: node `work-3` attempt 1 is not item 3 of `work`.
+    assert names.job_name("w", "work", 1, item=3) == "w-work-i3a1"
+    assert names.job_name("w", "work-3", 1) == "w-work-3-1"
+    assert len({names.job_name("w", "work", a, item=i) for i in range(20) for a in range(1, 20)}) == 19 * 20
+
+
+def test_each_item_attempt_is_its_own_job_labelled_with_its_item_and_rendered_with_its_value() -> None:
+    workflow = _workflow(
+        nodes=[
+            {
+                "name": "shard",
+                "image": "busybox",
+                "forEach": {"items": ["eu", {"region": "us"}]},
+                "command": ["run", "{{ item }}", "{{ node.index }}"],
+            }
+        ]
+    )
+    launches = plan(workflow, None, [], NOW).launches  # type: ignore[arg-type]
+    jobs = [build_job(workflow, launch) for launch in launches]  # type: ignore[arg-type]
+    assert [job["metadata"]["name"] for job in jobs] == ["etl-shard-i0a1", "etl-shard-i1a1"]
+    assert [job["metadata"]["labels"][names.LABEL_ITEM] for job in jobs] == ["0", "1"]
+    assert [job["spec"]["template"]["metadata"]["labels"][names.LABEL_ITEM] for job in jobs] == ["0", "1"]
+    commands = [job["spec"]["template"]["spec"]["containers"][0]["command"] for job in jobs]
+    assert commands == [["run", "eu", "0"], ["run", '{"region": "us"}', "1"]]

@@ -253,3 +253,12 @@ def test_job_finished_reads_the_same_conditions_observe_does(kind: str, finished
     seen = outcomes.observe(job, None, NOW)
     assert seen is not None and (seen.state is not AttemptState.RUNNING) is finished
     assert not outcomes.job_finished(_job([{"type": kind, "status": "False"}]))
+
+
+def test_an_item_jobs_observation_carries_its_item() -> None:
+    from dagwright.k8s import outcomes as item_outcomes
+
+    labels = {"dagwright.io/node": "work", "dagwright.io/attempt": "2", "dagwright.io/item": "7"}
+    job = {"metadata": {"labels": labels}, "status": {"conditions": [{"type": "Complete", "status": "True"}]}}
+    seen = item_outcomes.observe(job, None, datetime(2026, 1, 1, tzinfo=UTC))
+    assert seen is not None and (seen.node, seen.item, seen.attempt, seen.state.value) == ("work", 7, 2, "Succeeded")
