@@ -83,6 +83,16 @@ def parse_template_spec(data: Any, *, prefix: str = "spec") -> WorkflowSpec:
     return spec
 
 
+def parse_node(data: Any, index: int) -> NodeSpec:
+    """Parse one node as if it were `spec.nodes[index]` or raise SpecError: the Python SDK checks each node where it
+    is declared, with the messages a manifest would get."""
+    try:
+        return NodeSpec.model_validate(data)
+    except pydantic.ValidationError as error:
+        document = {"spec": {"nodes": [None] * index + [data]}}
+        raise SpecError(_problems_from_pydantic(error, document, prefix=("spec", "nodes", index))) from None
+
+
 def compile_manifest(
     data: Any, parameters: Mapping[str, str] | None = None, *, template: WorkflowSpec | None = None
 ) -> Workflow:

@@ -1,12 +1,14 @@
 """The layering contract of `dagwright`, read from the source with `ast`:
 
     core (model, DAG, planner, ...)  <-  backends: dagwright.k8s, dagwright.local  <-  dagwright.ui  <-  dagwright.cli
+                                                                                   dagwright.sdk (beside the CLI)
 
 - a module imports only its own layer and the layers below it: the core imports no backend and no CLI, a
   backend imports no CLI, and `k8s` and `local` do not import each other;
 - the core imports none of kopf, kubernetes, redis, prometheus_client, `local` none of kopf and kubernetes, and
-  the CLI and the web UI reach the cluster only through `dagwright.k8s` (they import kubernetes and kopf nowhere
-  themselves); the web UI is imported only by the CLI.
+  the CLI, the web UI and the Python SDK reach the cluster only through `dagwright.k8s` (they import kubernetes
+  and kopf nowhere themselves); the web UI is imported only by the CLI, and the CLI and the SDK, two top layers,
+  do not import each other.
 
 Every import statement counts, also one inside a function: a lazy import is still a dependency. The core is
 also followed transitively, so a backend import two modules away is reported with the module that made it.
@@ -32,6 +34,7 @@ MAY_IMPORT = {
     "k8s": {"core", "k8s"},
     "ui": {"core", "local", "k8s", "ui"},
     "cli": {"core", "local", "k8s", "ui", "cli"},
+    "sdk": {"core", "local", "k8s", "sdk"},
 }
 FORBIDDEN_PACKAGES = {
     "core": ("kopf", "kubernetes", "redis", "prometheus_client"),
@@ -39,13 +42,14 @@ FORBIDDEN_PACKAGES = {
     "k8s": (),
     "ui": ("kopf", "kubernetes"),
     "cli": ("kopf", "kubernetes"),
+    "sdk": ("kopf", "kubernetes"),
 }
 
 
 def layer(module: str) -> str:
     """`dagwright.k8s.jobs` -> k8s, `dagwright.cli` -> cli, `dagwright.planner` -> core."""
     second = module.split(".")[1] if "." in module else ""
-    return second if second in ("k8s", "local", "ui", "cli") else "core"
+    return second if second in ("k8s", "local", "ui", "cli", "sdk") else "core"
 
 
 def modules(root: Path) -> list[str]:
@@ -128,7 +132,7 @@ def test_every_import_keeps_to_the_layers() -> None:
 @pytest.mark.parametrize("module", [m for m in modules(PACKAGE) if layer(m) == "core"])
 def test_core_module_reaches_no_backend_even_indirectly(module: str) -> None:
     via = _closure(PACKAGE, module)
-    forbidden = (*FORBIDDEN_PACKAGES["core"], "dagwright.local", "dagwright.k8s", "dagwright.cli")
+    forbidden = (*FORBIDDEN_PACKAGES["core"], "dagwright.local", "dagwright.k8s", "dagwright.cli", "dagwright.sdk")
     bad = sorted(n for n in via if any(n == f or n.startswith(f + ".") for f in forbidden))
     assert not bad, {n: f"imported by {via[n]}" for n in bad}
 
@@ -160,6 +164,7 @@ def test_the_contract_reports_each_kind_of_violation(tmp_path: Path) -> None:
         "local/runner.py": "from dagwright.k8s import jobs\nimport kopf\n",
         "cli/__init__.py": "from dagwright.k8s import commands\nfrom dagwright.local import runner\n",
         "cli/arguments.py": "def guard():\n    from kubernetes.client.exceptions import ApiException\n",
+        "sdk/__init__.py": "from dagwright.cli import main\nfrom dagwright.k8s import commands\nimport kopf\n",
     }
     for name, text in files.items():
         (root / name).parent.mkdir(parents=True, exist_ok=True)
@@ -171,6 +176,8 @@ def test_the_contract_reports_each_kind_of_violation(tmp_path: Path) -> None:
         "dagwright.k8s.jobs:1 imports dagwright.local.runner: k8s may not import it",
         "dagwright.local.runner:1 imports dagwright.k8s.jobs: local may not import it",
         "dagwright.local.runner:2 imports kopf: local may not import it",
+        "dagwright.sdk:1 imports dagwright.cli: sdk may not import it",
+        "dagwright.sdk:3 imports kopf: sdk may not import it",
         "dagwright.spec:1 imports dagwright.cli: core may not import it",
     ]
     assert _closure(root, "dagwright.planner")["kubernetes.client"] == "dagwright.helpers"  # two modules away
@@ -200,3 +207,25 @@ def test_node_runner_starts_without_pydantic_or_redis() -> None:
     heavy = [name for name in loaded if name.split(".")[0] in ("pydantic", "redis", "yaml", "kubernetes")]
     assert heavy == []
     assert "dagwright.templates" in loaded  # the one renderer, shared with the planner
+
+
+def test_the_sdk_builds_without_loading_a_backend() -> None:
+    """Writing a manifest from Python loads neither backend; a function node's entry point (`dagwright.sdk.call`,
+    started in every such node) loads neither either: only `run()` and `submit()` load theirs."""
+    probe = (
+        "import sys\n"
+        "import dagwright.sdk.call\n"
+        "from dagwright.sdk import Workflow, node\n"
+        "with Workflow('w') as wf:\n"
+        "    node('a', image='i', command=['a']) >> node('b', image='i', command=['b'])\n"
+        "wf.to_yaml()\n"
+        "print(' '.join(sorted(sys.modules)))\n"
+    )
+    loaded = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout.split()
+    assert "dagwright.sdk.builder" in loaded
+    backends = [
+        n
+        for n in loaded
+        if n.split(".")[0] in ("kubernetes", "kopf") or n.startswith(("dagwright.local", "dagwright.k8s"))
+    ]
+    assert backends == []

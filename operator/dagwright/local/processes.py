@@ -45,11 +45,11 @@ class Attempt:
 class Processes:
     """The running attempts of one local run."""
 
-    def __init__(self, logs_dir: Path, wakeup_fd: int | None = None) -> None:
+    def __init__(self, logs_dir: Path, wakeup_fd: int | None = None, environ: dict[str, str] | None = None) -> None:
         self.logs_dir = logs_dir
         self.selector = selectors.DefaultSelector()
         self.running: dict[tuple[str, int | None, int], Attempt] = {}  # (node, item, attempt)
-        self.environ = dict(os.environ)
+        self.environ = dict(os.environ if environ is None else environ)
         self._pool: ThreadPoolExecutor | None = None
         if wakeup_fd is not None:
             self.selector.register(wakeup_fd, selectors.EVENT_READ, None)

@@ -55,6 +55,7 @@ class RunOptions:
     save: Saver | None = None
     workdir: Path | None = None
     inbox: Inbox | None = None
+    environ: dict[str, str] | None = None  # every attempt's environment before its own; default: this process's
 
 
 def run(workflow: Workflow, status: WorkflowStatus | None, options: RunOptions) -> WorkflowStatus:
@@ -62,7 +63,7 @@ def run(workflow: Workflow, status: WorkflowStatus | None, options: RunOptions) 
     logs_dir = options.logs_dir or Path(tempfile.mkdtemp(prefix=f"dagwright-{workflow.name}-"))
     logs_dir.mkdir(parents=True, exist_ok=True)
     with _InterruptWatch() as interrupts:
-        processes = Processes(logs_dir, interrupts.read_fd)
+        processes = Processes(logs_dir, interrupts.read_fd, options.environ)
         if options.inbox is not None:
             options.inbox.attach(interrupts.wake)
         try:
