@@ -10,6 +10,7 @@ such workflow, RBAC) into one line.
 from __future__ import annotations
 
 import json
+import os
 import re
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
@@ -56,22 +57,24 @@ def _api_problem(what: str, error: Any) -> str:
 _POD_NAMESPACE = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
 
 
-def connect() -> tuple[Any, str]:
+def connect(kubeconfig: str | None = None) -> tuple[Any, str]:
     """An API client from the kubeconfig, and the kubeconfig's namespace (`default` when it names none); in a pod
-    without a kubeconfig (the chart's `dagwright ui`), the pod's ServiceAccount and namespace."""
-    import os
+    without a kubeconfig (the chart's `dagwright ui`), the pod's ServiceAccount and namespace.
 
+    `$KUBECONFIG` is read now, not when the kubernetes client was imported (its default is fixed then), so a
+    program that sets it later (the Python SDK's users, tests) gets the cluster it names."""
     from kubernetes import client, config
 
+    path = kubeconfig or os.environ.get("KUBECONFIG") or "~/.kube/config"
     try:
-        config.load_kube_config()
+        config.load_kube_config(config_file=path)
     except config.ConfigException:
-        if not os.environ.get("KUBERNETES_SERVICE_HOST"):
+        if kubeconfig or not os.environ.get("KUBERNETES_SERVICE_HOST"):
             raise
         config.load_incluster_config()
         with open(_POD_NAMESPACE, encoding="utf-8") as file:
             return client.ApiClient(), file.read().strip() or "default"
-    _, context = config.list_kube_config_contexts()
+    _, context = config.list_kube_config_contexts(config_file=path)
     namespace = (context or {}).get("context", {}).get("namespace") or "default"
     return client.ApiClient(), str(namespace)
 

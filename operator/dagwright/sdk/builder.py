@@ -219,13 +219,15 @@ class Workflow:
         parameters: Mapping[str, str] | None = None,
         watch: bool = False,
         progress: Progress | None = None,
+        kubeconfig: str | None = None,
     ) -> WorkflowStatus:
-        """Create the Workflow in the cluster of the current kubeconfig (`dagwright submit`).
+        """Create the Workflow in the cluster of `kubeconfig` (default: `$KUBECONFIG`, else ~/.kube/config), as
+        `dagwright submit` does, in `namespace` (default: the workflow's, else the kubeconfig's).
 
         Returns its status: the final one with `watch=True` (waits until it finishes), else as just created."""
         from dagwright.sdk import running
 
-        return running.submit(self, namespace, parameters, watch=watch, progress=progress)
+        return running.submit(self, namespace, parameters, watch=watch, progress=progress, kubeconfig=kubeconfig)
 
     # -- helpers
 

@@ -26,7 +26,7 @@ import pydantic_core
 from dagwright import templates
 from dagwright.sdk.builder import Node, Seconds, Value, current, node
 from dagwright.sdk.references import Reference
-from dagwright.spec import RetryPolicy
+from dagwright.spec import PodMetadata, RetryPolicy
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -80,6 +80,7 @@ class Function(Generic[P, R]):
         timeout: Seconds | None = None,
         when: str | None = None,
         resources: Mapping[str, Any] | None = None,
+        pod_metadata: PodMetadata | None = None,
         node_runner: bool | None = None,
     ) -> Function[P, R]:
         """The same function with some node options changed (e.g. a second node of it needs another name)."""
@@ -92,6 +93,7 @@ class Function(Generic[P, R]):
             "timeout": timeout,
             "when": when,
             "resources": resources,
+            "pod_metadata": pod_metadata,
             "node_runner": node_runner,
         }
         return Function(self.fn, {**self.options, **{k: v for k, v in given.items() if v is not None}})
@@ -112,6 +114,7 @@ def function(
     timeout: Seconds | None = None,
     when: str | None = None,
     resources: Mapping[str, Any] | None = None,
+    pod_metadata: PodMetadata | None = None,
     node_runner: bool | None = None,
 ) -> Callable[[Callable[P, R]], Function[P, R]]: ...
 
@@ -128,6 +131,7 @@ def function(
     timeout: Seconds | None = None,
     when: str | None = None,
     resources: Mapping[str, Any] | None = None,
+    pod_metadata: PodMetadata | None = None,
     node_runner: bool | None = None,
 ) -> Function[P, R] | Callable[[Callable[P, R]], Function[P, R]]:
     """Make a module-level function a node: `@function` or `@function(image=..., retry=...)`.
@@ -145,6 +149,7 @@ def function(
         "timeout": timeout,
         "when": when,
         "resources": resources,
+        "pod_metadata": pod_metadata,
         "node_runner": node_runner,
     }
     options = {key: value for key, value in given.items() if value is not None}

@@ -63,6 +63,7 @@ def submit(
     *,
     watch: bool,
     progress: Progress | None,
+    kubeconfig: str | None,
 ) -> WorkflowStatus:
     from dagwright.k8s import commands
 
@@ -74,7 +75,7 @@ def submit(
     name = workflow.name
     target = namespace or workflow.namespace
     try:
-        api_client, default_namespace = commands.connect()
+        api_client, default_namespace = commands.connect(kubeconfig)
         target = target or default_namespace
         data["metadata"]["namespace"] = target
         commands.create(api_client, target, data)
