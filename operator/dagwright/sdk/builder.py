@@ -56,14 +56,14 @@ _NODE_INDEX = re.compile(r"^spec\.nodes\[(\d+)\]")
 class Node:
     """A node of a `Workflow`: `a >> b` makes b depend on a; `a.outputs["key"]` reads what a wrote."""
 
-    def __init__(self, workflow: Workflow, name: str, fields: dict[str, Any], pythonpath: Sequence[str] = ()) -> None:
+    def __init__(self, workflow: Workflow, name: str, fields: dict[str, Any]) -> None:
         self.workflow = workflow
         self.name = name
         self.fields = fields  # NodeSpec's fields as the user gave them, without dependsOn
         self.depends_on: list[str] = []
         self.outputs = Outputs(name)
-        self.function: str | None = None  # a function node's MODULE:FUNCTION
-        self.pythonpath = tuple(pythonpath)  # where a function node's module imports from, for run()
+        self.function: str | None = None  # a function node's MODULE:FUNCTION (set by `@function`)
+        self.pythonpath: tuple[str, ...] = ()  # where a function node's module imports from, for run()
 
     def after(self, *upstream: Node | str) -> Node:
         """Depend on `upstream` (nodes or names); returns this node."""
@@ -162,9 +162,9 @@ class Workflow:
     def nodes(self) -> tuple[Node, ...]:
         return tuple(self._nodes)
 
-    def add(self, name: str, fields: dict[str, Any], pythonpath: Sequence[str] = ()) -> Node:
-        """Declare a node (what `node()` and function nodes call): its own fields are checked here."""
-        created = Node(self, name, fields, pythonpath)
+    def add(self, name: str, fields: dict[str, Any]) -> Node:
+        """Declare a node (what `node()` calls): its own fields are checked here."""
+        created = Node(self, name, fields)
         self._raise_for_nodes(lambda: validation.parse_node(created.data(()), len(self._nodes)), extra=created)
         self._nodes.append(created)
         return created

@@ -28,6 +28,7 @@ import pydantic
 import pydantic_core
 
 from dagwright import nodeio
+from dagwright.sdk.functions import Function
 
 
 class CallError(Exception):
@@ -79,7 +80,7 @@ def _load(target: str) -> Callable[..., Any]:
         found = getattr(found, part, None)
         if found is None:
             raise CallError(f"module '{module_name}' has no '{qualname}'", 1)
-    fn = getattr(found, "fn", found)  # the @function wrapper, or a plain function
+    fn = found.fn if isinstance(found, Function) else found  # the @function wrapper, or a plain function
     if not callable(fn):
         raise CallError(f"{target} is not a function", 1)
     return typing.cast(Callable[..., Any], fn)

@@ -62,9 +62,8 @@ class Function(Generic[P, R]):
                     arguments += _encode(name, key, item)
             else:
                 arguments += _encode(name, parameter, value)
-        workflow = current(options.pop("workflow", None))
         created = node(
-            name, command=[python, "-m", ENTRY_POINT, self.target], args=arguments, workflow=workflow, **options
+            name, command=[python, "-m", ENTRY_POINT, self.target], args=arguments, workflow=current(), **options
         )
         created.function, created.pythonpath = self.target, self.pythonpath
         return created
