@@ -14,7 +14,7 @@ from __future__ import annotations
 import statistics
 import sys
 
-from dagwright.sdk import Workflow, WorkflowPhase, function
+from dagwright.sdk import Workflow, function
 
 IMAGE = "dagwright-node-runner:0.1.0"
 
@@ -45,6 +45,9 @@ def build() -> Workflow:
 
 
 if __name__ == "__main__":
+    # Imported here, not above: every node imports this module, and the status models cost it a second to load.
+    from dagwright.sdk import WorkflowPhase
+
     workflow = build()
     if "--run" in sys.argv:
         status = workflow.run(progress=sys.stderr)

@@ -210,11 +210,9 @@ def test_node_runner_starts_without_pydantic_or_redis() -> None:
 
 
 def test_the_sdk_builds_without_loading_a_backend() -> None:
-    """Writing a manifest from Python loads neither backend; a function node's entry point (`dagwright.sdk.call`,
-    started in every such node) loads neither either: only `run()` and `submit()` load theirs."""
+    """Writing a manifest from Python loads neither backend: only `run()` and `submit()` load theirs."""
     probe = (
         "import sys\n"
-        "import dagwright.sdk.call\n"
         "from dagwright.sdk import Workflow, node\n"
         "with Workflow('w') as wf:\n"
         "    node('a', image='i', command=['a']) >> node('b', image='i', command=['b'])\n"
@@ -222,10 +220,26 @@ def test_the_sdk_builds_without_loading_a_backend() -> None:
         "print(' '.join(sorted(sys.modules)))\n"
     )
     loaded = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout.split()
-    assert "dagwright.sdk.builder" in loaded
+    assert "dagwright.sdk.builder" in loaded and "dagwright.validation" in loaded
     backends = [
         n
         for n in loaded
         if n.split(".")[0] in ("kubernetes", "kopf") or n.startswith(("dagwright.local", "dagwright.k8s"))
     ]
     assert backends == []
+
+
+def test_a_function_node_starts_without_the_models() -> None:
+    """Every function node starts `dagwright.sdk.call`, which imports the user's module, which imports the SDK:
+    none of that loads pydantic, the models, validation, CEL or YAML (about a second on a busy machine)."""
+    probe = (
+        "import sys\n"
+        "import dagwright.sdk.call\n"
+        "from dagwright.sdk import Workflow, function, node\n"
+        "print(' '.join(sorted(sys.modules)))\n"
+    )
+    loaded = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout.split()
+    heavy = [n for n in loaded if n.split(".")[0] in ("pydantic", "pydantic_core", "cel_expr_python", "yaml")]
+    assert heavy == []
+    assert [n for n in loaded if n in ("dagwright.spec", "dagwright.validation", "dagwright.status")] == []
+    assert "dagwright.sdk.functions" in loaded

@@ -6,6 +6,9 @@ whole manifest when the `with` block ends and again before it is written, run or
 `validation.load_manifest` and `validation.compile_spec` that `dagwright validate` runs. Problems keep the
 manifest's messages; their field names the node instead of its index (`spec.nodes['load'].dependsOn[0]`).
 
+The models, validation and CEL are imported when first needed, not with this module: a function node's process
+imports the module that declares the workflow, and should not pay for building it (`dagwright/sdk/__init__.py`).
+
 One thing the builder does that YAML does not: a node whose command, args, env values or `when` read another
 node's outputs depends on that node, unless it already does, directly or through others (`dependsOn` gets the
 name appended). In YAML the same reference without the edge is a validation error that says "add it to
@@ -18,24 +21,11 @@ import math
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextvars import ContextVar
-from datetime import timedelta
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
-import yaml
-
-from dagwright import conditions, templates, validation
+from dagwright import templates
 from dagwright.errors import Problem, SpecError
-from dagwright.sdk.references import Outputs, Parameters, Reference
-from dagwright.spec import (
-    API_VERSION,
-    KIND,
-    Approval,
-    NodeDefaults,
-    PodMetadata,
-    PodTemplate,
-    RetryPolicy,
-    WorkflowManifest,
-)
+from dagwright.sdk.references import Outputs, Parameters, Seconds, Value
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -43,10 +33,9 @@ if TYPE_CHECKING:
     from dagwright import workflows
     from dagwright.local.runner import Approver
     from dagwright.sdk.running import Progress
+    from dagwright.spec import Approval, NodeDefaults, PodMetadata, PodTemplate, RetryPolicy, WorkflowManifest
     from dagwright.status import WorkflowStatus
 
-Value = str | Reference  # what a command, args or env entry may be given as
-Seconds = int | timedelta
 T = TypeVar("T")
 
 _ACTIVE: ContextVar[tuple[Workflow, ...]] = ContextVar("dagwright_sdk_workflows", default=())
@@ -165,6 +154,8 @@ class Workflow:
     def add(self, name: str, fields: dict[str, Any]) -> Node:
         """Declare a node (what `node()` calls): its own fields are checked here."""
         created = Node(self, name, fields)
+        from dagwright import validation
+
         self._raise_for_nodes(lambda: validation.parse_node(created.data(()), len(self._nodes)), extra=created)
         self._nodes.append(created)
         return created
@@ -179,6 +170,8 @@ class Workflow:
 
     def manifest(self) -> WorkflowManifest:
         """The checked manifest, the same model `dagwright validate` makes of a YAML file; SpecError if invalid."""
+        from dagwright import validation
+
         data = self._data()
         parsed = self._raise_for_nodes(lambda: validation.load_manifest(data))
         self._raise_for_nodes(lambda: validation.compile_spec(parsed.spec, name=self.name, namespace=self.namespace))
@@ -186,6 +179,8 @@ class Workflow:
 
     def compile(self, parameters: Mapping[str, str] | None = None) -> workflows.Workflow:
         """The planner's checked workflow (what the local runner takes), with `parameters` overriding."""
+        from dagwright import validation
+
         data = self._data()
         return self._raise_for_nodes(lambda: validation.compile_manifest(data, parameters))
 
@@ -195,6 +190,8 @@ class Workflow:
         return dumped
 
     def to_yaml(self) -> str:
+        import yaml
+
         return yaml.safe_dump(self.to_dict(), sort_keys=False, allow_unicode=True, width=120)
 
     # -- running
@@ -234,6 +231,8 @@ class Workflow:
     def _data(self) -> dict[str, Any]:
         depends_on = _with_inferred_dependencies(self._nodes)
         spec = {**self.spec_fields, "nodes": [n.data(depends_on[n.name]) for n in self._nodes]}
+        from dagwright.spec import API_VERSION, KIND
+
         return {"apiVersion": API_VERSION, "kind": KIND, "metadata": dict(self.metadata), "spec": spec}
 
     def _raise_for_nodes(self, check: Callable[[], T], extra: Node | None = None) -> T:
@@ -323,6 +322,8 @@ def _outputs_read(declared: Node) -> Iterator[str]:
             if upstream is not None:
                 yield upstream
     if fields.get("when"):
+        from dagwright import conditions
+
         try:
             yield from sorted(conditions.compile_condition(fields["when"]).reads)
         except conditions.InvalidCondition:

@@ -24,11 +24,8 @@ import typing
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-import pydantic
-import pydantic_core
-
 from dagwright import nodeio
-from dagwright.sdk.functions import Function
+from dagwright.sdk import functions
 
 
 class CallError(Exception):
@@ -68,19 +65,17 @@ def _parse(argv: list[str]) -> tuple[str, list[tuple[str, str, str]]]:
 
 
 def _load(target: str) -> Callable[..., Any]:
-    from dagwright.sdk import running
-
     module_name, _, qualname = target.partition(":")
-    running.importing_for_node = True  # a module that runs its workflow on import must not do it here
+    functions.importing_for_node = True  # a module that runs its workflow on import must not do it here
     try:
         found: Any = importlib.import_module(module_name)
     finally:
-        running.importing_for_node = False
+        functions.importing_for_node = False
     for part in qualname.split("."):
         found = getattr(found, part, None)
         if found is None:
             raise CallError(f"module '{module_name}' has no '{qualname}'", 1)
-    fn = found.fn if isinstance(found, Function) else found  # the @function wrapper, or a plain function
+    fn = found.fn if isinstance(found, functions.Function) else found  # the @function wrapper, or a plain function
     if not callable(fn):
         raise CallError(f"{target} is not a function", 1)
     return typing.cast(Callable[..., Any], fn)
@@ -99,27 +94,49 @@ def _decode(fn: Callable[..., Any], arguments: list[tuple[str, str, str]]) -> di
             raise CallError(f"argument '{name}': the function has no such parameter")
         try:
             kwargs[name] = _value(kind, text, hints.get(name, Any))
-        except (ValueError, pydantic.ValidationError) as error:
+        except ValueError as error:  # pydantic's ValidationError is a ValueError
             raise CallError(f"argument '{name}': {_one_line(error)} (got {text[:80]!r})") from None
     return kwargs
 
 
+_MISSING = object()
+
+
 def _value(kind: str, text: str, annotation: Any) -> Any:
-    if kind == "json":
-        value = json.loads(text)
-        return value if annotation is Any else pydantic.TypeAdapter(annotation).validate_python(value)
-    if annotation is str:
+    if kind == "text" and annotation is str:
         return text
-    if annotation is Any:
-        try:
-            return json.loads(text)
-        except ValueError:
-            return text
+    try:
+        value = json.loads(text)
+    except ValueError:
+        if kind == "json":
+            raise
+        value = _MISSING
+    if value is not _MISSING:
+        fits, plain = _plain(value, annotation)
+        if fits:
+            return plain
+    elif annotation is Any:
+        return text
+    import pydantic  # only for annotations that need it: most nodes start without loading pydantic
+
     adapter: pydantic.TypeAdapter[Any] = pydantic.TypeAdapter(annotation)
+    if kind == "json":
+        return adapter.validate_python(value)
     try:
         return adapter.validate_json(text)
     except pydantic.ValidationError:
         return adapter.validate_python(text)
+
+
+def _plain(value: Any, annotation: Any) -> tuple[bool, Any]:
+    """(True, value) when a JSON value already is what a plain annotation asks for, as pydantic would give it."""
+    if annotation is Any or annotation is object:
+        return True, value
+    if annotation is float and isinstance(value, int | float) and not isinstance(value, bool):
+        return True, float(value)
+    if annotation in (int, str, bool, list, dict) and type(value) is annotation:
+        return True, value
+    return False, None
 
 
 def _outputs(result: object) -> dict[str, Any]:
@@ -128,10 +145,10 @@ def _outputs(result: object) -> dict[str, Any]:
     if result is None:
         return {}
     try:
-        value = pydantic_core.to_jsonable_python(result)
-    except (TypeError, ValueError, pydantic_core.PydanticSerializationError) as error:
-        raise CallError(f"the return value is not JSON-serialisable: {error}", nodeio.EXIT_INVALID_OUTPUTS) from None
-    structured = isinstance(result, Mapping | pydantic.BaseModel) or dataclasses.is_dataclass(result)
+        value = json.loads(functions.to_json(result, "the return value"))
+    except TypeError as error:
+        raise CallError(str(error), nodeio.EXIT_INVALID_OUTPUTS) from None
+    structured = isinstance(result, Mapping) or dataclasses.is_dataclass(result) or hasattr(result, "model_dump")
     if structured and isinstance(value, dict):
         return value
     return {"result": value}
@@ -148,9 +165,9 @@ def _write(outputs: dict[str, Any]) -> None:
 
 
 def _one_line(error: Exception) -> str:
-    if isinstance(error, pydantic.ValidationError):
-        first = error.errors(include_url=False)[0]
-        return str(first["msg"])
+    errors = getattr(error, "errors", None)  # pydantic's ValidationError: its first problem
+    if callable(errors):
+        return str(errors(include_url=False)[0]["msg"])
     return str(error).splitlines()[0]
 
 

@@ -19,19 +19,23 @@ import json
 import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, Generic, ParamSpec, TypeVar, overload
-
-import pydantic_core
+from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar, overload
 
 from dagwright import templates
-from dagwright.sdk.builder import Node, Seconds, Value, current, node
-from dagwright.sdk.references import Reference
-from dagwright.spec import PodMetadata, RetryPolicy
+from dagwright.sdk.references import Reference, Seconds, Value
+
+if TYPE_CHECKING:
+    from dagwright.sdk.builder import Node
+    from dagwright.spec import PodMetadata, RetryPolicy
 
 P = ParamSpec("P")
 R = TypeVar("R")
 
 ENTRY_POINT = "dagwright.sdk.call"
+
+# Set by `dagwright.sdk.call` while it imports a function's module: a script that runs its workflow at import
+# time (no `if __name__ == "__main__":`) would otherwise start the whole workflow again inside every node.
+importing_for_node = False
 
 
 class Function(Generic[P, R]):
@@ -48,6 +52,8 @@ class Function(Generic[P, R]):
 
     def __call__(self, *args: Any, **kwargs: Any) -> Node:
         """Declare the node in the current workflow, with these arguments (references or JSON values)."""
+        from dagwright.sdk.builder import current, node  # not at import: a node's own start-up needs no builder
+
         options = dict(self.options)
         name = options.pop("name", None) or self.fn.__name__.replace("_", "-").lower()
         python = options.pop("python", "python")
@@ -160,11 +166,22 @@ def function(
 def _encode(node_name: str, name: str, value: object) -> list[str]:
     if isinstance(value, Reference) or (isinstance(value, str) and templates.has_templates(value)):
         return ["--text", f"{name}={value}"]
+    return ["--json", f"{name}={to_json(value, f'node {node_name!r}: argument {name!r}')}"]
+
+
+def to_json(value: object, what: str) -> str:
+    """Compact JSON of `value`; dataclasses, pydantic models, dates and the like through pydantic (loaded only
+    for them). TypeError names `what` when it cannot be done."""
     try:
-        text = json.dumps(pydantic_core.to_jsonable_python(value), separators=(",", ":"), ensure_ascii=False)
+        return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    except (TypeError, ValueError):
+        import pydantic_core
+
+    try:
+        plain = pydantic_core.to_jsonable_python(value)
+        return json.dumps(plain, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
     except (TypeError, ValueError, pydantic_core.PydanticSerializationError) as error:
-        raise TypeError(f"node '{node_name}': argument '{name}' is not JSON-serialisable: {error}") from None
-    return ["--json", f"{name}={text}"]
+        raise TypeError(f"{what} is not JSON-serialisable: {error}") from None
 
 
 def _locate(fn: Callable[..., Any]) -> tuple[str, tuple[str, ...]]:

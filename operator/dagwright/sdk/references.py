@@ -8,6 +8,7 @@ output references in a node's values by their text, whichever way they were writ
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 
 from dagwright import templates
 
@@ -38,6 +39,10 @@ class OutputReference(Reference):
 
     node: str = ""
     key: str = ""
+
+
+Value = str | Reference  # what a command, args or env entry may be given as
+Seconds = int | timedelta  # whole seconds, or a timedelta (rounded up)
 
 
 class Parameters:

@@ -29,10 +29,6 @@ if TYPE_CHECKING:
 Progress = TextIO  # where run() and submit() print a line per change, when given
 POLL_SECONDS = 1.0
 
-# Set by `dagwright.sdk.call` while it imports a function's module: a script that runs its workflow at import
-# time (no `if __name__ == "__main__":`) would otherwise start the whole workflow again inside every node.
-importing_for_node = False
-
 
 class ClusterError(RuntimeError):
     """A cluster request failed in a way the user can fix (no cluster access, RBAC, a name already taken)."""
@@ -119,7 +115,9 @@ def _environment(workflow: Workflow) -> dict[str, str]:
 
 
 def _refuse_inside_a_node(workflow: Workflow) -> None:
-    if importing_for_node:
+    from dagwright.sdk import functions
+
+    if functions.importing_for_node:
         raise RuntimeError(
             f"workflow '{workflow.name}' was started while a function node imported its module: "
             'start it under `if __name__ == "__main__":`'
