@@ -130,3 +130,24 @@ def test_the_rows_example_alerts_only_on_a_big_day(tmp_path: Path, day: str, ale
     assert status.phase is WorkflowPhase.SUCCEEDED, status.nodes
     assert status.nodes["summarise"].outputs["big"] is (alert is NodePhase.SUCCEEDED)
     assert status.nodes["alert"].phase is alert
+
+
+@pytest.mark.parametrize(
+    ("rows", "phase", "notify"),
+    [("0", WorkflowPhase.FAILED, NodePhase.SUCCEEDED), ("10", WorkflowPhase.SUCCEEDED, NodePhase.SKIPPED)],
+)
+def test_finally_nodes_from_python_run_whatever_happened(
+    tmp_path: Path, rows: str, phase: WorkflowPhase, notify: NodePhase
+) -> None:
+    sys.path.insert(0, str(EXAMPLES))
+    try:
+        import notify_on_failure  # type: ignore[import-not-found]
+    finally:
+        sys.path.remove(str(EXAMPLES))
+    status = notify_on_failure.build().run(parameters={"rows": rows}, logs_dir=tmp_path)
+    assert status.phase is phase
+    assert status.nodes["notify"].phase is notify and status.nodes["cleanup"].phase is NodePhase.SUCCEEDED
+    if notify is NodePhase.SUCCEEDED:
+        assert (
+            tmp_path / "notify.1.log"
+        ).read_text().strip() == 'workflow notify-on-failure Failed: failed nodes ["load"]'

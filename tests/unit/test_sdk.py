@@ -30,7 +30,12 @@ def load_example(name: str) -> ModuleType:
 
 
 @pytest.mark.parametrize(
-    ("python", "manifest"), [("diamond", "diamond.yaml"), ("fan_out_fan_in", "fan-out-fan-in.yaml")]
+    ("python", "manifest"),
+    [
+        ("diamond", "diamond.yaml"),
+        ("fan_out_fan_in", "fan-out-fan-in.yaml"),
+        ("notify_on_failure", "notify-on-failure.yaml"),
+    ],
 )
 def test_python_examples_write_the_yaml_examples_manifest(python: str, manifest: str) -> None:
     workflow = load_example(python).build()
@@ -116,6 +121,30 @@ def test_reading_outputs_adds_the_dependency_unless_it_is_already_upstream() -> 
     assert nodes == {"extract": None, "clean": ["extract"], "load": ["clean"], "report": ["load"]}
     assert wf["load"] is load and report.depends_on == []  # the node keeps what was declared; the manifest infers
     assert wf.to_dict()["spec"]["nodes"][1]["command"] == ["c", "{{ nodes.extract.outputs.path }}"]
+
+
+def test_a_finally_node_reads_regular_nodes_without_depending_on_them() -> None:
+    with Workflow("w") as wf:
+        build = node("build", image="i", command=["b"])
+        report = node(
+            "report",
+            image="i",
+            finally_=True,
+            command=["r", build.outputs["url"]],
+            when="nodes.build.phase == 'Failed'",
+        )
+        node("archive", image="i", finally_=True, command=["a", report.outputs["path"]])
+    entries = {entry["name"]: entry for entry in wf.to_dict()["spec"]["nodes"]}
+    assert entries["report"]["finally"] is True and "dependsOn" not in entries["report"]
+    assert entries["archive"]["dependsOn"] == ["report"]  # finally nodes order among themselves
+    assert "finally" not in entries["build"]
+
+    def regular_after_finally() -> None:
+        node("notify", image="i", command=["n"], finally_=True) >> node("late", image="i", command=["l"])
+
+    problems = sdk_problems(regular_after_finally)
+    assert problems and problems[0][0] == "spec.nodes['late'].dependsOn[0]"
+    assert "depends on finally node 'notify'" in problems[0][1]
 
 
 def test_node_options_map_to_the_manifest_fields() -> None:

@@ -12,7 +12,8 @@ imports the module that declares the workflow, and should not pay for building i
 One thing the builder does that YAML does not: a node whose command, args, env values or `when` read another
 node's outputs depends on that node, unless it already does, directly or through others (`dependsOn` gets the
 name appended). In YAML the same reference without the edge is a validation error that says "add it to
-dependsOn"; in Python the reference says it already.
+dependsOn"; in Python the reference says it already. A finally node reading a regular node is the exception: it
+runs after every regular node anyway, and may depend only on other finally nodes.
 """
 
 from __future__ import annotations
@@ -259,12 +260,14 @@ def node(
     pod_metadata: PodMetadata | None = None,
     resources: Mapping[str, Any] | None = None,
     node_runner: bool | None = None,
+    finally_: bool = False,
     workflow: Workflow | None = None,
 ) -> Node:
     """Declare a node in `workflow`, or in the innermost `with Workflow(...)` block.
 
     `retry=3` is `retry: {limit: 3}`; `timeout` is whole seconds (or a timedelta, rounded up); `approval="text"`
-    makes an approval node; `when` is a CEL expression as in the manifest.
+    makes an approval node; `when` is a CEL expression as in the manifest; `finally_=True` is `finally: true` (a
+    node that runs once every regular node has ended, whatever happened).
     """
     fields: dict[str, Any] = {
         "image": image,
@@ -278,6 +281,7 @@ def node(
         "pod_metadata": pod_metadata,
         "resources": dict(resources) if resources is not None else None,
         "node_runner": node_runner,
+        "finally_": finally_ or None,
     }
     created = current(workflow).add(name, {key: value for key, value in fields.items() if value is not None})
     return created.after(*depends_on)
@@ -302,13 +306,17 @@ def _seconds(value: Seconds | None, allow_zero: bool = False) -> int | None:
 
 
 def _with_inferred_dependencies(nodes: Sequence[Node]) -> dict[str, list[str]]:
-    """Each node's dependsOn: its own, then every node whose outputs it reads and is not already upstream of it."""
+    """Each node's dependsOn: its own, then every node whose outputs it reads and is not already upstream of it.
+    Only between nodes of one kind: a finally node reads regular nodes without depending on them (they have all
+    ended when it starts), and may depend only on other finally nodes."""
     depends_on = {n.name: list(n.depends_on) for n in nodes}
-    names = set(depends_on)
+    final = {n.name: bool(n.fields.get("finally_")) for n in nodes}
     for declared in nodes:
         own = depends_on[declared.name]
         for source in _outputs_read(declared):
-            if source != declared.name and source in names and source not in _ancestors(declared.name, depends_on):
+            if source == declared.name or final.get(source) is not final[declared.name]:
+                continue  # unknown; or a finally node reading a regular one (it ends first), or the reverse (invalid)
+            if source not in _ancestors(declared.name, depends_on):
                 own.append(source)
     return depends_on
 
@@ -325,7 +333,7 @@ def _outputs_read(declared: Node) -> Iterator[str]:
         from dagwright import conditions
 
         try:
-            yield from sorted(conditions.compile_condition(fields["when"]).reads)
+            yield from sorted(conditions.compile_condition(fields["when"], final=bool(fields.get("finally_"))).reads)
         except conditions.InvalidCondition:
             return  # validation reports it, with the manifest's message
 

@@ -87,6 +87,7 @@ class Function(Generic[P, R]):
         resources: Mapping[str, Any] | None = None,
         pod_metadata: PodMetadata | None = None,
         node_runner: bool | None = None,
+        finally_: bool | None = None,
     ) -> Function[P, R]:
         """The same function with some node options changed (e.g. a second node of it needs another name)."""
         given = {
@@ -100,6 +101,7 @@ class Function(Generic[P, R]):
             "resources": resources,
             "pod_metadata": pod_metadata,
             "node_runner": node_runner,
+            "finally_": finally_,
         }
         return Function(self.fn, {**self.options, **{k: v for k, v in given.items() if v is not None}})
 
@@ -121,6 +123,7 @@ def function(
     resources: Mapping[str, Any] | None = None,
     pod_metadata: PodMetadata | None = None,
     node_runner: bool | None = None,
+    finally_: bool | None = None,
 ) -> Callable[[Callable[P, R]], Function[P, R]]: ...
 
 
@@ -138,6 +141,7 @@ def function(
     resources: Mapping[str, Any] | None = None,
     pod_metadata: PodMetadata | None = None,
     node_runner: bool | None = None,
+    finally_: bool | None = None,
 ) -> Function[P, R] | Callable[[Callable[P, R]], Function[P, R]]:
     """Make a module-level function a node: `@function` or `@function(image=..., retry=...)`.
 
@@ -156,6 +160,7 @@ def function(
         "resources": resources,
         "pod_metadata": pod_metadata,
         "node_runner": node_runner,
+        "finally_": finally_,
     }
     options = {key: value for key, value in given.items() if value is not None}
     if fn is not None:
