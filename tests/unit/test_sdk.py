@@ -10,6 +10,8 @@ from types import ModuleType
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from dagwright import manifests, validation
 from dagwright.errors import SpecError
@@ -226,3 +228,33 @@ def test_function_node_arguments_are_checked_when_declared() -> None:
         function(local)
     with pytest.raises(TypeError, match="top level of a module"):
         function(lambda: None)
+
+
+def edges(count: int) -> st.SearchStrategy[tuple[int, int]]:
+    """Edges from a lower to a higher index: any DAG over `count` nodes."""
+    return st.tuples(st.integers(0, count - 1), st.integers(0, count - 1)).filter(lambda e: e[0] < e[1])
+
+
+@given(st.integers(min_value=2, max_value=12).flatmap(lambda n: st.tuples(st.just(n), st.sets(edges(n)))))
+def test_any_dag_built_with_shifts_is_the_manifest_written_by_hand(dag: tuple[int, set[tuple[int, int]]]) -> None:
+    """Edges declared with `>>`, `after` and `depends_on` in any order give each node the dependsOn a YAML author
+    would write (in declaration order of the edges), and nothing else."""
+    count, chosen = dag
+    ordered = sorted(chosen)
+    with Workflow("random") as wf:
+        nodes = [node(f"n{i}", image="i", command=["true"]) for i in range(count)]
+        for k, (up, down) in enumerate(ordered):
+            if k % 3 == 0:
+                nodes[up] >> nodes[down]
+            elif k % 3 == 1:
+                nodes[down].after(nodes[up])
+            else:
+                [nodes[up]] >> nodes[down]
+    expected = []
+    for i in range(count):
+        entry: dict[str, Any] = {"name": f"n{i}", "image": "i", "command": ["true"]}
+        deps = [f"n{up}" for up, down in ordered if down == i]
+        if deps:
+            entry["dependsOn"] = deps
+        expected.append(entry)
+    assert wf.to_dict()["spec"]["nodes"] == expected

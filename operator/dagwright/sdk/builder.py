@@ -154,9 +154,9 @@ class Workflow:
 
     def add(self, name: str, fields: dict[str, Any]) -> Node:
         """Declare a node (what `node()` calls): its own fields are checked here."""
-        created = Node(self, name, fields)
         from dagwright import validation
 
+        created = Node(self, name, fields)
         self._raise_for_nodes(lambda: validation.parse_node(created.data(()), len(self._nodes)), extra=created)
         self._nodes.append(created)
         return created
@@ -230,10 +230,10 @@ class Workflow:
     # -- helpers
 
     def _data(self) -> dict[str, Any]:
-        depends_on = _with_inferred_dependencies(self._nodes)
-        spec = {**self.spec_fields, "nodes": [n.data(depends_on[n.name]) for n in self._nodes]}
         from dagwright.spec import API_VERSION, KIND
 
+        depends_on = _with_inferred_dependencies(self._nodes)
+        spec = {**self.spec_fields, "nodes": [n.data(depends_on[n.name]) for n in self._nodes]}
         return {"apiVersion": API_VERSION, "kind": KIND, "metadata": dict(self.metadata), "spec": spec}
 
     def _raise_for_nodes(self, check: Callable[[], T], extra: Node | None = None) -> T:
