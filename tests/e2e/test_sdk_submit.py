@@ -5,6 +5,7 @@ with a typed status back. kwok plays the pods; a function node's outputs are pla
 
 from __future__ import annotations
 
+import io
 import json
 import sys
 from pathlib import Path
@@ -34,8 +35,10 @@ def test_submit_and_watch_returns_the_final_status(kube: Kube, namespace: str, o
     finally:
         sys.path.remove(str(EXAMPLES))
     workflow = diamond.build()
-    status = workflow.submit(namespace, parameters={"date": "2027-01-01"}, watch=True)
+    told = io.StringIO()
+    status = workflow.submit(namespace, parameters={"date": "2027-01-01"}, watch=True, progress=told)
     assert status.phase is WorkflowPhase.SUCCEEDED and status.progress == "4/4"
+    assert told.getvalue().splitlines()[-1].split()[1:3] == ["Succeeded", "4/4"]  # a line per change, as the CLI
     assert set(status.nodes) == {"extract", "transform-a", "transform-b", "load"}
     stored = kube.kubectl("get", "workflow", "diamond", "-n", namespace, "-o", "jsonpath={.spec.parameters.date}")
     assert stored.stdout == "2027-01-01"
