@@ -90,7 +90,7 @@ def parse_node(data: Any, index: int) -> NodeSpec:
         return NodeSpec.model_validate(data)
     except pydantic.ValidationError as error:
         document = {"spec": {"nodes": [None] * index + [data]}}
-        raise SpecError(_problems_from_pydantic(error, document, prefix=("spec", "nodes", index))) from None
+        raise SpecError(pydantic_problems(error, document, prefix=("spec", "nodes", index))) from None
 
 
 def compile_manifest(
