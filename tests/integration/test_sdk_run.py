@@ -11,7 +11,7 @@ from types import ModuleType
 
 import pytest
 
-from dagwright.sdk import NodePhase, Workflow, WorkflowPhase, WorkflowStatus, node
+from dagwright.sdk import ForEach, NodePhase, Workflow, WorkflowPhase, WorkflowStatus, item, node
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -31,6 +31,16 @@ PIPELINE = '''
     @function
     def combine(rows: int, tables: list[str], day: str) -> str:
         return f"{day}: {rows} rows in {len(tables)} tables"
+
+
+    @function
+    def square(n: int) -> dict[str, int]:
+        return {"square": n * n}
+
+
+    @function
+    def total(squares: list[int]) -> int:
+        return sum(squares)
 
 
     @function
@@ -151,3 +161,24 @@ def test_finally_nodes_from_python_run_whatever_happened(
         assert (
             tmp_path / "notify.1.log"
         ).read_text().strip() == 'workflow notify-on-failure Failed: failed nodes ["load"]'
+
+
+def test_a_function_node_for_each_item_fans_in_to_a_typed_list(tmp_path: Path) -> None:
+    pipeline = module_from(tmp_path, "sdk_pipeline_fan", PIPELINE)
+    with Workflow("fan") as wf:
+        squared = pipeline.square.with_options(for_each=ForEach(items=[1, 2, 3, 4], max_parallel=2))(n=item)
+        pipeline.total(squares=squared.outputs["square"])
+    status = wf.run(logs_dir=tmp_path / "logs")
+    assert status.phase is WorkflowPhase.SUCCEEDED, status.nodes
+    assert status.nodes["total"].outputs == {"result": 30}
+
+
+def test_the_map_reduce_example_sums_every_items_output(tmp_path: Path) -> None:
+    sys.path.insert(0, str(EXAMPLES))
+    try:
+        import map_reduce  # type: ignore[import-not-found]
+    finally:
+        sys.path.remove(str(EXAMPLES))
+    status = map_reduce.build().run(logs_dir=tmp_path)
+    assert status.phase is WorkflowPhase.SUCCEEDED, status.nodes
+    assert (tmp_path / "sum.1.log").read_text().strip() == "sum of squares: 55"

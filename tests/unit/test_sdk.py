@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from dagwright import manifests, validation
 from dagwright.errors import SpecError
-from dagwright.sdk import NodeDefaults, RetryPolicy, Workflow, function, node
+from dagwright.sdk import ForEach, NodeDefaults, RetryPolicy, Workflow, function, item, node, node_index
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = REPO / "examples"
@@ -37,6 +37,7 @@ def load_example(name: str) -> ModuleType:
         ("diamond", "diamond.yaml"),
         ("fan_out_fan_in", "fan-out-fan-in.yaml"),
         ("notify_on_failure", "notify-on-failure.yaml"),
+        ("map_reduce", "map-reduce.yaml"),
     ],
 )
 def test_python_examples_write_the_yaml_examples_manifest(python: str, manifest: str) -> None:
@@ -147,6 +148,36 @@ def test_a_finally_node_reads_regular_nodes_without_depending_on_them() -> None:
     problems = sdk_problems(regular_after_finally)
     assert problems and problems[0][0] == "spec.nodes['late'].dependsOn[0]"
     assert "depends on finally node 'notify'" in problems[0][1]
+
+
+def test_for_each_takes_a_list_a_reference_or_the_model() -> None:
+    with Workflow("fan", parameters={"regions": '["eu", "us"]'}) as wf:
+        find = node("find", image="i", command=["f"])
+        node("literal", image="i", command=["echo", item["name"], node_index], for_each=[{"name": "a"}, {"name": "b"}])
+        node("listed", image="i", command=["echo", item], for_each=find.outputs["files"])  # reads find: depends on it
+        node(
+            "param",
+            image="i",
+            command=["echo", item],
+            for_each=ForEach(from_json=str(wf.params["regions"]), max_parallel=3),
+        )
+        pick = function(measure.fn).with_options(name="pick", for_each=find.outputs["files"])
+        pick(path=item, limit=node_index)
+    entries = {entry["name"]: entry for entry in wf.to_dict()["spec"]["nodes"]}
+    assert entries["literal"]["forEach"] == {"items": [{"name": "a"}, {"name": "b"}]}
+    assert entries["literal"]["command"] == ["echo", "{{ item.name }}", "{{ node.index }}"]
+    assert entries["listed"]["forEach"] == {"fromJSON": "{{ nodes.find.outputs.files }}"}
+    assert entries["listed"]["dependsOn"] == ["find"]
+    assert entries["param"]["forEach"] == {"fromJSON": "{{ params.regions }}", "maxParallel": 3}
+    assert "dependsOn" not in entries["param"]
+    assert entries["pick"]["args"] == ["--text", "path={{ item }}", "--text", "limit={{ node.index }}"]
+    assert entries["pick"]["forEach"] == {"fromJSON": "{{ nodes.find.outputs.files }}"}
+
+    def both() -> None:
+        node("x", image="i", command=["x"], for_each=ForEach(items=[1], from_json="{{ params.p }}"))
+
+    problems = sdk_problems(both)
+    assert problems and all(field.startswith("spec.nodes['x'].forEach") for field, _ in problems)
 
 
 def test_node_options_map_to_the_manifest_fields() -> None:

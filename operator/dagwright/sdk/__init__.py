@@ -27,12 +27,13 @@ if TYPE_CHECKING:
     from dagwright.errors import Problem, SpecError
     from dagwright.sdk.builder import Node, Workflow, node
     from dagwright.sdk.functions import Function, function
-    from dagwright.sdk.references import OutputReference, ParameterReference, Reference
+    from dagwright.sdk.references import ItemReference, OutputReference, ParameterReference, Reference, item, node_index
     from dagwright.sdk.running import ClusterError
     from dagwright.spec import (
         Approval,
         Backoff,
         EnvVar,
+        ForEach,
         NodeDefaults,
         PodMetadata,
         PodTemplate,
@@ -45,12 +46,20 @@ _MODULES = {
     "dagwright.errors": ("Problem", "SpecError"),
     "dagwright.sdk.builder": ("Node", "Workflow", "node"),
     "dagwright.sdk.functions": ("Function", "function"),
-    "dagwright.sdk.references": ("OutputReference", "ParameterReference", "Reference"),
+    "dagwright.sdk.references": (
+        "ItemReference",
+        "OutputReference",
+        "ParameterReference",
+        "Reference",
+        "item",
+        "node_index",
+    ),
     "dagwright.sdk.running": ("ClusterError",),
     "dagwright.spec": (
         "Approval",
         "Backoff",
         "EnvVar",
+        "ForEach",
         "NodeDefaults",
         "PodMetadata",
         "PodTemplate",
@@ -80,7 +89,9 @@ __all__ = [
     "Backoff",
     "ClusterError",
     "EnvVar",
+    "ForEach",
     "Function",
+    "ItemReference",
     "Node",
     "NodeDefaults",
     "NodePhase",
@@ -98,5 +109,7 @@ __all__ = [
     "WorkflowPhase",
     "WorkflowStatus",
     "function",
+    "item",
     "node",
+    "node_index",
 ]

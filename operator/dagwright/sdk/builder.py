@@ -9,11 +9,11 @@ manifest's messages; their field names the node instead of its index (`spec.node
 The models, validation and CEL are imported when first needed, not with this module: a function node's process
 imports the module that declares the workflow, and should not pay for building it (`dagwright/sdk/__init__.py`).
 
-One thing the builder does that YAML does not: a node whose command, args, env values or `when` read another
-node's outputs depends on that node, unless it already does, directly or through others (`dependsOn` gets the
-name appended). In YAML the same reference without the edge is a validation error that says "add it to
-dependsOn"; in Python the reference says it already. A finally node reading a regular node is the exception: it
-runs after every regular node anyway, and may depend only on other finally nodes.
+One thing the builder does that YAML does not: a node whose command, args, env values, `when` or
+`forEach.fromJSON` read another node's outputs depends on that node, unless it already does, directly or through
+others (`dependsOn` gets the name appended). In YAML the same reference without the edge is a validation error
+that says "add it to dependsOn"; in Python the reference says it already. A finally node reading a regular node
+is the exception: it runs after every regular node anyway, and may depend only on other finally nodes.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from dagwright import templates
 from dagwright.errors import Problem, SpecError
-from dagwright.sdk.references import Outputs, Parameters, Seconds, Value
+from dagwright.sdk.references import Outputs, Parameters, Reference, Seconds, Value
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -34,7 +34,15 @@ if TYPE_CHECKING:
     from dagwright import workflows
     from dagwright.local.runner import Approver
     from dagwright.sdk.running import Progress
-    from dagwright.spec import Approval, NodeDefaults, PodMetadata, PodTemplate, RetryPolicy, WorkflowManifest
+    from dagwright.spec import (
+        Approval,
+        ForEach,
+        NodeDefaults,
+        PodMetadata,
+        PodTemplate,
+        RetryPolicy,
+        WorkflowManifest,
+    )
     from dagwright.status import WorkflowStatus
 
 T = TypeVar("T")
@@ -260,6 +268,7 @@ def node(
     pod_metadata: PodMetadata | None = None,
     resources: Mapping[str, Any] | None = None,
     node_runner: bool | None = None,
+    for_each: ForEach | Sequence[Any] | Value | None = None,
     finally_: bool = False,
     workflow: Workflow | None = None,
 ) -> Node:
@@ -267,7 +276,9 @@ def node(
 
     `retry=3` is `retry: {limit: 3}`; `timeout` is whole seconds (or a timedelta, rounded up); `approval="text"`
     makes an approval node; `when` is a CEL expression as in the manifest; `finally_=True` is `finally: true` (a
-    node that runs once every regular node has ended, whatever happened).
+    node that runs once every regular node has ended, whatever happened). `for_each` runs the node once per item:
+    a list is `forEach.items`, a string or reference (`extract.outputs["files"]`) `forEach.fromJSON`, and a
+    `ForEach(...)` says everything, `max_parallel` included; its templates read `item`, `item["KEY"]`, `node_index`.
     """
     fields: dict[str, Any] = {
         "image": image,
@@ -281,6 +292,7 @@ def node(
         "pod_metadata": pod_metadata,
         "resources": dict(resources) if resources is not None else None,
         "node_runner": node_runner,
+        "for_each": _for_each(for_each),
         "finally_": finally_ or None,
     }
     created = current(workflow).add(name, {key: value for key, value in fields.items() if value is not None})
@@ -305,6 +317,15 @@ def _seconds(value: Seconds | None, allow_zero: bool = False) -> int | None:
     return seconds if seconds or allow_zero else max(seconds, 1)
 
 
+def _for_each(value: ForEach | Sequence[Any] | Value | None) -> Any:
+    """`forEach` as the manifest has it: a literal list is `items`, a template (text or reference) `fromJSON`."""
+    if value is None or hasattr(value, "model_fields_set"):  # None, or a ForEach model as given
+        return value
+    if isinstance(value, str | Reference):
+        return {"from_json": str(value)}
+    return {"items": list(value)}
+
+
 def _with_inferred_dependencies(nodes: Sequence[Node]) -> dict[str, list[str]]:
     """Each node's dependsOn: its own, then every node whose outputs it reads and is not already upstream of it.
     Only between nodes of one kind: a finally node reads regular nodes without depending on them (they have all
@@ -324,6 +345,10 @@ def _with_inferred_dependencies(nodes: Sequence[Node]) -> dict[str, list[str]]:
 def _outputs_read(declared: Node) -> Iterator[str]:
     fields = declared.fields
     values = [*fields.get("command", ()), *fields.get("args", ()), *(var["value"] for var in fields.get("env", ()))]
+    for_each = fields.get("for_each")
+    from_json = for_each.get("from_json") if isinstance(for_each, dict) else getattr(for_each, "from_json", None)
+    if from_json:
+        values.append(from_json)
     for value in values:
         for text in templates.references(value):
             upstream = templates.output_upstream(text)

@@ -17,7 +17,7 @@ from __future__ import annotations
 import inspect
 import json
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar, overload
 
@@ -26,7 +26,7 @@ from dagwright.sdk.references import Reference, Seconds, Value
 
 if TYPE_CHECKING:
     from dagwright.sdk.builder import Node
-    from dagwright.spec import PodMetadata, RetryPolicy
+    from dagwright.spec import ForEach, PodMetadata, RetryPolicy
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -87,6 +87,7 @@ class Function(Generic[P, R]):
         resources: Mapping[str, Any] | None = None,
         pod_metadata: PodMetadata | None = None,
         node_runner: bool | None = None,
+        for_each: ForEach | Sequence[Any] | Value | None = None,
         finally_: bool | None = None,
     ) -> Function[P, R]:
         """The same function with some node options changed (e.g. a second node of it needs another name)."""
@@ -101,6 +102,7 @@ class Function(Generic[P, R]):
             "resources": resources,
             "pod_metadata": pod_metadata,
             "node_runner": node_runner,
+            "for_each": for_each,
             "finally_": finally_,
         }
         return Function(self.fn, {**self.options, **{k: v for k, v in given.items() if v is not None}})
@@ -123,6 +125,7 @@ def function(
     resources: Mapping[str, Any] | None = None,
     pod_metadata: PodMetadata | None = None,
     node_runner: bool | None = None,
+    for_each: ForEach | Sequence[Any] | Value | None = None,
     finally_: bool | None = None,
 ) -> Callable[[Callable[P, R]], Function[P, R]]: ...
 
@@ -141,6 +144,7 @@ def function(
     resources: Mapping[str, Any] | None = None,
     pod_metadata: PodMetadata | None = None,
     node_runner: bool | None = None,
+    for_each: ForEach | Sequence[Any] | Value | None = None,
     finally_: bool | None = None,
 ) -> Function[P, R] | Callable[[Callable[P, R]], Function[P, R]]:
     """Make a module-level function a node: `@function` or `@function(image=..., retry=...)`.
@@ -160,6 +164,7 @@ def function(
         "resources": resources,
         "pod_metadata": pod_metadata,
         "node_runner": node_runner,
+        "for_each": for_each,
         "finally_": finally_,
     }
     options = {key: value for key, value in given.items() if value is not None}

@@ -41,6 +41,16 @@ class OutputReference(Reference):
     key: str = ""
 
 
+class ItemReference(Reference):
+    """`item` in a forEach node: `{{ item }}`, and `item["KEY"]` for `{{ item.KEY }}` (a field of an object item)."""
+
+    def __getitem__(self, key: str) -> ItemReference:
+        return ItemReference(f"{self.text}.{key}")
+
+
+item = ItemReference("item")  # the current item of a forEach node
+node_index = Reference("node.index")  # its position among the items, from 0
+
 Value = str | Reference  # what a command, args or env entry may be given as
 Seconds = int | timedelta  # whole seconds, or a timedelta (rounded up)
 
