@@ -35,7 +35,8 @@ pytestmark = pytest.mark.e2e
 
 
 def test_pause_then_resume(kube: Kube, namespace: str, recorder: Recorder, operator: OperatorProcess) -> None:
-    nodes = [node("first", duration="2s"), node("second", "first"), node("third", "second")]
+    # 10 s: the pause (a CLI process started under whatever load the machine has) must land while it runs.
+    nodes = [node("first", duration="10s"), node("second", "first"), node("third", "second")]
     apply(kube, namespace, workflow("chain", nodes))
     wait_for("the first Job", lambda: recorder.jobs_of("chain", "first"), timeout=30)
 
@@ -44,7 +45,7 @@ def test_pause_then_resume(kube: Kube, namespace: str, recorder: Recorder, opera
     status = wait_phase(kube, namespace, "chain", "Paused")
     assert condition(status, "Paused")["status"] == "True"
     # The running node finishes while paused; its dependent must not start.
-    first = wait_for("the first Job to complete", lambda: recorder.jobs_of("chain", "first")[0].finished_at, timeout=30)
+    first = wait_for("the first Job to complete", lambda: recorder.jobs_of("chain", "first")[0].finished_at, timeout=60)
     wait_node(kube, namespace, "chain", "first", "Succeeded", timeout=30)
     hold(2)
     assert [r.node for r in recorder.jobs_of("chain")] == ["first"], "a Job was created while paused"
@@ -105,7 +106,7 @@ def test_stop_deletes_running_jobs_and_launches_nothing_more(
 ) -> None:
     nodes = [
         node("forever", never_finish=True),
-        node("flaky", fail_attempts=1, retry=retry(1, initial=3)),
+        node("flaky", fail_attempts=1, retry=retry(1, initial=8)),  # the stop lands in the backoff, even under load
         node("after-forever", "forever"),
     ]
     apply(kube, namespace, workflow("halt", nodes))
@@ -123,7 +124,7 @@ def test_stop_deletes_running_jobs_and_launches_nothing_more(
     }
     remaining = lambda: [j["metadata"]["labels"]["dagwright.io/node"] for j in list_jobs(kube, namespace, "halt")]  # noqa: E731
     wait_for("the running Job deleted", lambda: remaining() == ["flaky"], timeout=30)
-    hold(4)  # past flaky's 3 s backoff: a retry would have launched by now
+    hold(9)  # past flaky's 8 s backoff: a retry would have launched by now
     records = recorder.jobs_of("halt")
     assert sorted((r.node, r.attempt) for r in records) == [("flaky", 1), ("forever", 1)]
     assert all(r.added_at < stopped_at for r in records)
