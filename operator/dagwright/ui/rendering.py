@@ -4,6 +4,10 @@ The node panel shows it so a user sees `echo 42` rather than `echo {{ nodes.a.ou
 own `launches.Renderer`, so it cannot drift from what the Job or process got; only the statuses the templates read
 are turned into models, which keeps opening a panel on a 10,000-node workflow cheap. Env values are not shown
 (they may hold what a page should not), only the command and args.
+
+A forEach node runs one command per item: its panel shows the command as written (`{{ item }}` left as a
+template) and, for the items whose detail is kept (running, retrying, failed: a few), each as it was rendered.
+A template-based Workflow is rendered from the template its status copied when it started.
 """
 
 from __future__ import annotations
@@ -11,10 +15,12 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Any
 
+from dagwright import fanout
 from dagwright.errors import SpecError
-from dagwright.launches import Renderer, output_sources
+from dagwright.launches import Launch, Renderer, output_sources
 from dagwright.status import NodeStatus
-from dagwright.validation import compile_spec, parse_spec
+from dagwright.ui.views import ITEM_DETAIL_MAX
+from dagwright.validation import compile_resolved, parse_spec, parse_template_spec
 from dagwright.workflows import Workflow
 
 
@@ -29,6 +35,7 @@ def rendered(body: dict[str, Any], name: str) -> dict[str, Any] | None:
             str(generation or ""),
             # In the cluster, uid and generation name the spec: no need to serialize 10,000 nodes per panel.
             _frozen(None if generation and meta.get("uid") else body.get("spec"), body.get("spec")),
+            _frozen(_template(body), _template(body)),
         )
     except SpecError:
         return None
@@ -46,10 +53,36 @@ def rendered(body: dict[str, Any], name: str) -> dict[str, Any] | None:
     attempt = max(1, int((stored.get(name) or {}).get("attempts") or 1))
     renderer = Renderer(workflow)
     sources, held = renderer.reads(index, nodes)
-    launch = renderer.launch(index, attempt, nodes, sources, held)
+    if spec.for_each is None:
+        return _shown(renderer.launch(index, attempt, nodes, sources, held))
+    shown: dict[str, Any] = {"command": list(spec.command), "args": list(spec.args), "inPod": False, "perItem": True}
+    items = (stored.get(name) or {}).get("items") or {}
+    values = fanout.values(spec.for_each, lambda text: renderer.text(index, text, nodes, sources))
+    if isinstance(values, list):
+        detail = sorted((items.get("detail") or {}).items(), key=lambda pair: int(pair[0]))[:ITEM_DETAIL_MAX]
+        shown["items"] = {
+            key: _shown(
+                renderer.launch(
+                    index, max(1, int(entry.get("attempts") or 1)), nodes, sources, held, (int(key), values[int(key)])
+                )
+            )
+            for key, entry in detail
+            if 0 <= int(key) < len(values)
+        }
+    return shown
+
+
+def _shown(launch: Launch) -> dict[str, Any]:
     if launch.inputs is not None:
         return {"command": list(launch.inputs.command), "args": list(launch.inputs.args), "inPod": True}
     return {"command": list(launch.command), "args": list(launch.args), "inPod": False}
+
+
+def _template(body: dict[str, Any]) -> Any:
+    """The template snapshot a template-based Workflow runs (None for one with its own nodes)."""
+    if not (body.get("spec") or {}).get("templateRef"):
+        return None
+    return ((body.get("status") or {}).get("template") or {}).get("spec")
 
 
 class _Frozen(str):
@@ -67,5 +100,10 @@ def _frozen(key: Any, spec: Any) -> _Frozen:
 
 
 @lru_cache(maxsize=4)
-def _compiled(name: str, namespace: str | None, uid: str | None, generation: str, spec: _Frozen) -> Workflow:
-    return compile_spec(parse_spec(spec.value), name=name, namespace=namespace, uid=uid)
+def _compiled(
+    name: str, namespace: str | None, uid: str | None, generation: str, spec: _Frozen, template: _Frozen
+) -> Workflow:
+    snapshot = parse_template_spec(template.value) if template.value is not None else None
+    if (spec.value or {}).get("templateRef") and snapshot is None:
+        raise SpecError([])  # not started yet: no snapshot to render from
+    return compile_resolved(parse_spec(spec.value), snapshot, name=name, namespace=namespace, uid=uid)

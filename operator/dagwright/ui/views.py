@@ -17,11 +17,23 @@ from dagwright import eta
 
 # What the DAG and the timeline need of a node, streamed on every change; the rest is fetched with the panel.
 COMPACT_FIELDS = ("phase", "attempts", "startedAt", "finishedAt", "attemptStartedAt", "progress", "reason")
-TEMPLATE_LABELS = ("dagwright.io/template", "dagwright.io/workflow-template", "dagwright.io/cron-workflow")
+CRON_LABEL = "dagwright.io/cron-workflow"
+# Items whose detail the node panel lists (running, retrying, failed): a few; the rest are one letter each.
+ITEM_DETAIL_MAX = 200
+
+
+def run_spec(body: dict[str, Any]) -> dict[str, Any]:
+    """The spec whose nodes a Workflow runs: its own, or, for a template-based one (`spec.templateRef`), the
+    template's as the operator copied it when the run started (`status.template.spec`; empty until then)."""
+    spec: dict[str, Any] = body.get("spec") or {}
+    if spec.get("templateRef"):
+        snapshot: dict[str, Any] = ((body.get("status") or {}).get("template") or {}).get("spec") or {}
+        return snapshot
+    return spec
 
 
 def spec_nodes(body: dict[str, Any]) -> list[dict[str, Any]]:
-    nodes: list[dict[str, Any]] = (body.get("spec") or {}).get("nodes") or []
+    nodes: list[dict[str, Any]] = run_spec(body).get("nodes") or []
     return nodes
 
 
@@ -39,7 +51,7 @@ def summary(body: dict[str, Any], now: datetime | None = None) -> dict[str, Any]
     total = len(spec_nodes(body))
     done = sum(1 for node in nodes.values() if node.get("phase") == "Succeeded")
     labels = meta.get("labels") or {}
-    template = next((labels[key] for key in TEMPLATE_LABELS if key in labels), "")
+    template = (spec.get("templateRef") or {}).get("name") or ""
     return {
         "namespace": meta.get("namespace", ""),
         "name": meta.get("name", ""),
@@ -51,6 +63,7 @@ def summary(body: dict[str, Any], now: datetime | None = None) -> dict[str, Any]
         "created": meta.get("creationTimestamp"),
         "labels": labels,
         "template": template,
+        "cron": labels.get(CRON_LABEL, ""),
         "message": (status.get("message") or "")[:200],
         "paused": bool(spec.get("paused")),
         "eta": _eta(body, now),
@@ -80,13 +93,17 @@ def spec_key(body: dict[str, Any]) -> str:
     local run's spec), whichever there is."""
     meta = body.get("metadata") or {}
     nodes = spec_nodes(body)
-    version = (meta.get("uid"), meta.get("generation"))
+    # A template-based run's nodes appear once the snapshot is taken: the generation alone would not say so.
+    version = (meta.get("uid"), meta.get("generation"), bool(nodes))
     remembered = _last_key.get("key")
     if remembered is not None and (
         _last_key.get("nodes") is nodes or (all(version) and _last_key["version"] == version)
     ):
         return str(remembered)
-    shape = [(node.get("name"), node.get("dependsOn") or [], bool(node.get("finally"))) for node in nodes]
+    shape = [
+        (node.get("name"), node.get("dependsOn") or [], bool(node.get("finally")), bool(node.get("forEach")))
+        for node in nodes
+    ]
     key = hashlib.sha256(json.dumps(shape, separators=(",", ":")).encode()).hexdigest()[:16]
     _last_key.update(nodes=nodes, version=version, key=key)
     return key
@@ -106,6 +123,9 @@ def graph(body: dict[str, Any]) -> dict[str, Any]:
             entry["finally"] = True
         if node.get("when"):
             entry["when"] = node["when"]
+        if node.get("forEach"):  # drawn once, with a done/total badge (its `progress`); its items open in the panel
+            items = node["forEach"].get("items")
+            entry["forEach"] = len(items) if isinstance(items, list) else True
         nodes.append(entry)
     return {"key": spec_key(body), "nodes": nodes}
 
@@ -130,16 +150,36 @@ def node_detail(body: dict[str, Any], name: str, command: dict[str, Any] | None)
     spec = next((node for node in spec_nodes(body) if node.get("name") == name), None)
     if spec is None:
         return None
-    return {
+    status = dict(status_nodes(body).get(name) or {"phase": "Pending", "attempts": 0})
+    items = status.pop("items", None)
+    keys = ("image", "command", "args", "dependsOn", "timeoutSeconds", "retry", "approval", "when", "forEach")
+    detail: dict[str, Any] = {
         "name": name,
-        "status": status_nodes(body).get(name) or {"phase": "Pending", "attempts": 0},
-        "spec": {
-            key: spec[key]
-            for key in ("image", "command", "args", "dependsOn", "timeoutSeconds", "retry", "approval", "when")
-            if spec.get(key) not in (None, [], {})
-        }
+        "status": status,
+        "spec": {key: spec[key] for key in keys if spec.get(key) not in (None, [], {})}
         | ({"env": [var.get("name") for var in spec.get("env") or []]} if spec.get("env") else {}),
         "rendered": command,
+    }
+    if spec.get("forEach"):
+        detail["items"] = item_states(items)
+        if isinstance(detail["spec"]["forEach"].get("items"), list):  # 10,000 values are the manifest's, not news
+            detail["spec"]["forEach"] = {**spec["forEach"], "items": len(spec["forEach"]["items"])}
+    return detail
+
+
+def item_states(items: dict[str, Any] | None) -> dict[str, Any]:
+    """A forEach node's items for the panel: the one-letter-per-item `states` as stored (5,000 items: 5 kB) and the
+    detail of the running, retrying and failed ones (at most ITEM_DETAIL_MAX, the lowest indices first); the items'
+    outputs are left out (the node's gathered `outputs` show them once it ends)."""
+    if not items:
+        return {"total": 0, "states": "", "detail": {}}
+    detail = items.get("detail") or {}
+    shown = sorted(detail, key=lambda key: int(key) if str(key).isdigit() else 0)[:ITEM_DETAIL_MAX]
+    return {
+        "total": items.get("total") or len(items.get("states") or ""),
+        "states": items.get("states") or "",
+        "detail": {key: detail[key] for key in shown},
+        "more": max(0, len(detail) - len(shown)),
     }
 
 
