@@ -43,9 +43,25 @@ spec:
 """
 
 
-def _start(tmp_path: Path) -> tuple[subprocess.Popen[str], str]:
-    manifest = tmp_path / "release.yaml"
-    manifest.write_text(MANIFEST)
+FOREACH = """
+apiVersion: dagwright.io/v1alpha1
+kind: Workflow
+metadata:
+  name: shards
+spec:
+  nodes:
+    - name: work
+      forEach: {items: [1, 2, 3, 4, 5, 6, 7, 8], maxParallel: 2}
+      command: [sh, -c, 'sleep 1; [ {{ item }} != 3 ] || exit 3; echo "shard {{ item }}"']
+    - name: tidy
+      finally: true
+      command: [sh, -c, 'sleep 10']
+"""
+
+
+def _start(tmp_path: Path, text: str = MANIFEST) -> tuple[subprocess.Popen[str], str]:
+    manifest = tmp_path / "run.yaml"
+    manifest.write_text(text)
     process = subprocess.Popen(
         [sys.executable, "-m", "dagwright.cli", "run", str(manifest), "--ui", "--port", "0"],
         stdout=subprocess.PIPE,
@@ -70,6 +86,43 @@ def expect(locator: Any) -> Any:
 
 def _node(page: Any, name: str) -> Any:
     return page.locator(f'#nodes .node[data-name="{name}"]')
+
+
+def _stop(process: subprocess.Popen[str]) -> None:
+    if process.poll() is None:
+        process.kill()
+        process.wait()
+    for pipe in (process.stdout, process.stderr):
+        if pipe is not None:
+            pipe.close()
+
+
+def test_a_foreach_node_is_one_node_with_a_badge_and_its_items_in_the_panel(tmp_path: Path) -> None:
+    browser.require()
+    shots = os.environ.get("DAGWRIGHT_UI_SCREENSHOTS")
+    with browser.browser() as chromium:  # started first: the run lasts ~12 s, the page lives as long
+        page = chromium.new_page(viewport={"width": 1280, "height": 760})
+        process, url = _start(tmp_path, FOREACH)
+        try:
+            page.goto(url + "#/wf/local/shards")
+            page.wait_for_selector('body[data-ready="1"]')
+            assert page.locator("#nodes .node").count() == 2  # 8 items, one node
+            assert "finally" in (_node(page, "tidy").get_attribute("class") or "")
+            # Item 3 (index 2) fails; failFast lets no new item start; the finally node runs for 10 s after.
+            page.wait_for_selector('#nodes .node[data-name="work"][data-phase="Failed"]', timeout=20_000)
+            expect(_node(page, "work").locator("text.badge")).to_have_text(re.compile(r"^[0-9]/8$"))
+            _node(page, "work").click()
+            page.wait_for_selector("#p-items:not([hidden])")
+            expect(page.locator("#p-command")).to_contain_text("{{ item }}")
+            failed = page.locator('#p-items-detail li[data-item="2"]')
+            expect(failed).to_contain_text("item 2 · Failed · attempt 1 · exit 3")
+            expect(failed.locator("code")).to_contain_text("[ 3 != 3 ]")
+            expect(page.locator("#p-items-count")).to_contain_text("1 failed")
+            if shots:
+                page.screenshot(path=f"{shots}/ui-foreach-items.png")
+            assert process.wait(timeout=30) == 1
+        finally:
+            _stop(process)
 
 
 def test_a_local_run_watched_to_the_end_in_a_browser(tmp_path: Path) -> None:
@@ -139,9 +192,4 @@ def test_a_local_run_watched_to_the_end_in_a_browser(tmp_path: Path) -> None:
         assert process.wait(timeout=30) == 0
         assert process.stdout is not None and "workflow Succeeded (5/5)" in process.stdout.read()
     finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-        for pipe in (process.stdout, process.stderr):
-            if pipe is not None:
-                pipe.close()
+        _stop(process)

@@ -141,6 +141,8 @@
         link.href = `#/wf/${encodeURIComponent(row.namespace)}/${encodeURIComponent(row.name)}`;
         const name = el("td");
         name.append(link);
+        if (row.template) name.append(" ", el("span", `template ${row.template}`, "tag tag-template"));
+        if (row.cron) name.append(" ", el("span", `cron ${row.cron}`, "tag tag-cron"));
         const phaseCell = el("td");
         phaseCell.append(el("span", row.paused && row.phase === "Running" ? "Paused" : row.phase, `phase phase-${row.phase}`));
         const progress = el("td");
@@ -170,7 +172,7 @@
     document.body.dataset.ready = "";
     state.selected = null;
     view.touched = false;
-    state.wf = { namespace, name, key: null, head: null, nodes: new Map(), els: new Map(), graph: null };
+    state.wf = { namespace, name, key: null, head: null, nodes: new Map(), els: new Map(), badges: new Map(), kinds: new Map(), graph: null };
     const wf = state.wf;
     let loading = null;
     const apply = async (message, snapshot) => {
@@ -241,24 +243,37 @@
 
   // ---------------------------------------------------------------- layout and drawing
 
+  // `finally` nodes run after every regular node: laid out below them (an edge from each regular sink that is
+  // only for the layout, never drawn) so they read as apart.
+  function afterRegular(nodes) {
+    const regular = nodes.filter((n) => !n.finally);
+    const finals = nodes.filter((n) => n.finally);
+    if (!finals.length || !regular.length) return [];
+    const parents = new Set(regular.flatMap((n) => n.deps));
+    const sinks = regular.map((n) => n.name).filter((name) => !parents.has(name));
+    return finals.filter((n) => !n.deps.length).flatMap((n) => sinks.map((sink) => [sink, n.name]));
+  }
+
   function layout(nodes) {
+    const extra = afterRegular(nodes);
     if (nodes.length <= DAGRE_MAX && window.dagre) {
       const g = new dagre.graphlib.Graph();
       g.setGraph({ rankdir: "TB", nodesep: 18, ranksep: 36, marginx: 10, marginy: 10 });
       g.setDefaultEdgeLabel(() => ({}));
       for (const node of nodes) g.setNode(node.name, { width: NODE_W, height: NODE_H });
       for (const node of nodes) for (const dep of node.deps) g.setEdge(dep, node.name);
+      for (const [a, b] of extra) g.setEdge(a, b, { hidden: true });
       dagre.layout(g);
       const positions = new Map(nodes.map((n) => [n.name, g.node(n.name)]));
-      const edges = g.edges().map((e) => g.edge(e).points);
+      const edges = g.edges().filter((e) => !g.edge(e).hidden).map((e) => g.edge(e).points);
       return { positions, edges };
     }
-    return layered(nodes);
+    return layered(nodes, extra);
   }
 
   // Ranks by longest path from a root, order within a rank by the mean position of the parents, wide ranks
   // folded into rows of ROW: linear time, so a 10,000-node DAG lays out in milliseconds.
-  function layered(nodes) {
+  function layered(nodes, extra) {
     const ROW = 60;
     const byName = new Map(nodes.map((n) => [n.name, n]));
     const rank = new Map();
@@ -267,6 +282,10 @@
     for (const n of nodes) {
       indegree.set(n.name, n.deps.filter((d) => byName.has(d)).length);
       for (const d of n.deps) if (children.has(d)) children.get(d).push(n.name);
+    }
+    for (const [a, b] of extra) {
+      children.get(a).push(b);
+      indegree.set(b, indegree.get(b) + 1);
     }
     let frontier = nodes.filter((n) => indegree.get(n.name) === 0).map((n) => n.name);
     frontier.forEach((name) => rank.set(name, 0));
@@ -318,6 +337,7 @@
     const { positions, edges } = layout(nodes);
     wf.positions = positions;
     wf.canvas = nodes.length > SVG_MAX;
+    wf.kinds = new Map(nodes.filter((n) => n.forEach || n.finally).map((n) => [n.name, n]));
     $("dag").hidden = wf.canvas;
     $("dagc").hidden = !wf.canvas;
     if (wf.canvas) {
@@ -343,10 +363,11 @@
     const group = $("nodes");
     const fragment = document.createDocumentFragment();
     wf.els = new Map();
+    wf.badges = new Map();
     for (const node of nodes) {
       const p = positions.get(node.name);
       const g = document.createElementNS(SVG, "g");
-      g.setAttribute("class", "node phase-Pending");
+      g.setAttribute("class", `node phase-Pending${nodeClass(node)}`);
       g.setAttribute("transform", `translate(${(p.x - NODE_W / 2).toFixed(1)},${(p.y - NODE_H / 2).toFixed(1)})`);
       g.dataset.name = node.name;
       const rect = document.createElementNS(SVG, "rect");
@@ -357,7 +378,16 @@
       label.setAttribute("y", NODE_H / 2);
       label.textContent = node.name.length > 22 ? node.name.slice(0, 21) + "…" : node.name;
       g.append(rect, label);
-      const mark = [node.approval && "approval", node.finally && "finally", node.when && "when"].filter(Boolean).join(" · ");
+      if (node.forEach) {
+        const badge = document.createElementNS(SVG, "text");
+        badge.setAttribute("class", "badge");
+        badge.setAttribute("x", NODE_W - 4);
+        badge.setAttribute("y", 9);
+        badge.textContent = typeof node.forEach === "number" ? `0/${node.forEach}` : "forEach";
+        g.append(badge);
+        wf.badges.set(node.name, badge);
+      }
+      const mark = [node.forEach && "forEach", node.approval && "approval", node.finally && "finally", node.when && "when"].filter(Boolean).join(" · ");
       if (mark) {
         label.setAttribute("y", NODE_H / 2 - 5);
         const small = document.createElementNS(SVG, "text");
@@ -373,6 +403,10 @@
     }
     group.replaceChildren(fragment);
     fit(positions);
+  }
+
+  function nodeClass(node) {
+    return (node && node.finally ? " finally" : "") + (node && node.forEach ? " foreach" : "");
   }
 
   function schedule() {
@@ -395,8 +429,10 @@
       if (!g) continue;
       const entry = wf.nodes.get(name) || {};
       const phase = entry.phase || "Pending";
-      g.setAttribute("class", `node phase-${phase}${name === state.selected ? " selected" : ""}`);
+      g.setAttribute("class", `node phase-${phase}${nodeClass(wf.kinds.get(name))}${name === state.selected ? " selected" : ""}`);
       g.dataset.phase = phase;
+      const badge = wf.badges.get(name);
+      if (badge && entry.progress) badge.textContent = entry.progress;
       if (name === state.selected) refreshPanelSoon();
     }
     state.dirty.clear();
@@ -441,14 +477,19 @@
       const [fill, stroke] = COLORS[phase] || COLORS.Pending;
       ctx.fillStyle = fill;
       ctx.fillRect(p.x - NODE_W / 2, p.y - NODE_H / 2, NODE_W, NODE_H);
+      const kind = wf.kinds.get(name);
       if (labels || name === state.selected) {
         ctx.strokeStyle = name === state.selected ? "#000" : stroke;
         ctx.lineWidth = (name === state.selected ? 2.5 : 1) / view.k;
+        ctx.setLineDash(kind && kind.finally ? [5 / view.k, 3 / view.k] : []);
         ctx.strokeRect(p.x - NODE_W / 2, p.y - NODE_H / 2, NODE_W, NODE_H);
+        ctx.setLineDash([]);
       }
       if (labels) {
         ctx.fillStyle = "#1d232b";
-        ctx.fillText(name.length > 22 ? name.slice(0, 21) + "…" : name, p.x, p.y);
+        const badge = kind && kind.forEach ? ` [${(wf.nodes.get(name) || {}).progress || "forEach"}]` : "";
+        const text = name.length > 22 - badge.length ? name.slice(0, Math.max(4, 21 - badge.length)) + "…" : name;
+        ctx.fillText(text + badge, p.x, p.y);
       }
     }
   }
@@ -596,8 +637,10 @@
     const rendered = detail.rendered;
     const command = rendered ? [...rendered.command, ...rendered.args] : [...(detail.spec.command || []), ...(detail.spec.args || [])];
     $("p-command").textContent =
+      (detail.items ? "once per item, {{ item }} filled in (running and failed items below show theirs):\n" : "") +
       (detail.spec.approval ? "(an approval node: runs nothing)" : command.length ? command.map(quote).join(" ") : "(the image's own entrypoint)") +
       (rendered && rendered.inPod ? "\n(its templates read outputs kept in Redis: node-runner renders them in the pod)" : "");
+    renderItems(detail.items, rendered && rendered.items);
     $("p-outputs").textContent = status.outputs ? JSON.stringify(status.outputs, null, 2) : status.outputsRef ? `in Redis: ${status.outputsRef}` : "(none)";
     renderApproval();
     const select = $("p-attempt");
@@ -610,10 +653,77 @@
         return option;
       }));
       select.value = first || !chosen ? String(attempts) : chosen;
-      if (attempts && !detail.spec.approval && (first || !state.logStream)) startLogs(name, Number(select.value));
+      if (attempts && !detail.spec.approval && !detail.items && (first || !state.logStream)) startLogs(name, Number(select.value));
     }
-    if (detail.spec.approval) $("p-logs-end").textContent = "an approval node runs nothing: no logs";
+    if (detail.items) {
+      select.replaceChildren();
+      $("p-logs-end").textContent = "a forEach node's logs are its items' (dagwright run: LOGS_DIR/NODE.ITEM.ATTEMPT.log)";
+    } else if (detail.spec.approval) $("p-logs-end").textContent = "an approval node runs nothing: no logs";
     else if (!attempts) $("p-logs-end").textContent = "not started yet";
+  }
+
+  // A forEach node's items: one cell per item coloured by its letter in `states` (a canvas: 10,000 cells draw in a
+  // millisecond, where 10,000 elements would not), and the few with detail (running, retrying, failed) listed.
+  const ITEM_STATES = {
+    P: ["Pending", "#e3e6ea"], R: ["Running", "#2f74c0"], B: ["Retrying", "#74a7e0"],
+    S: ["Succeeded", "#2f9e44"], F: ["Failed", "#c92a2a"], X: ["Not run", "#aaaaaa"],
+  };
+  const CELL = 8;
+
+  function renderItems(items, renderedItems) {
+    $("p-items").hidden = !items;
+    if (!items) return;
+    const states = items.states || "";
+    const counts = {};
+    for (const letter of states) counts[letter] = (counts[letter] || 0) + 1;
+    $("p-items-count").textContent =
+      `${counts.S || 0}/${items.total} done` +
+      Object.entries(counts).filter(([l]) => l !== "S").map(([l, n]) => ` · ${n} ${(ITEM_STATES[l] || [l])[0].toLowerCase()}`).join("");
+    const canvas = $("p-items-grid");
+    const width = Math.max(CELL * 10, canvas.parentElement.clientWidth || 380);
+    const columns = Math.floor(width / CELL);
+    const height = Math.max(CELL, Math.ceil(states.length / columns) * CELL);
+    if (canvas.width !== columns * CELL || canvas.height !== height) {
+      canvas.width = columns * CELL;
+      canvas.height = height;
+    }
+    const ctx = canvas.getContext("2d");
+    ctx.clearRect(0, 0, canvas.width, canvas.height);
+    for (const [letter, [, color]] of Object.entries(ITEM_STATES)) {
+      ctx.fillStyle = color;
+      for (let i = states.indexOf(letter); i !== -1; i = states.indexOf(letter, i + 1)) {
+        ctx.fillRect((i % columns) * CELL, Math.floor(i / columns) * CELL, CELL - 1, CELL - 1);
+      }
+    }
+    const detail = items.detail || {};
+    canvas.onmousemove = canvas.onclick = (event) => {
+      const box = canvas.getBoundingClientRect();
+      const scale = canvas.width / box.width;
+      const i = Math.floor(((event.clientY - box.top) * scale) / CELL) * columns + Math.floor(((event.clientX - box.left) * scale) / CELL);
+      $("p-items-hover").textContent = i >= 0 && i < states.length ? itemLine(i, states[i], detail[i]) : "";
+    };
+    const list = $("p-items-detail");
+    list.replaceChildren(
+      ...Object.entries(detail).map(([i, entry]) => {
+        const li = el("li", itemLine(Number(i), states[i], entry));
+        li.dataset.item = i;
+        const launch = renderedItems && renderedItems[i];
+        if (launch) li.append(el("code", [...launch.command, ...launch.args].map(quote).join(" ")));
+        return li;
+      }),
+    );
+    if (items.more) list.append(el("li", `… and ${items.more} more`));
+  }
+
+  function itemLine(i, letter, entry) {
+    const parts = [`item ${i}`, (ITEM_STATES[letter] || [letter])[0]];
+    if (entry) {
+      if (entry.attempts) parts.push(`attempt ${entry.attempts}`);
+      if (entry.exitCode !== undefined && entry.exitCode !== null) parts.push(`exit ${entry.exitCode}`);
+      if (entry.reason) parts.push(entry.reason + (entry.message ? `: ${entry.message}` : ""));
+      if (entry.nextAttemptAt) parts.push(`next attempt ${entry.nextAttemptAt}`);
+    }
+    return parts.join(" · ");
   }
 
   function quote(word) {
