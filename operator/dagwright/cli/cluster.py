@@ -200,7 +200,7 @@ def _describe(body: dict[str, Any]) -> Iterator[str]:
     from dagwright.k8s import statuswire
 
     status = statuswire.expanded(body.get("status") or {})
-    left = _eta(status, len((body.get("spec") or {}).get("nodes") or []))
+    left = _eta(status, len(_spec(body, status).get("nodes") or []))
     yield f"{body['metadata']['name']}: {status.get('phase', 'Pending')} {status.get('progress', '')} {left}".rstrip()
     if status.get("message"):
         yield f"  {status['message']}"
@@ -269,7 +269,7 @@ def _watch(args: argparse.Namespace) -> int:
         body = commands.read(api_client, namespace, args.name)
         status = body.get("status") or {}
         summary = (status.get("phase"), status.get("progress"), status.get("message"))
-        left = _eta(statuswire.expanded(status), len((body.get("spec") or {}).get("nodes") or []))
+        left = _eta(statuswire.expanded(status), len(_spec(body, status).get("nodes") or []))
         if sys.stdout.isatty():
             print("\033[2J\033[H" + "\n".join(_describe(body)), flush=True)
         elif summary != last:

@@ -84,3 +84,16 @@ def test_a_template_based_workflow_is_drawn_from_its_snapshot() -> None:
     assert rendering.rendered(body, "a") == {"command": ["echo", "us"], "args": [], "inPod": False}
     not_started = _body(spec, {})
     assert views.graph(not_started)["nodes"] == [] and rendering.rendered(not_started, "a") is None
+
+
+def test_dagwright_get_counts_the_nodes_of_the_template_snapshot_for_its_eta() -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from dagwright.cli import cluster
+
+    started = datetime.now(UTC) - timedelta(seconds=20)
+    done = {"phase": "Succeeded", "startedAt": started.isoformat(), "finishedAt": (started + timedelta(10)).isoformat()}
+    nodes = [{"name": name, "image": "busybox"} for name in ("a", "b", "c")]
+    snapshot = {"name": "etl", "spec": {"nodes": nodes}}
+    body = _body({"templateRef": {"name": "etl"}}, {"a": done, "b": {"phase": "Running"}}, template=snapshot)
+    assert next(cluster._describe(body)).endswith(" left")
