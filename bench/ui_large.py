@@ -13,6 +13,13 @@ nodes a second along Pending -> Running -> Succeeded. The browser is Debian's ch
 - server_rss_mib (and its peak) and server_cpu_percent while it streams.
 
     python bench/ui_large.py [--width 100 --depth 100] [--rate 100] [--seconds 10] [--opens 3]
+
+With `--foreach N` the workflow is one forEach node of N items between two plain nodes, its items moving `--rate`
+a second (the stored form: one letter per item, detail for the running ones). Figures: open_seconds (the page),
+items_open_ms (the node clicked until its items are drawn, median of `--opens`), panel_bytes (one panel fetch),
+and bytes_per_item_change on the workflow stream (all N item changes reach the page as the node's progress).
+
+    python bench/ui_large.py --foreach 5000 [--rate 100] [--seconds 10] [--opens 3]
 """
 
 from __future__ import annotations
@@ -88,6 +95,57 @@ class MovingSource:
         yield "no logs in the bench\n"
 
 
+class MovingItems(MovingSource):
+    """`find` -> `work` (a forEach node of `count` items) -> `sum`; items go P -> R -> S, `rate` changes a second."""
+
+    def __init__(self, count: int, rate: int) -> None:
+        self.spec = {
+            "nodes": [
+                {"name": "find", "image": "busybox"},
+                {
+                    "name": "work",
+                    "image": "busybox",
+                    "dependsOn": ["find"],
+                    "forEach": {"items": list(range(count))},
+                    "command": ["sh", "-c", "echo shard {{ item }}"],
+                },
+                {"name": "sum", "image": "busybox", "dependsOn": ["work"]},
+            ]
+        }
+        self.meta = {"name": NAME, "namespace": NAMESPACE, "creationTimestamp": _now(), "uid": "u", "generation": 1}
+        self.lock = threading.Lock()
+        self.rate = rate
+        self.count = count
+        self.states = bytearray(b"P" * count)
+        self.detail: dict[str, dict[str, Any]] = {}
+        started = {"phase": "Running", "attempts": 0, "startedAt": _now()}
+        self.nodes = {"find": {"phase": "Succeeded", "attempts": 1}, "work": started}
+
+    def advance(self) -> None:
+        step, cursor = 0.1, 0
+        while cursor < 2 * self.count:
+            time.sleep(step)
+            with self.lock:
+                for _ in range(max(1, round(self.rate * step))):
+                    n = cursor // 2
+                    if n >= self.count:
+                        break
+                    if cursor % 2 == 0:
+                        self.states[n] = ord("R")
+                        self.detail[str(n)] = {"attempts": 1, "attemptStartedAt": _now()}
+                    else:
+                        self.states[n] = ord("S")
+                        self.detail.pop(str(n), None)
+                    cursor += 1
+                done = self.states.count(b"S")
+                items = {"total": self.count, "states": self.states.decode(), "detail": dict(self.detail)}
+                self.nodes = {
+                    **self.nodes,
+                    "work": {**self.nodes["work"], "attempts": cursor // 2 + 1, "progress": f"{done}/{self.count}"}
+                    | {"items": items},
+                }
+
+
 def _node(n: int, width: int) -> dict[str, Any]:
     return {"name": f"n{n}", **({"dependsOn": [f"n{n - width}"]} if n >= width else {})}
 
@@ -96,10 +154,10 @@ def _now() -> str:
     return datetime.now(UTC).isoformat().replace("+00:00", "Z")
 
 
-def _serve(width: int, depth: int, rate: int, started: Any, port: Any) -> None:
+def _serve(width: int, depth: int, rate: int, started: Any, port: Any, items: int = 0) -> None:
     from dagwright.ui.serving import Server
 
-    source = MovingSource(width, depth, rate)
+    source = MovingItems(items, rate) if items else MovingSource(width, depth, rate)
     server = Server(source, port=0)  # type: ignore[arg-type]
     port.value = server.port
     threading.Thread(target=source.advance, daemon=True).start()
@@ -141,6 +199,7 @@ def main() -> int:
     parser.add_argument("--rate", type=int, default=100, help="node changes a second")
     parser.add_argument("--seconds", type=float, default=10)
     parser.add_argument("--opens", type=int, default=3)
+    parser.add_argument("--foreach", type=int, default=0, metavar="N", help="one forEach node of N items instead")
     args = parser.parse_args()
     if not os.path.exists(browser.CHROMIUM):
         print(f"no browser at {browser.CHROMIUM}: apt-get install chromium", file=sys.stderr)
@@ -148,12 +207,19 @@ def main() -> int:
 
     context = multiprocessing.get_context("fork")
     started, port = context.Event(), context.Value("i", 0)
-    child = context.Process(target=_serve, args=(args.width, args.depth, args.rate, started, port), daemon=True)
+    serve_args = (args.width, args.depth, args.rate, started, port, args.foreach)
+    child = context.Process(target=_serve, args=serve_args, daemon=True)
     child.start()
     started.wait(60)
     time.sleep(0.5)
     base = f"http://127.0.0.1:{port.value}/"
     page_url = f"{base}#/wf/{NAMESPACE}/{NAME}"
+    if args.foreach:
+        try:
+            return _foreach(args, base, page_url)
+        finally:
+            child.terminate()
+            child.join(5)
     print(f"nodes: {args.width * args.depth}")
     print(f"rate_node_changes_per_second: {args.rate}")
     try:
@@ -222,6 +288,43 @@ def main() -> int:
     finally:
         child.terminate()
         child.join(5)
+    return 0
+
+
+def _foreach(args: argparse.Namespace, base: str, page_url: str) -> int:
+    print(f"items: {args.foreach}")
+    print(f"rate_item_changes_per_second: {args.rate}")
+    with urllib.request.urlopen(f"{base}api/workflows/{NAMESPACE}/{NAME}/nodes/work", timeout=30) as response:
+        print(f"panel_bytes: {len(response.read())}")
+    stream_result: dict[str, tuple[int, int]] = {}
+    url = f"{base}api/workflows/{NAMESPACE}/{NAME}/stream"
+    stream = threading.Thread(target=lambda: stream_result.update(bytes=_stream_bytes(url, args.seconds)))
+    stream.start()
+    began = time.monotonic()
+    with browser.browser() as chromium:
+        context = chromium.new_context(viewport={"width": 1280, "height": 800}, bypass_csp=True)
+        opens, items_open = [], []
+        for _ in range(args.opens):
+            page = context.new_page()
+            page.goto("about:blank")
+            begin = time.monotonic()
+            page.goto(page_url)
+            page.wait_for_selector('body[data-ready="1"]', timeout=60_000)
+            opens.append(time.monotonic() - begin)
+            spot = page.evaluate("() => window.dagwright.screenOf('work')")
+            begin = time.monotonic()
+            page.mouse.click(spot["x"], spot["y"])
+            page.wait_for_selector("#p-items-count:text('done')", timeout=10_000)
+            page.evaluate("() => new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)))")
+            items_open.append(time.monotonic() - begin)
+            page.close()
+    stream.join()
+    print(f"open_seconds: {statistics.median(opens):.2f} (runs: {', '.join(f'{o:.2f}' for o in opens)})")
+    runs = ", ".join(f"{1000 * o:.0f}" for o in items_open)
+    print(f"items_open_ms: {1000 * statistics.median(items_open):.0f} (runs: {runs})")
+    sent, _ = stream_result.get("bytes", (0, 0))
+    changes = args.rate * min(args.seconds, time.monotonic() - began)  # the stream was read for args.seconds
+    print(f"bytes_per_item_change: {sent / max(1.0, changes):.1f} ({sent} bytes for ~{changes:.0f} item changes)")
     return 0
 
 
