@@ -36,7 +36,8 @@ def test_submit_with_parameters_then_list_get_and_graph(kube: Kube, namespace: s
 
     listing = cli(kube, "list", "-n", namespace)
     assert listing.returncode == 0
-    assert listing.stdout.splitlines()[0].split() == ["NAMESPACE", "NAME", "PHASE", "PROGRESS", "AGE", "MESSAGE"]
+    header = ["NAMESPACE", "NAME", "PHASE", "PROGRESS", "AGE", "TEMPLATE", "MESSAGE"]
+    assert listing.stdout.splitlines()[0].split() == header
     assert listing.stdout.splitlines()[1].split()[:4] == [namespace, "diamond", "Succeeded", "4/4"]
 
     tree = cli(kube, "get", "diamond", "-n", namespace)

@@ -145,3 +145,40 @@ def test_an_action_rbac_refuses_is_shown_as_refused_and_changes_nothing(
         page.click('#wf-actions button[data-action="pause"]')
         page.wait_for_selector("#banner:text('not allowed (RBAC)')", timeout=15_000)
     assert not _spec(kube, namespace, "report").get("paused")
+
+
+def test_a_template_based_run_with_a_foreach_node_in_the_page(
+    kube: Kube, namespace: str, operator: OperatorProcess
+) -> None:
+    """The run is drawn from the template its status copied, tagged and filtered by its template, and its forEach
+    node is one node whose badge and items follow the items."""
+    browser.require()
+    from .test_templates import kubectl_apply, run_of, template
+
+    nodes = [
+        node("prep", duration="1s"),
+        node("work", "prep", duration="1s", forEach={"items": [1, 2, 3, 4, 5, 6], "maxParallel": 2}),
+        node("tidy", duration="1s", **{"finally": True}),
+    ]
+    kubectl_apply(kube, namespace, template("fan", nodes), run_of("fan-run", "fan"))
+    with ui_server(kube, namespace) as url, browser.browser() as chromium:
+        page = chromium.new_page(viewport={"width": 1280, "height": 760})
+        page.goto(url)
+        row = page.locator('#workflows tbody tr[data-name="fan-run"]')
+        row.locator(".tag-template:text('template fan')").wait_for(timeout=30_000)
+        page.fill("#f-template", "other")
+        row.wait_for(state="detached")
+        page.fill("#f-template", "fan")
+        row.locator("a").click()
+        page.wait_for_selector('body[data-ready="1"]')
+        page.wait_for_selector("#nodes .node >> nth=2", timeout=30_000)  # drawn once the snapshot is taken
+        assert page.locator("#nodes .node").count() == 3
+        assert "finally" in (page.locator('#nodes .node[data-name="tidy"]').get_attribute("class") or "")
+        work = page.locator('#nodes .node[data-name="work"]')
+        page.wait_for_selector('#nodes .node[data-name="work"][data-phase="Running"]', timeout=30_000)
+        work.click()
+        page.wait_for_selector("#p-items:not([hidden])")
+        page.wait_for_selector('#nodes .node[data-name="work"][data-phase="Succeeded"]', timeout=60_000)
+        page.wait_for_selector("#p-items-count:text('6/6 done')", timeout=15_000)
+        assert work.locator("text.badge").text_content() == "6/6"
+        assert wait_phase(kube, namespace, "fan-run", "Succeeded", "Failed", timeout=60)["phase"] == "Succeeded"

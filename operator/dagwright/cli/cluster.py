@@ -170,7 +170,7 @@ def _submit_template(args: argparse.Namespace, name: str) -> int:
 def _list(args: argparse.Namespace) -> int:
     api_client, default_namespace = commands.connect()
     items = commands.list_workflows(api_client, None if args.all_namespaces else args.namespace or default_namespace)
-    rows: list[tuple[str, ...]] = [("NAMESPACE", "NAME", "PHASE", "PROGRESS", "AGE", "MESSAGE")]
+    rows: list[tuple[str, ...]] = [("NAMESPACE", "NAME", "PHASE", "PROGRESS", "AGE", "TEMPLATE", "MESSAGE")]
     for item in items:
         status = item.get("status") or {}
         meta = item["metadata"]
@@ -182,6 +182,7 @@ def _list(args: argparse.Namespace) -> int:
                 status.get("phase", ""),
                 status.get("progress", ""),
                 age,
+                ((item.get("spec") or {}).get("templateRef") or {}).get("name") or "",  # as kubectl get's column
                 (status.get("message") or "")[:60],
             )
         )
