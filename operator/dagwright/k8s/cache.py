@@ -89,6 +89,16 @@ class Cache:
         with self._lock:
             return list(self._workflows)
 
+    def workflows_labelled(self, namespace: str, label: str, value: str) -> list[Body]:
+        """The Workflows of `namespace` whose `label` is `value`: a CronWorkflow's runs, read from the watch
+        instead of LISTed from the API server on every cron pass. A scan: a few thousand dicts, microseconds."""
+        with self._lock:
+            return [
+                body
+                for (space, _), body in self._workflows.items()
+                if space == namespace and (body["metadata"].get("labels") or {}).get(label) == value
+            ]
+
     # -- jobs and pods
 
     def put_job(self, body: Body) -> Key | None:

@@ -5,10 +5,20 @@
 runs finishes or goes away, when this replica becomes the leader, and at the delay a pass returns: the seconds
 until the schedule's next time. A pass reads like a reconcile:
 
-    leader? -> the object from the watch -> invalid: say so in status, stop -> its runs, LISTed from the API
-    server (never remembered: a restarted operator decides exactly what the dead one would have) -> the pure
-    decision (`cronplan.plan`, on top of `schedules.due`) -> stop, create (AlreadyExists is success), delete ->
-    Events and metrics -> status, if it changed -> sleep until `plan.wake`.
+    leader? -> the object from the watch -> invalid: say so in status, stop -> its runs -> the pure decision
+    (`cronplan.plan`, on top of `schedules.due`) -> stop, create (AlreadyExists is success), delete -> Events
+    (posted off the pass, see `post`) and metrics -> status, if it changed -> sleep until `plan.wake`.
+
+Its runs come from the operator's watch of Workflows (`cache.Cache`, by the run label), not from a LIST per
+pass: at 200 CronWorkflows due at once, the LIST was one of four API calls in each pass. The watch is the API
+server's state, so a restarted operator still decides from that state, with two guards:
+- until the watch has delivered a CronWorkflow's runs, its passes LIST them: a pass LISTs, and reads the watch
+  from then on only once every run the LIST returned is in the cache (a restart decides from the API server
+  even while kopf's initial listing is still arriving);
+- a run this pass creates goes into the cache from the create's response (`remember`), so the next pass sees
+  it before its watch event comes.
+Creating a run that exists is AlreadyExists (a run's name is its scheduled time), so a stale view can never
+start a scheduled run twice.
 
 Only the leader passes (and it checks again before each create), so two replicas never both start a run; and
 since a run's name is its scheduled time, even they could not start one twice.
@@ -165,11 +175,21 @@ class CronRunner:
         book: CronBook,
         is_leader: Callable[[], bool],
         clock: Clock | None = None,
+        cached_runs: Callable[[str, str], list[Body]] | None = None,
+        remember: Callable[[Body], None] | None = None,
+        post: Callable[[Callable[[], None]], None] | None = None,
     ) -> None:
+        """`cached_runs(namespace, label value)`: the watched Workflows carrying that run label (None: LIST on
+        every pass); `remember(workflow)`: put a created run into that cache; `post(call)`: run a best-effort
+        call (an Event) off the pass, so that 200 passes due together are not each one more API call long."""
         self.api = api
         self.book = book
         self.is_leader = is_leader
         self.clock = clock or Clock.from_env()
+        self.cached_runs = cached_runs
+        self.remember = remember
+        self.post = post
+        self._synced: set[str] = set()  # CronWorkflow uids whose runs the watch has delivered
         self._specs: dict[tuple[str, int | None], tuple[cronspec.CronWorkflowSpec, schedules.Schedule]] = {}
 
     def reconcile(self, key: Key) -> float | None:
@@ -177,7 +197,7 @@ class CronRunner:
         body = self.book.get(key)
         if body is None or not self.is_leader() or (body["metadata"].get("deletionTimestamp")):
             return None
-        namespace, name = key
+        _, name = key
         now = self.clock.now()
         status = _status(body)
         try:
@@ -185,8 +205,7 @@ class CronRunner:
         except SpecError as error:
             self._invalid(body, status, error, now)
             return None
-        listed = self.api.list_workflows(namespace, cronruns.selector(name))
-        runs = cronruns.runs_of(body["metadata"]["uid"], listed)
+        runs = cronruns.runs_of(body["metadata"]["uid"], self._runs(body))
         plan = cronplan.plan(
             cron=name,
             spec=spec,
@@ -202,6 +221,19 @@ class CronRunner:
         self._write_status(body, plan.status)
         return None if plan.wake is None else self.clock.seconds_until(plan.wake) + _WAKE_MARGIN
 
+    def _runs(self, body: Body) -> list[Body]:
+        """The CronWorkflow's runs as Workflow objects: from the watch once it has delivered them, else LISTed."""
+        namespace, name = key_of(body)
+        uid = str(body["metadata"].get("uid"))
+        if self.cached_runs is not None and uid in self._synced:
+            return self.cached_runs(namespace, names.label_value(name))
+        listed = self.api.list_workflows(namespace, cronruns.selector(name))
+        if self.cached_runs is not None:
+            cached = {run["metadata"]["name"] for run in self.cached_runs(namespace, names.label_value(name))}
+            if all(run["metadata"]["name"] in cached for run in listed):
+                self._synced.add(uid)
+        return listed
+
     def _checked(self, body: Body) -> tuple[cronspec.CronWorkflowSpec, schedules.Schedule]:
         """`check` once per generation of the spec (the spec of a generation never changes), then remembered."""
         meta = body["metadata"]
@@ -216,6 +248,7 @@ class CronRunner:
         """A CronWorkflow was deleted: drop what was remembered of its specs."""
         for key in [key for key in list(self._specs) if key[0] == uid]:
             self._specs.pop(key, None)
+        self._synced.discard(uid)
 
     def _act(self, body: Body, plan: cronplan.Plan, runs: list[cronplan.Run]) -> bool:
         """Stop, create, delete; False when leadership was lost on the way (the new leader carries on)."""
@@ -233,6 +266,8 @@ class CronRunner:
             if created is None:
                 log.info("cron %s/%s: run %s already exists", namespace, name, run)
                 continue
+            if self.remember is not None:
+                self.remember(created)
             log.info("cron %s/%s: started %s", namespace, name, run)
             metrics.CRON_RUNS_STARTED.inc()
             metrics.CRON_SCHEDULE_LAG.observe(max(0.0, lag))
@@ -269,7 +304,13 @@ class CronRunner:
         self.api.patch_cron_status(namespace, name, {"status": patch})
 
     def _event(self, body: Body, type_: str, reason: str, message: str) -> None:
-        self.api.emit_event(body, type_, reason, message, kind=names.CRON_KIND)
+        def emit() -> None:
+            self.api.emit_event(body, type_, reason, message, kind=names.CRON_KIND)
+
+        if self.post is None:
+            emit()
+        else:
+            self.post(emit)
 
 
 _STATUS_FIELDS = CronWorkflowStatus.model_fields

@@ -62,10 +62,15 @@ class Runtime:
         self.cron_queue: WorkQueue[cron.Key] | None = None
         self.cron_runner: cron.CronRunner | None = None
         self.cron_pool = ThreadPoolExecutor(max_workers=_CRON_WORKERS, thread_name_prefix="cron")
+        self.cron_events = ThreadPoolExecutor(max_workers=2, thread_name_prefix="cron-events")
 
     def enqueue(self, key: Key | None) -> None:
         if key is not None and self.queue is not None:
             self.queue.add(key)
+
+    def post_cron_event(self, call: Callable[[], None]) -> None:
+        """Run a cron Event post on threads of its own: best-effort, never in the way of a scheduled create."""
+        self.cron_events.submit(call)
 
     def enqueue_cron(self, key: cron.Key | None, delay: float = 0.0) -> None:
         if key is not None and self.cron_queue is not None:
@@ -145,6 +150,7 @@ def build_registry(runtime: Runtime) -> kopf.OperatorRegistry:
         # Passes already running may still be creating Jobs: let them end before another replica may act.
         def drain() -> None:
             runtime.cron_pool.shutdown(wait=True, cancel_futures=True)
+            runtime.cron_events.shutdown(wait=True)
             runtime.pool.shutdown(wait=True, cancel_futures=True)
 
         drained = loop.run_in_executor(None, drain)
@@ -232,6 +238,11 @@ async def _start(runtime: Runtime) -> None:
         api=KubeApi(api_client),
         book=runtime.crons,
         is_leader=elector.is_leader if elector is not None else _sole_replica,
+        cached_runs=lambda namespace, value: runtime.cache.workflows_labelled(
+            namespace, names.LABEL_CRON_WORKFLOW, value
+        ),
+        remember=_remember(runtime),
+        post=runtime.post_cron_event,
     )
     runtime.cron_runner = cron_runner
     feed: ProgressFeed | None = None
@@ -264,6 +275,17 @@ async def _start(runtime: Runtime) -> None:
         runtime.tasks.append(asyncio.create_task(_work(runtime, reconciler, number)))
     for _ in range(_CRON_WORKERS):
         runtime.tasks.append(asyncio.create_task(_work_cron(runtime, cron_runner)))
+
+
+def _remember(runtime: Runtime) -> Callable[[dict[str, Any]], None]:
+    """A run the cron loop created, into the cache (write-through) and the Workflow queue: its own watch
+    event, of the same resourceVersion, then changes nothing, so its first pass is queued here."""
+
+    def remember(body: dict[str, Any]) -> None:
+        if runtime.cache.put_workflow(body):
+            runtime.enqueue(key_of(body))
+
+    return remember
 
 
 def _by_key(key: cron.Key) -> tuple[str, str]:

@@ -180,3 +180,35 @@ def test_only_a_new_object_or_a_new_spec_asks_for_a_pass() -> None:
     edited = {**status_written, "metadata": {**status_written["metadata"], "resourceVersion": "7", "generation": 2}}
     assert book.put(edited) == ("ns", "etl")
     assert book.put(cron()) is None  # an older resourceVersion is not taken
+
+
+def test_after_one_list_that_the_watch_has_caught_up_with_passes_read_runs_from_the_watch() -> None:
+    class CountingApi(FakeApi):
+        lists = 0
+
+        def list_workflows(self, namespace: str, selector: str) -> list[dict[str, Any]]:
+            self.lists += 1
+            return super().list_workflows(namespace, selector)
+
+    api, book = CountingApi(), CronBook()
+    api.workflows["etl-1"] = {"metadata": {"name": "etl-1", "ownerReferences": []}}  # from before a restart
+    watched: dict[str, dict[str, Any]] = {}
+    key = book.put(cron())
+    assert key is not None
+    runner = CronRunner(
+        api=api,
+        book=book,
+        is_leader=lambda: True,
+        clock=FixedClock(),
+        cached_runs=lambda namespace, value: list(watched.values()),
+        remember=lambda body: watched.__setitem__(body["metadata"]["name"], body),
+    )
+
+    runner.reconcile(key)  # the watch has not delivered etl-1 yet: LIST, and again next pass
+    assert api.lists == 1 and len(api.workflows) == 2
+    watched["etl-1"] = api.workflows["etl-1"]
+    runner.reconcile(key)
+    runner.reconcile(key)
+
+    assert api.lists == 2  # caught up: the third pass read the watch
+    assert len(api.workflows) == 2 and f"etl-{int(T.timestamp())}" in watched  # the created run, remembered
