@@ -221,6 +221,14 @@ class CronRunner:
         self._write_status(body, plan.status)
         return None if plan.wake is None else self.clock.seconds_until(plan.wake) + _WAKE_MARGIN
 
+    def order(self, key: Key) -> tuple[int, str, str]:
+        """The cron queue's order: passes whose scheduled time has come first (they create runs, and lag is what
+        a user sees), before passes a finished run or a status change asked for (history, status), which would
+        otherwise hold the workers while 200 runs wait to be created."""
+        body = self.book.get(key)
+        due = cronruns.parse_time(((body or {}).get("status") or {}).get("nextScheduleTime"))
+        return (0 if due is None or due <= self.clock.now() else 1, *key)
+
     def _runs(self, body: Body) -> list[Body]:
         """The CronWorkflow's runs as Workflow objects: from the watch once it has delivered them, else LISTed."""
         namespace, name = key_of(body)

@@ -32,7 +32,7 @@ log = logging.getLogger("dagwright.operator")
 _ERROR_BACKOFF_MAX = 60.0
 _DRAIN_SECONDS = 10.0  # on shutdown, how long running passes may take to end before the Lease is handed over
 _CRON_WORKERS = 16  # CronWorkflow passes at once, in threads of their own (busy Workflows never delay a
-# schedule); a pass mostly waits on 4 API round trips, so 200 CronWorkflows due at once need many
+# schedule); a due pass mostly waits on 2 API round trips (create, status), so 200 due at once need many
 _FINISHED = ("Succeeded", "Failed", "Stopped")
 
 
@@ -233,7 +233,6 @@ async def _start(runtime: Runtime) -> None:
         elector = LeaseElector(api_client, runtime.lease_namespace)
         elector.on_elected = lambda: _enqueue_all(runtime)
         runtime.elector = elector
-    runtime.cron_queue = WorkQueue(loop, _by_key)
     cron_runner = cron.CronRunner(
         api=KubeApi(api_client),
         book=runtime.crons,
@@ -245,6 +244,7 @@ async def _start(runtime: Runtime) -> None:
         post=runtime.post_cron_event,
     )
     runtime.cron_runner = cron_runner
+    runtime.cron_queue = WorkQueue(loop, cron_runner.order)
     feed: ProgressFeed | None = None
     if runtime.settings.redis is not None:
         feed = ProgressFeed(
@@ -286,10 +286,6 @@ def _remember(runtime: Runtime) -> Callable[[dict[str, Any]], None]:
             runtime.enqueue(key_of(body))
 
     return remember
-
-
-def _by_key(key: cron.Key) -> tuple[str, str]:
-    return key
 
 
 def _sole_replica() -> bool:

@@ -212,3 +212,15 @@ def test_after_one_list_that_the_watch_has_caught_up_with_passes_read_runs_from_
 
     assert api.lists == 2  # caught up: the third pass read the watch
     assert len(api.workflows) == 2 and f"etl-{int(T.timestamp())}" in watched  # the created run, remembered
+
+
+def test_passes_whose_time_has_come_are_queued_before_history_and_status_passes() -> None:
+    book = CronBook()
+    runner = CronRunner(api=FakeApi(), book=book, is_leader=lambda: True, clock=FixedClock())
+    due, later = cron(), cron()
+    due["metadata"] = {**due["metadata"], "name": "b-due", "uid": "u2"}
+    due["status"] = {"nextScheduleTime": "2026-11-29T02:30:00Z"}  # FixedClock: 3 s past it
+    later["status"] = {"nextScheduleTime": "2026-11-30T02:30:00Z"}
+    keys = [book.put(later), book.put(due)]
+
+    assert sorted(keys, key=lambda key: runner.order(key)) == [("ns", "b-due"), ("ns", "etl")]  # type: ignore[arg-type,return-value]
