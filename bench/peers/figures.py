@@ -1,0 +1,78 @@
+"""The arithmetic of the head-to-head run, kept apart from any cluster so a unit test can check it.
+
+A run records, per system, when each pod was first seen and first seen done (a client-side watch of the
+namespace's pods), and which workflow node each pod ran. Launch latency is a dependent pod's creation minus
+the moment its last dependency's pod was seen done: the same definition for a controller that creates pods
+(Argo) and one that creates Jobs (dagwright, whose pods the Job controller creates).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+NodeKey = tuple[str, str]  # (workflow name, node name)
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """The q-quantile (0..1) by the nearest-rank method; nan for no values."""
+    ordered = sorted(values)
+    if not ordered:
+        return math.nan
+    rank = max(1, min(len(ordered), math.ceil(q * len(ordered))))
+    return ordered[rank - 1]
+
+
+def launch_latencies(
+    created: Mapping[NodeKey, float], done: Mapping[NodeKey, float], parents: Mapping[NodeKey, Sequence[NodeKey]]
+) -> list[float]:
+    """Seconds from the last dependency's pod done to the dependent's pod created, for every node measured.
+
+    A node is left out when its pod or a dependency's pod was never seen (a run cut short).
+    """
+    found: list[float] = []
+    for node, deps in parents.items():
+        if not deps or node not in created or any(dep not in done for dep in deps):
+            continue
+        found.append(created[node] - max(done[dep] for dep in deps))
+    return found
+
+
+@dataclass(frozen=True)
+class Row:
+    """One figure for every system; None where a system has no value (not measured, did not finish)."""
+
+    name: str
+    values: Mapping[str, float | None]
+    unit: str = ""
+    digits: int = 0
+    note: str = ""
+
+    def cell(self, system: str) -> str:
+        value = self.values.get(system)
+        if value is None or math.isnan(value):
+            return "-"
+        text = f"{value:,.{self.digits}f}"
+        return f"{text} {self.unit}".rstrip()
+
+
+def ratio(value: float | None, reference: float | None) -> float | None:
+    if value is None or reference is None or reference == 0 or math.isnan(value) or math.isnan(reference):
+        return None
+    return value / reference
+
+
+def table(rows: Sequence[Row], systems: Sequence[str], reference: str | None = None) -> str:
+    """A Markdown table: one column per system, then `first system / reference` when a reference is named."""
+    header = ["figure", *systems]
+    if reference is not None:
+        header.append(f"{systems[0]} / {reference}")
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    for row in rows:
+        cells = [row.name + (f" ({row.note})" if row.note else ""), *(row.cell(s) for s in systems)]
+        if reference is not None:
+            share = ratio(row.values.get(systems[0]), row.values.get(reference))
+            cells.append("-" if share is None else f"{share:.2f}")
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)

@@ -1,0 +1,462 @@
+"""dagwright against Argo Workflows on the same plane, in one run: the same workloads, the same pod duration.
+
+Every system runs every workload in a fresh namespace with a fresh controller process (dagwright's operator, or
+Argo's workflow-controller in one of its profiles: see argo.py). A client-side watch of the namespace's pods
+records when each workflow node's pod was first seen and first seen done (Succeeded or Failed); figures:
+
+- launch latency p50 / p99: a dependent's pod created - its last dependency's pod done (chains and diamonds);
+- a 100-node chain: first create to the Workflow's phase Succeeded;
+- 100 workflows x 50 nodes (5 layers of 10): nodes/s from the first create to the last pod done, and that rate
+  over the plane's Job ceiling (bench/cluster_jobs.py's bare Job loop, measured first in the same run);
+  API server writes per node (apiserver_request_total, every client: the controller, the Job controller,
+  the scheduler, kwok); controller CPU ms per node and peak RSS (VmHWM);
+- one workflow of 5,000 nodes (50 wide, 100 deep): wall time to Succeeded, and the controller's peak RSS.
+
+    python bench/peers/run.py              # full sizes, all three systems (about 45 minutes on 2 cores)
+    python bench/peers/run.py --quick      # small sizes, a few minutes
+    python bench/peers/run.py --systems dagwright,argo-tuned --workloads chain,throughput
+
+The plane's Job controller client rate (DAGWRIGHT_KCM_QPS at plane start) bounds dagwright, whose pods come
+from Jobs, and not Argo, which creates pods itself: the ceiling row says what the plane allowed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import _support as s
+import argo
+import figures as f
+
+from tests.e2e.cluster.helpers import wait_for
+
+SYSTEMS = ("dagwright", "argo-tuned", "argo-defaults")
+WORKLOADS = ("latency", "chain", "throughput", "large")
+NodeKey = f.NodeKey
+
+
+@dataclass(frozen=True)
+class Sizes:
+    chains: int
+    chain_length: int
+    diamonds: int
+    diamond_count: int
+    chain: int
+    workflows: int
+    width: int
+    depth: int
+    large_width: int
+    large_depth: int
+    ceiling_jobs: int
+
+
+FULL = Sizes(4, 40, 4, 12, 100, 100, 10, 5, 50, 100, 500)
+QUICK = Sizes(2, 10, 2, 4, 20, 10, 10, 5, 10, 50, 100)
+
+
+# --------------------------------------------------------------------------- the systems
+
+
+@dataclass(frozen=True)
+class System:
+    name: str
+    group: str
+    version: str
+    plural: str
+    finished: frozenset[str]
+
+    @property
+    def is_argo(self) -> bool:
+        return self.name.startswith("argo")
+
+    def body(self, name: str, nodes: list[dict[str, Any]], pod_duration: str) -> dict[str, Any]:
+        if self.is_argo:
+            return argo.workflow(name, nodes, s.IMAGE, pod_duration)
+        body = s.workflow(name, nodes)
+        body["spec"]["podTemplate"] = {"metadata": {"annotations": {argo.DURATION_ANNOTATION: pod_duration}}}
+        return body
+
+    def node_of(self, pod: dict[str, Any]) -> NodeKey | None:
+        if self.is_argo:
+            return argo.node_of(pod)
+        labels = (pod.get("metadata") or {}).get("labels") or {}
+        if "dagwright.io/workflow" not in labels or "dagwright.io/node" not in labels:
+            return None
+        return labels["dagwright.io/workflow"], labels["dagwright.io/node"]
+
+    @contextlib.contextmanager
+    def controller(self, kube: s.Cluster, namespace: str) -> Iterator[s.Operator]:
+        if self.is_argo:
+            with argo.controller(kube, namespace, argo.PROFILES[self.name.split("-", 1)[1]]) as ctl:
+                yield ctl
+        else:
+            with s.operator(kube, namespace) as op:
+                yield op
+
+
+def system(name: str) -> System:
+    if name == "dagwright":
+        return System(name, s.GROUP, s.VERSION, s.PLURAL, frozenset({"Succeeded", "Failed", "Stopped"}))
+    return System(name, argo.GROUP, argo.API_VERSION, argo.PLURAL, frozenset({"Succeeded", "Failed", "Error"}))
+
+
+def create(kube: s.Cluster, ns: str, sys_: System, bodies: Sequence[dict[str, Any]], threads: int = 8) -> None:
+    """Create the workflows, a few at a time (as s.create_workflows, for either API group)."""
+    pending = list(reversed(bodies))
+    lock = threading.Lock()
+    errors: list[BaseException] = []
+
+    def worker() -> None:
+        while True:
+            with lock:
+                if not pending or errors:
+                    return
+                body = pending.pop()
+            try:
+                kube.custom.create_namespaced_custom_object(sys_.group, sys_.version, ns, sys_.plural, body)
+            except BaseException as error:
+                with lock:
+                    errors.append(error)
+
+    workers = [threading.Thread(target=worker) for _ in range(threads)]
+    for thread in workers:
+        thread.start()
+    for thread in workers:
+        thread.join()
+    if errors:
+        raise errors[0]
+
+
+def phases(kube: s.Cluster, ns: str, sys_: System) -> dict[str, str]:
+    response = kube.custom.list_namespaced_custom_object(
+        sys_.group, sys_.version, ns, sys_.plural, _preload_content=False
+    )
+    items = json.loads(response.data)["items"]
+    return {item["metadata"]["name"]: (item.get("status") or {}).get("phase", "") for item in items}
+
+
+def wait_finished(kube: s.Cluster, ns: str, sys_: System, count: int, timeout: float, interval: float) -> float:
+    """Wait until `count` workflows have ended; the moment it was seen. Fails on any that did not succeed."""
+
+    def done() -> dict[str, str] | None:
+        found = phases(kube, ns, sys_)
+        return found if sum(p in sys_.finished for p in found.values()) >= count else None
+
+    found = wait_for(f"{count} {sys_.name} workflows finished", done, timeout=timeout, interval=interval)
+    seen = time.monotonic()
+    bad = {k: v for k, v in found.items() if v != "Succeeded"}
+    if bad:
+        raise RuntimeError(f"{sys_.name} workflows did not succeed: {dict(list(bad.items())[:5])}")
+    return seen
+
+
+# --------------------------------------------------------------------------- watching pods
+
+
+@dataclass
+class PodTimes:
+    created: dict[NodeKey, float] = field(default_factory=dict)  # first seen (receive time, monotonic)
+    done: dict[NodeKey, float] = field(default_factory=dict)  # first seen Succeeded or Failed
+
+
+class PodWatch:
+    """A client-side watch of a namespace's pods, by workflow node (as s.JobWatch does for Jobs)."""
+
+    def __init__(self, kube: s.Cluster, namespace: str, node_of: Callable[[dict[str, Any]], NodeKey | None]):
+        self.kube = kube
+        self.namespace = namespace
+        self.node_of = node_of
+        self.times = PodTimes()
+        self.relists = 0
+        self._stop = threading.Event()
+        self._response: Any = None
+        self._cond = threading.Condition()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> PodWatch:
+        self._thread.start()
+        wait_for("pod watch started", lambda: self._response is not None, timeout=30, interval=0.05)
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        with contextlib.suppress(Exception):
+            self._response.close()
+        self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        version = ""
+        while not self._stop.is_set():
+            try:
+                if not version:
+                    version = self._relist()
+                response = self.kube.core.list_namespaced_pod(
+                    self.namespace, watch=True, resource_version=version, allow_watch_bookmarks=True,
+                    timeout_seconds=600, _preload_content=False, _request_timeout=(10, 120),
+                )  # fmt: skip
+                self._response = response
+                buffer = b""
+                for chunk in response.stream(65536, decode_content=False):
+                    received = time.monotonic()
+                    buffer += chunk
+                    *lines, buffer = buffer.split(b"\n")
+                    for line in lines:
+                        if not line.strip():
+                            continue
+                        event = json.loads(line)
+                        if event.get("type") == "ERROR":
+                            version = ""
+                            break
+                        version = self._handle(event.get("object") or {}, received) or version
+                    if not version:
+                        break
+            except Exception:
+                if self._stop.is_set():
+                    return
+                time.sleep(0.2)
+
+    def _relist(self) -> str:
+        listed = json.loads(self.kube.core.list_namespaced_pod(self.namespace, _preload_content=False).data)
+        received = time.monotonic()
+        for item in listed["items"]:
+            self._handle(item, received)
+        self.relists += 1
+        version: str = listed["metadata"]["resourceVersion"]
+        return version
+
+    def _handle(self, pod: dict[str, Any], received: float) -> str | None:
+        key = self.node_of(pod)
+        if key is not None:
+            with self._cond:
+                self.times.created.setdefault(key, received)
+                if (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
+                    self.times.done.setdefault(key, received)
+                self._cond.notify_all()
+        version: str | None = (pod.get("metadata") or {}).get("resourceVersion")
+        return version
+
+    def wait_done(self, count: int, timeout: float) -> bool:
+        """Wait until `count` nodes' pods are done; False if the time ran out first."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while len(self.times.done) < count:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._cond.wait(min(left, 1.0))
+        return True
+
+
+# --------------------------------------------------------------------------- workloads
+
+
+def parents_of(bodies: Sequence[tuple[str, list[dict[str, Any]]]]) -> dict[NodeKey, list[NodeKey]]:
+    return {
+        (wf, node["name"]): [(wf, dep) for dep in node.get("dependsOn", [])] for wf, nodes in bodies for node in nodes
+    }
+
+
+@dataclass
+class Run:
+    kube: s.Cluster
+    sizes: Sizes
+    pod_duration: str
+    results: dict[str, dict[str, float | None]] = field(default_factory=dict)  # figure -> system -> value
+    writes: dict[str, list[tuple[str, float]]] = field(default_factory=dict)  # system -> per-node writes rows
+
+    def put(self, figure: str, sys_: System, value: float | None) -> None:
+        self.results.setdefault(figure, {})[sys_.name] = value
+        s.figure(f"{sys_.name} {figure}", "-" if value is None else f"{value:.3f}")
+
+
+def latency(run: Run, sys_: System) -> None:
+    z = run.sizes
+    shapes = [(f"chain{i}", s.chain(z.chain_length)) for i in range(z.chains)]
+    shapes += [(f"diamond{i}", s.diamonds(z.diamond_count)) for i in range(z.diamonds)]
+    total = sum(len(nodes) for _, nodes in shapes)
+    with (
+        s.namespace(run.kube, "peers-latency") as ns,
+        sys_.controller(run.kube, ns),
+        PodWatch(run.kube, ns, sys_.node_of) as watch,
+    ):
+        create(run.kube, ns, sys_, [sys_.body(name, nodes, run.pod_duration) for name, nodes in shapes])
+        if not watch.wait_done(total, timeout=120 + total * 3):
+            s.note(f"{sys_.name}: {len(watch.times.done)}/{total} pods done when the time ran out")
+    values = f.launch_latencies(watch.times.created, watch.times.done, parents_of(shapes))
+    run.put("launch latency p50 ms", sys_, f.percentile(values, 0.5) * 1000 if values else None)
+    run.put("launch latency p99 ms", sys_, f.percentile(values, 0.99) * 1000 if values else None)
+    run.put("launches measured", sys_, len(values))
+
+
+def chain(run: Run, sys_: System) -> None:
+    length = run.sizes.chain
+    with (
+        s.namespace(run.kube, "peers-chain") as ns,
+        sys_.controller(run.kube, ns),
+        PodWatch(run.kube, ns, sys_.node_of) as watch,
+    ):
+        started = time.monotonic()
+        create(run.kube, ns, sys_, [sys_.body("chain", s.chain(length), run.pod_duration)])
+        if not watch.wait_done(length, timeout=60 + length * 15):
+            s.note(f"{sys_.name}: chain not done, {len(watch.times.done)}/{length}")
+            run.put(f"{length}-node chain s", sys_, None)
+            return
+        finished = wait_finished(run.kube, ns, sys_, 1, timeout=120, interval=0.1)
+    run.put(f"{length}-node chain s", sys_, finished - started)
+    run.put(f"{length}-node chain s per node", sys_, (finished - started) / length)
+
+
+def throughput(run: Run, sys_: System, ceiling: s.Ceiling | None) -> None:
+    z = run.sizes
+    total = z.workflows * z.width * z.depth
+    shapes = [(f"wf{i:04d}", s.layered(z.width, z.depth)) for i in range(z.workflows)]
+    with (
+        s.namespace(run.kube, "peers-throughput") as ns,
+        sys_.controller(run.kube, ns) as ctl,
+        PodWatch(run.kube, ns, sys_.node_of) as watch,
+    ):
+        before = s.apiserver_writes(run.kube)
+        cpu_before = ctl.cpu_seconds()
+        started = time.monotonic()
+        create(run.kube, ns, sys_, [sys_.body(name, nodes, run.pod_duration) for name, nodes in shapes])
+        complete = watch.wait_done(total, timeout=max(900.0, total / 2))
+        label = f"{z.workflows} x {z.width * z.depth}"
+        if not complete:
+            s.note(f"{sys_.name}: {len(watch.times.done)}/{total} pods done when the time ran out")
+            run.put(f"{label}: nodes/s", sys_, None)
+            return
+        last = max(watch.times.done.values())
+        finished = wait_finished(run.kube, ns, sys_, z.workflows, timeout=300, interval=1.0)
+        time.sleep(3)  # the last status writes land
+        writes = s.delta(s.apiserver_writes(run.kube), before)
+        cpu = ctl.cpu_seconds() - cpu_before
+        memory = ctl.memory_kib()
+        passes = mean_pass_ms(ctl)
+    rate = total / (last - started)
+    run.put(f"{label}: nodes/s (to last pod done)", sys_, rate)
+    run.put(f"{label}: s to all Succeeded", sys_, finished - started)
+    if ceiling is not None:
+        run.put(f"{label}: fraction of the Job ceiling", sys_, rate / ceiling.jobs_per_second)
+    run.put(f"{label}: API writes per node (all clients)", sys_, sum(writes.values()) / total)
+    run.put(f"{label}: controller CPU ms per node", sys_, cpu / total * 1000)
+    run.put(f"{label}: controller peak RSS MiB", sys_, memory["VmHWM"] / 1024)
+    run.put(f"{label}: mean reconcile pass ms (own metrics)", sys_, passes)
+    run.writes[sys_.name] = s.writes_table(writes, total)
+
+
+def mean_pass_ms(ctl: s.Operator) -> float | None:
+    """Mean duration of one reconcile pass (dagwright) or one workflow operation (Argo), from its own metrics."""
+    metrics = ctl.metrics()
+    for stem in ("dagwright_reconcile_duration_seconds", "operation_duration_seconds"):
+        sums = [v for k, v in metrics.items() if k.split("{")[0].endswith(stem + "_sum")]
+        counts = [v for k, v in metrics.items() if k.split("{")[0].endswith(stem + "_count")]
+        if sums and sum(counts):
+            return sum(sums) / sum(counts) * 1000
+    return None
+
+
+def large(run: Run, sys_: System, timeout: float) -> None:
+    z = run.sizes
+    total = z.large_width * z.large_depth
+    label = f"1 x {total:,}"
+    with (
+        s.namespace(run.kube, "peers-large") as ns,
+        sys_.controller(run.kube, ns) as ctl,
+        PodWatch(run.kube, ns, sys_.node_of) as watch,
+    ):
+        cpu_before = ctl.cpu_seconds()
+        started = time.monotonic()
+        create(run.kube, ns, sys_, [sys_.body("large", s.layered(z.large_width, z.large_depth), run.pod_duration)])
+        complete = watch.wait_done(total, timeout=timeout)
+        finished = wait_finished(run.kube, ns, sys_, 1, timeout=300, interval=0.5) if complete else None
+        memory = ctl.memory_kib()
+        passes = mean_pass_ms(ctl)
+        cpu = ctl.cpu_seconds() - cpu_before
+    if finished is None:
+        s.note(f"{sys_.name}: {len(watch.times.done)}/{total} pods done after {timeout:.0f}s")
+        run.put(f"{label}: s to Succeeded", sys_, None)
+        run.put(f"{label}: nodes done in {timeout:.0f} s (did not finish)", sys_, len(watch.times.done))
+    else:
+        run.put(f"{label}: s to Succeeded", sys_, finished - started)
+        run.put(f"{label}: nodes/s", sys_, total / (finished - started))
+        run.put(f"{label}: controller CPU ms per node", sys_, cpu / total * 1000)
+    run.put(f"{label}: controller peak RSS MiB", sys_, memory["VmHWM"] / 1024)
+    run.put(f"{label}: mean reconcile pass ms (own metrics)", sys_, passes)
+
+
+# --------------------------------------------------------------------------- the table
+
+
+def rows(results: dict[str, dict[str, float | None]]) -> list[f.Row]:
+    found = []
+    for name, values in results.items():
+        digits = 2 if ("per node" in name or "fraction" in name or "nodes/s" in name) else 0
+        if name.endswith(" s") or " s " in name:
+            digits = max(digits, 1)
+        found.append(f.Row(name, values, digits=digits))
+    return found
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="small sizes (a few minutes)")
+    parser.add_argument("--systems", default=",".join(SYSTEMS), help=f"comma-separated, of {', '.join(SYSTEMS)}")
+    parser.add_argument("--workloads", default=",".join(WORKLOADS), help=f"comma-separated, of {', '.join(WORKLOADS)}")
+    parser.add_argument("--pod-duration", default="100ms", help="every pod's run time (kwok), both systems")
+    parser.add_argument("--large-timeout", type=float, default=1200.0, help="seconds the large workflow may take")
+    parser.add_argument("--no-ceiling", action="store_true", help="skip the bare Job loop")
+    args = parser.parse_args()
+    systems = [system(name) for name in args.systems.split(",")]
+    workloads = args.workloads.split(",")
+    unknown = {x.name for x in systems} - set(SYSTEMS) | set(workloads) - set(WORKLOADS)
+    if unknown:
+        parser.error(f"unknown: {', '.join(sorted(unknown))}")
+    run = Run(s.cluster(), QUICK if args.quick else FULL, args.pod_duration)
+    if any(x.is_argo for x in systems):
+        s.note(f"workflow-controller: {argo.install_controller()}")
+        argo.install_crds(run.kube)
+    ceiling = None
+    if "throughput" in workloads and not args.no_ceiling:
+        ceiling = s.cluster_ceiling(run.kube, run.sizes.ceiling_jobs)
+        s.figure("ceiling jobs/s", f"{ceiling.jobs_per_second:.2f}")
+    for workload in WORKLOADS:
+        if workload not in workloads:
+            continue
+        for sys_ in systems:
+            s.note(f"{workload}: {sys_.name}")
+            if workload == "latency":
+                latency(run, sys_)
+            elif workload == "chain":
+                chain(run, sys_)
+            elif workload == "throughput":
+                throughput(run, sys_, ceiling)
+            else:
+                large(run, sys_, args.large_timeout)
+    names = [x.name for x in systems]
+    reference = "argo-tuned" if "argo-tuned" in names and names[0] != "argo-tuned" else None
+    print()
+    if ceiling is not None:
+        print(f"Plane's Job ceiling: {ceiling.jobs_per_second:.2f} Jobs/s ({ceiling.jobs} bare Jobs in ", end="")
+        print(f"{ceiling.seconds:.1f} s, {sum(ceiling.writes.values()) / ceiling.jobs:.2f} API writes per Job)")
+        print()
+    print(f.table(rows(run.results), names, reference))
+    for name, table in run.writes.items():
+        top = ", ".join(f"{key} {value:.2f}" for key, value in table if value >= 0.05)
+        print(f"\nAPI writes per node, {name}: {top}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
