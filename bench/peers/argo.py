@@ -139,7 +139,7 @@ def controller(kube: s.Cluster, namespace: str, profile: Profile) -> Iterator[s.
         if proc.poll() is None:
             proc.send_signal(signal.SIGTERM)
             try:
-                proc.wait(timeout=20)
+                proc.wait(timeout=5)  # it does not always exit on SIGTERM; nothing of it is kept
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()

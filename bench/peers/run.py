@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import json
 import sys
 import threading
@@ -416,6 +417,8 @@ def main() -> int:
     parser.add_argument("--workloads", default=",".join(WORKLOADS), help=f"comma-separated, of {', '.join(WORKLOADS)}")
     parser.add_argument("--pod-duration", default="100ms", help="every pod's run time (kwok), both systems")
     parser.add_argument("--large-timeout", type=float, default=1200.0, help="seconds the large workflow may take")
+    for name in ("chain", "workflows", "large_depth", "ceiling_jobs"):
+        parser.add_argument(f"--{name.replace('_', '-')}", type=int, help=f"override the size's {name}")
     parser.add_argument("--no-ceiling", action="store_true", help="skip the bare Job loop")
     args = parser.parse_args()
     systems = [system(name) for name in args.systems.split(",")]
@@ -423,7 +426,11 @@ def main() -> int:
     unknown = {x.name for x in systems} - set(SYSTEMS) | set(workloads) - set(WORKLOADS)
     if unknown:
         parser.error(f"unknown: {', '.join(sorted(unknown))}")
-    run = Run(s.cluster(), QUICK if args.quick else FULL, args.pod_duration)
+    sizes = QUICK if args.quick else FULL
+    overrides = {k: getattr(args, k) for k in ("chain", "workflows", "large_depth", "ceiling_jobs")}
+    sizes = dataclasses.replace(sizes, **{k: v for k, v in overrides.items() if v is not None})
+    s.note(f"sizes: {sizes}")
+    run = Run(s.cluster(), sizes, args.pod_duration)
     if any(x.is_argo for x in systems):
         s.note(f"workflow-controller: {argo.install_controller()}")
         argo.install_crds(run.kube)
