@@ -12,7 +12,7 @@ records when each workflow node's pod was first seen and first seen done (Succee
   the scheduler, kwok); controller CPU ms per node and peak RSS (VmHWM);
 - one workflow of 5,000 nodes (50 wide, 100 deep): wall time to Succeeded, and the controller's peak RSS.
 
-    python bench/peers/run.py              # full sizes, all three systems (about 45 minutes on 2 cores)
+    python bench/peers/run.py              # full sizes, all three systems (over an hour on 2 shared cores)
     python bench/peers/run.py --quick      # small sizes, a few minutes
     python bench/peers/run.py --systems dagwright,argo-tuned --workloads chain,throughput
 
