@@ -103,7 +103,7 @@ class Cache:
 
     def put_job(self, body: Body) -> Key | None:
         """Store a Job; returns its workflow's key so the caller can enqueue it, unless nothing is new (the
-        watch echo of a Job we created ourselves, a relist)."""
+        watch echo of a Job we created ourselves, a relist) or nothing new changes a decision (`job_may_matter`)."""
         uid = owner_uid(body)
         if uid is None:
             return None
@@ -113,14 +113,15 @@ class Cache:
         body = slim_job(body)
         with self._lock:
             jobs = self._jobs.setdefault(uid, Jobs())
-            stored = _newer(body, jobs.live.get(name))
+            before = jobs.live.get(name)
+            stored = _newer(body, before)
             if stored:
                 jobs.live[name] = body
                 self._settled.discard((namespace, name))  # a new version: whole again until a pass settles it
             self._job_owners[(namespace, name)] = uid
             if finished and (namespace, name) not in self._finished_seen:
                 self._finished_seen[(namespace, name)] = datetime.now(UTC)
-            return self._owners.get(uid) if stored else None
+            return self._owners.get(uid) if stored and job_may_matter(before, body) else None
 
     def drop_job(self, body: Body) -> Key | None:
         uid = owner_uid(body)
@@ -278,6 +279,24 @@ def pod_may_matter(pod: Mapping[str, Any]) -> bool:
     if any((c.get("state") or {}).get("waiting", {}).get("reason") for c in status.get("containerStatuses") or []):
         return True
     return any(c.get("type") == "PodScheduled" and c.get("status") == "False" for c in status.get("conditions") or [])
+
+
+def job_may_matter(before: Mapping[str, Any] | None, job: Mapping[str, Any]) -> bool:
+    """Whether a Job update may change a pass's decision: a Job not seen before, or one whose ending conditions
+    or `suspend` changed. The Job controller updates a running Job's status several times (active, ready,
+    startTime, uncounted pods) without changing what `outcomes.observe` reads; a pass per such update cost one
+    no-op pass per update, and on a workflow whose passes are quick (a forEach node's small status) that was
+    most of its passes. Pods that cannot start have their own events (`pod_may_matter`)."""
+    if before is None or before["metadata"].get("uid") != job["metadata"].get("uid"):
+        return True
+    return _decisive(before) != _decisive(job)
+
+
+def _decisive(job: Mapping[str, Any]) -> tuple[Any, ...]:
+    """What of a Job `outcomes.observe` and the reconciler's suspend check read: its true conditions, `suspend`."""
+    conditions = (job.get("status") or {}).get("conditions") or []
+    true = sorted((str(c.get("type")), str(c.get("reason"))) for c in conditions if c.get("status") == "True")
+    return bool((job.get("spec") or {}).get("suspend")), tuple(true)
 
 
 def key_of(body: Mapping[str, Any]) -> Key:

@@ -262,3 +262,18 @@ def test_an_item_jobs_observation_carries_its_item() -> None:
     job = {"metadata": {"labels": labels}, "status": {"conditions": [{"type": "Complete", "status": "True"}]}}
     seen = item_outcomes.observe(job, None, datetime(2026, 1, 1, tzinfo=UTC))
     assert seen is not None and (seen.node, seen.item, seen.attempt, seen.state.value) == ("work", 7, 2, "Succeeded")
+
+
+def test_job_updates_that_change_no_outcome_queue_no_pass() -> None:
+    """The Job controller's updates of a running Job (active, ready, startTime) change nothing a pass reads:
+    each used to cost a pass (most of a forEach workflow's passes); a new Job, its end or `suspend` still do."""
+    cache = Cache()
+    cache.put_workflow({"metadata": {"name": "wf", "namespace": "ns", "uid": "wf-uid", "resourceVersion": "10"}})
+    assert cache.put_job(_job(rv="3")) == ("ns", "wf")  # first sight: a pass may adopt it
+    for rv, status in (("4", {"active": 1}), ("5", {"active": 1, "ready": 1, "startTime": "t"})):
+        assert cache.put_job({**_job(rv=rv), "status": status}) is None
+        assert cache.jobs("wf-uid").live["wf-a-1"]["metadata"]["resourceVersion"] == rv  # stored all the same
+    assert cache.put_job({**_job(rv="6"), "spec": {"suspend": True}}) == ("ns", "wf")
+    complete = [{"type": "Complete", "status": "True", "reason": "Completed"}]
+    assert cache.put_job(_job(complete, rv="7")) == ("ns", "wf")
+    assert cache.put_job({**_job(complete, rv="8"), "status": {"conditions": complete, "ready": 0}}) is None
