@@ -79,8 +79,8 @@ def _namespace(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-n", "--namespace", default=None, help="default: the kubeconfig's namespace")
 
 
-def _guard(handler: Handler) -> Handler:
-    """Turn every cluster failure into one line: no traceback for a missing workflow or a denied request."""
+def _guard(handler: Handler, kind: str = "workflow") -> Handler:
+    """Turn every cluster failure into one line: no traceback for a missing `kind` object or a denied request."""
 
     def guarded(args: argparse.Namespace) -> int:
         try:
@@ -89,7 +89,7 @@ def _guard(handler: Handler) -> Handler:
             return 130
         except Exception as error:
             # Read after the handler ran: it fills in the namespace and name it worked on.
-            what = f"workflow {getattr(args, 'namespace', '') or ''}/{getattr(args, 'name', '')}".replace(" /", " ")
+            what = f"{kind} {getattr(args, 'namespace', '') or ''}/{getattr(args, 'name', '')}".replace(" /", " ")
             line = commands.explain(error, what)
             if line is None:
                 raise

@@ -7,11 +7,11 @@ named `<cron>-manual-<unix seconds>`. Each failure a user can cause is one line 
 from __future__ import annotations
 
 import argparse
-import sys
 from typing import Any
 
-from dagwright.cli.cluster import Handler
+from dagwright.cli.cluster import Handler, _namespace
 from dagwright.cli.cluster import _age as age  # the same columns as `dagwright list`
+from dagwright.cli.cluster import _guard as guard  # one line per cluster failure, as every cluster verb
 from dagwright.cli.cluster import _table as table
 from dagwright.k8s import commands, croncommands
 
@@ -23,7 +23,7 @@ def register(subcommands: Any) -> None:
     listing = verbs.add_parser("list", help="CronWorkflows with schedule, last and next run")
     listing.add_argument("-A", "--all-namespaces", action="store_true")
     _namespace(listing)
-    listing.set_defaults(handler=_guard(_list))
+    listing.set_defaults(handler=_cron(_list))
     for verb, text in (
         ("suspend", "stop starting runs (scheduled times are skipped, reason Suspended)"),
         ("resume", "start runs again from the next scheduled time"),
@@ -32,28 +32,11 @@ def register(subcommands: Any) -> None:
         parser = verbs.add_parser(verb, help=text)
         parser.add_argument("name", help="the CronWorkflow's name")
         _namespace(parser)
-        parser.set_defaults(handler=_guard({"trigger": _trigger}.get(verb, _suspend)))
+        parser.set_defaults(handler=_cron({"trigger": _trigger}.get(verb, _suspend)))
 
 
-def _namespace(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("-n", "--namespace", default=None, help="default: the kubeconfig's namespace")
-
-
-def _guard(handler: Handler) -> Handler:
-    def guarded(args: argparse.Namespace) -> int:
-        try:
-            return handler(args)
-        except KeyboardInterrupt:
-            return 130
-        except Exception as error:
-            what = f"cronworkflow {args.namespace or ''}/{getattr(args, 'name', '')}".replace(" /", " ")
-            line = commands.explain(error, what)
-            if line is None:
-                raise
-            print(f"error: {line}", file=sys.stderr)
-        return 1
-
-    return guarded
+def _cron(handler: Handler) -> Handler:
+    return guard(handler, "cronworkflow")
 
 
 def _list(args: argparse.Namespace) -> int:
