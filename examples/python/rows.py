@@ -14,9 +14,10 @@ from __future__ import annotations
 import statistics
 import sys
 
+import dagwright
 from dagwright.sdk import Workflow, function
 
-IMAGE = "dagwright-node-runner:0.1.0"
+IMAGE = f"dagwright-node-runner:{dagwright.__version__}"  # the image of this release (pyproject.toml's version)
 
 
 @function(image=IMAGE, retry=2)
