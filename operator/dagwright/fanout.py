@@ -98,9 +98,9 @@ class Items:
         self.outputs[index] = outputs
 
     def progress(self) -> str:
-        """ "done/total": items that ended, either way (what `status.nodes.NAME.progress` shows)."""
-        done = self.total - self.count(PENDING) - self.count(RUNNING) - self.count(RETRYING)
-        return f"{done}/{self.total}"
+        """ "succeeded/total" (what `status.nodes.NAME.progress` shows), as Argo's "N/M" reads: a failed node
+        with 4 of 8 items succeeded reads 4/8, not 8/8 for the items that ended or never ran."""
+        return f"{self.count(SUCCEEDED)}/{self.total}"
 
     def frozen(self) -> ItemsStatus:
         # Not validated: every value is built by the planner (as for node statuses).

@@ -989,7 +989,7 @@ class _Pass:
         return was_running
 
     def _write_items(self) -> None:
-        """Put the items this call changed back into their nodes' statuses, with "done/total" progress."""
+        """Put the items this call changed back into their nodes' statuses, with "succeeded/total" progress."""
         for i, work in self.items.items():
             node, before = self.nodes[i], self.nodes[i].items
             unchanged = (

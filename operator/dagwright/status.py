@@ -95,7 +95,7 @@ class NodeStatus(Model):
     # The Redis key of outputs node-runner stored; without `outputs` beside it they were too large to mirror here,
     # and nodes reading them need nodeRunner (node-runner renders their templates in the pod).
     outputs_ref: str | None = None
-    # forEach nodes only, once expanded: their items' states (`progress` is "done/total" of them).
+    # forEach nodes only, once expanded: their items' states (`progress` is "succeeded/total" of them).
     items: ItemsStatus | None = None
 
 

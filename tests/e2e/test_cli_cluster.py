@@ -45,7 +45,7 @@ def test_submit_with_parameters_then_list_get_and_graph(kube: Kube, namespace: s
     lines = tree.stdout.splitlines()
     assert lines[0] == "diamond: Succeeded 4/4"
     table = lines[1:] if not lines[1].startswith("  ") else lines[2:]
-    assert table[0].split() == ["NODE", "PHASE", "ATTEMPTS", "DURATION", "REASON"]
+    assert table[0].split() == ["NODE", "PHASE", "ATTEMPTS", "PROGRESS", "DURATION", "REASON"]
     rows = {line.replace("└─", "").split()[0]: line.replace("└─", "").split() for line in table[1:]}
     assert set(rows) == {"extract", "transform-a", "transform-b", "load"}
     assert all(row[1:3] == ["Succeeded", "1"] for row in rows.values())  # phase, one attempt each

@@ -88,3 +88,12 @@ def test_from_json_that_is_not_an_array_fails_the_node_with_a_message(tmp_path: 
     work = final["status"]["nodes"]["work"]
     assert (code, work["phase"], work["reason"]) == (1, "Failed", "InvalidItems")
     assert work["message"].startswith("forEach.fromJSON is not a JSON array (it is a JSON dict)")
+
+
+def test_a_failed_node_reports_its_succeeded_items_over_all_of_them(tmp_path: Path) -> None:
+    script = 'if [ "{{ item }}" = 4 ]; then exit 1; fi; sleep 0.3'
+    nodes = [{"name": "work", "forEach": {"items": list(range(8)), "maxParallel": 5}, "command": ["sh", "-c", script]}]
+    code, final, _ = run_json(write(tmp_path, nodes))
+    work = final["status"]["nodes"]["work"]
+    assert (code, work["phase"], work["items"]["states"]) == (1, "Failed", "SSSSFXXX")
+    assert work["progress"] == "4/8"  # items 5-7 never ran: not counted as done

@@ -115,6 +115,17 @@ def test_with_fail_fast_no_new_item_starts_after_one_failed_for_good() -> None:
     assert node.phase is NodePhase.FAILED and run.current.phase is WorkflowPhase.FAILED
 
 
+def test_a_failed_node_counts_its_succeeded_items_over_all_not_those_that_never_ran() -> None:
+    nodes = [{"name": "work", "forEach": {"items": list(range(8)), "maxParallel": 5}, "command": ["w"]}]
+    run = Driver(workflow(nodes))
+    run.step()
+    run.step(item_fail("work", 4))
+    run.step(*(item_ok("work", i) for i in range(4)))
+    node = run.current.nodes["work"]
+    assert node.items is not None and node.items.states == "SSSSFXXX"
+    assert (node.phase, node.progress) == (NodePhase.FAILED, "4/8")  # as Argo's N/M, never 8/8
+
+
 def test_without_fail_fast_the_other_items_still_run() -> None:
     nodes = [{"name": "work", "forEach": {"items": [1, 2, 3], "maxParallel": 1}, "command": ["w"]}]
     run = Driver(workflow(nodes, failFast=False))

@@ -115,6 +115,8 @@ def test_items_never_launch_twice_within_their_limits_and_runs_finish(
     for spec in workflow.nodes:
         node = status.nodes[spec.name]
         assert node.phase.finished
+        if node.items is not None:  # "succeeded/total", whatever became of the others
+            assert node.progress == f"{node.items.states.count('S')}/{node.items.total}"
         if spec.for_each is None or node.phase is not NodePhase.SUCCEEDED:
             continue
         assert spec.for_each.items is not None

@@ -208,7 +208,7 @@ def _describe(body: dict[str, Any]) -> Iterator[str]:
     nodes = status.get("nodes") or {}
     spec_nodes = _spec(body, status).get("nodes") or []
     depth = _depths(spec_nodes)
-    rows: list[tuple[str, ...]] = [("NODE", "PHASE", "ATTEMPTS", "DURATION", "REASON")]
+    rows: list[tuple[str, ...]] = [("NODE", "PHASE", "ATTEMPTS", "PROGRESS", "DURATION", "REASON")]
     for entry in spec_nodes:
         name = entry.get("name", "?")
         node = nodes.get(name) or {}
@@ -221,6 +221,7 @@ def _describe(body: dict[str, Any]) -> Iterator[str]:
                 indent + name,
                 node.get("phase", "Pending"),
                 str(node.get("attempts", 0)),
+                node.get("progress") or "",  # a forEach node's succeeded/total items, or node-runner's line
                 _duration(node.get("startedAt"), node.get("finishedAt")),
                 reason,
             )

@@ -2,7 +2,7 @@
 
 Both are reporters called after every planner decision with the decision and the outcomes it was based on.
 The plain one prints transitions (started, succeeded, failed, retrying) so CI logs read like a story; the
-live one draws one line per running node and an overall bar with done/total and elapsed time.
+live one draws one line per running node and an overall bar with succeeded/total and elapsed time.
 """
 
 from __future__ import annotations

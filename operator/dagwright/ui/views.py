@@ -123,7 +123,7 @@ def graph(body: dict[str, Any]) -> dict[str, Any]:
             entry["finally"] = True
         if node.get("when"):
             entry["when"] = node["when"]
-        if node.get("forEach"):  # drawn once, with a done/total badge (its `progress`); its items open in the panel
+        if node.get("forEach"):  # drawn once, badged with its `progress` (succeeded/total); items open in the panel
             items = node["forEach"].get("items")
             entry["forEach"] = len(items) if isinstance(items, list) else True
         nodes.append(entry)

@@ -46,6 +46,16 @@ def test_a_foreach_node_is_drawn_once_with_its_progress_as_the_badge() -> None:
     assert compact["progress"] == "2/5" and "items" not in compact  # the stream never carries the item list
 
 
+def test_dagwright_get_shows_a_failed_foreach_nodes_succeeded_items_over_all() -> None:
+    from dagwright.cli import cluster
+
+    failed = {**_running("SSSSFXXX", {}), "work": {"phase": "Failed", "attempts": 5, "progress": "4/8"}}
+    lines = list(cluster._describe(_body({"nodes": NODES}, failed, phase="Failed")))
+    work = next(line for line in lines if "work" in line).split("work", 1)[1].split()
+    assert lines[1].split()[:4] == ["NODE", "PHASE", "ATTEMPTS", "PROGRESS"]
+    assert work[:3] == ["Failed", "5", "4/8"]
+
+
 def test_the_panel_lists_item_states_and_renders_only_the_items_with_detail() -> None:
     detail = {"2": {"attempts": 1}, "4": {"attempts": 2, "exitCode": 3, "reason": "Error"}}
     body = _body({"nodes": NODES}, _running("SSRPF", detail))
