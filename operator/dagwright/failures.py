@@ -13,8 +13,8 @@ from dagwright.spec import Backoff, RetryPolicy
 # Failures caused by the infrastructure rather than the user's code: retrying can help.
 TRANSIENT_REASONS = frozenset(
     {
-        "Timeout",  # the attempt exceeded timeoutSeconds
-        "DeadlineExceeded",  # Kubernetes' name for the same
+        "Timeout",  # the attempt exceeded timeoutSeconds (on a cluster too, whichever clock ended it)
+        "DeadlineExceeded",  # the workflow's activeDeadlineSeconds ended the attempt
         "OOMKilled",
         "Evicted",
         "Preempted",

@@ -87,11 +87,11 @@ def _observe(job: Body, pod: Body | None, now: datetime, stuck_after: timedelta)
 
 def _failure(node: str, attempt: int, condition: Body, pod: Body | None, at: datetime) -> Observation:
     job_reason = condition.get("reason") or "Failed"
-    if job_reason == "DeadlineExceeded":
+    if job_reason == "DeadlineExceeded":  # the Job's activeDeadlineSeconds is the node's timeoutSeconds
         message = "attempt exceeded timeoutSeconds (Job activeDeadlineSeconds)"
-        return Observation(
-            node, attempt, AttemptState.FAILED, reason="DeadlineExceeded", message=message, finished_at=at
-        )
+        # The planner's reason for the same timeout ("Timeout", as `dagwright run` says): whichever clock ends
+        # the attempt first, a user reads one reason, and DeadlineExceeded stays the workflow deadline's.
+        return Observation(node, attempt, AttemptState.FAILED, reason="Timeout", message=message, finished_at=at)
     terminated = _terminated(pod)
     pod_reason = (pod or {}).get("status", {}).get("reason")
     if pod_reason in ("Evicted", "Preempted", "NodeLost", "Shutdown", "Terminated"):

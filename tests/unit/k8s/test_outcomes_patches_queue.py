@@ -114,14 +114,14 @@ def test_node_runner_finding_an_upstreams_outputs_gone_from_redis_is_a_permanent
     assert not failures.may_retry(RetryPolicy(limit=3), 0, True, seen.reason)
 
 
-def test_oom_eviction_and_deadline_keep_their_reasons() -> None:
+def test_oom_and_eviction_keep_their_reasons_and_a_job_deadline_is_a_timeout() -> None:
     oom = outcomes.observe(_job(FAILED), _pod({"exitCode": 137, "reason": "OOMKilled"}), NOW)
     assert oom is not None and oom.reason == "OOMKilled"
     evicted = outcomes.observe(_job(FAILED), _pod(reason="Evicted", message="node low on memory"), NOW)
     assert evicted is not None and evicted.reason == "Evicted" and evicted.message == "node low on memory"
     deadline = [{"type": "Failed", "status": "True", "reason": "DeadlineExceeded"}]
     late = outcomes.observe(_job(deadline), None, NOW)
-    assert late is not None and late.reason == "DeadlineExceeded"
+    assert late is not None and late.reason == "Timeout"  # the planner's (and `dagwright run`'s) reason
 
 
 @pytest.mark.parametrize(
