@@ -259,6 +259,10 @@ def test_function_node_arguments_are_checked_when_declared() -> None:
         function(local)
     with pytest.raises(TypeError, match="top level of a module"):
         function(lambda: None)
+    with pytest.raises(TypeError, match="unexpected node option 'imag'"):
+        function(imag="img:1")  # type: ignore[call-overload]
+    with pytest.raises(TypeError, match="unexpected node option 'retries'"):
+        measure.with_options(retries=2)  # type: ignore[call-arg]
 
 
 def edges(count: int) -> st.SearchStrategy[tuple[int, int]]:

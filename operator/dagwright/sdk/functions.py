@@ -19,7 +19,7 @@ import json
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypedDict, TypeVar, Unpack, overload
 
 from dagwright import templates
 from dagwright.sdk.references import Reference, Seconds, Value
@@ -74,38 +74,35 @@ class Function(Generic[P, R]):
         created.function, created.pythonpath = self.target, self.pythonpath
         return created
 
-    def with_options(
-        self,
-        *,
-        name: str | None = None,
-        image: str | None = None,
-        python: str | None = None,
-        env: Mapping[str, Value] | None = None,
-        retry: int | RetryPolicy | None = None,
-        timeout: Seconds | None = None,
-        when: str | None = None,
-        resources: Mapping[str, Any] | None = None,
-        pod_metadata: PodMetadata | None = None,
-        node_runner: bool | None = None,
-        for_each: ForEach | Sequence[Any] | Value | None = None,
-        finally_: bool | None = None,
-    ) -> Function[P, R]:
+    def with_options(self, **options: Unpack[NodeOptions]) -> Function[P, R]:
         """The same function with some node options changed (e.g. a second node of it needs another name)."""
-        given = {
-            "name": name,
-            "image": image,
-            "python": python,
-            "env": env,
-            "retry": retry,
-            "timeout": timeout,
-            "when": when,
-            "resources": resources,
-            "pod_metadata": pod_metadata,
-            "node_runner": node_runner,
-            "for_each": for_each,
-            "finally_": finally_,
-        }
-        return Function(self.fn, {**self.options, **{k: v for k, v in given.items() if v is not None}})
+        return Function(self.fn, {**self.options, **_given(options)})
+
+
+class NodeOptions(TypedDict, total=False):
+    """The options `@function(...)` and `.with_options(...)` take: `node()`'s, with `name` (default: the
+    function's) and `python` (the interpreter the image runs it with). None is the same as not given."""
+
+    name: str | None
+    image: str | None
+    python: str | None
+    env: Mapping[str, Value] | None
+    retry: int | RetryPolicy | None
+    timeout: Seconds | None
+    when: str | None
+    resources: Mapping[str, Any] | None
+    pod_metadata: PodMetadata | None
+    node_runner: bool | None
+    for_each: ForEach | Sequence[Any] | Value | None
+    finally_: bool | None
+
+
+def _given(options: Mapping[str, Any]) -> dict[str, Any]:
+    """The options set, refusing a name `NodeOptions` does not hold as a misspelt keyword argument would be."""
+    for key in options:
+        if key not in NodeOptions.__optional_keys__:
+            raise TypeError(f"unexpected node option {key!r}")
+    return {key: value for key, value in options.items() if value is not None}
 
 
 @overload
@@ -113,64 +110,22 @@ def function(fn: Callable[P, R], /) -> Function[P, R]: ...
 
 
 @overload
-def function(
-    *,
-    name: str | None = None,
-    image: str | None = None,
-    python: str | None = None,
-    env: Mapping[str, Value] | None = None,
-    retry: int | RetryPolicy | None = None,
-    timeout: Seconds | None = None,
-    when: str | None = None,
-    resources: Mapping[str, Any] | None = None,
-    pod_metadata: PodMetadata | None = None,
-    node_runner: bool | None = None,
-    for_each: ForEach | Sequence[Any] | Value | None = None,
-    finally_: bool | None = None,
-) -> Callable[[Callable[P, R]], Function[P, R]]: ...
+def function(**options: Unpack[NodeOptions]) -> Callable[[Callable[P, R]], Function[P, R]]: ...
 
 
 def function(
-    fn: Callable[P, R] | None = None,
-    /,
-    *,
-    name: str | None = None,
-    image: str | None = None,
-    python: str | None = None,
-    env: Mapping[str, Value] | None = None,
-    retry: int | RetryPolicy | None = None,
-    timeout: Seconds | None = None,
-    when: str | None = None,
-    resources: Mapping[str, Any] | None = None,
-    pod_metadata: PodMetadata | None = None,
-    node_runner: bool | None = None,
-    for_each: ForEach | Sequence[Any] | Value | None = None,
-    finally_: bool | None = None,
+    fn: Callable[P, R] | None = None, /, **options: Unpack[NodeOptions]
 ) -> Function[P, R] | Callable[[Callable[P, R]], Function[P, R]]:
-    """Make a module-level function a node: `@function` or `@function(image=..., retry=...)`.
+    """Make a module-level function a node: `@function` or `@function(image=..., retry=...)` (`NodeOptions`).
 
     The node is named after the function (`load_rows` -> `load-rows`) unless `name` says otherwise; `python` is
     the interpreter the image runs it with (default `python`). Its return value becomes the node's outputs: a
     mapping as it is, None as no outputs, anything else as `{"result": value}`.
     """
-    given = {
-        "name": name,
-        "image": image,
-        "python": python,
-        "env": env,
-        "retry": retry,
-        "timeout": timeout,
-        "when": when,
-        "resources": resources,
-        "pod_metadata": pod_metadata,
-        "node_runner": node_runner,
-        "for_each": for_each,
-        "finally_": finally_,
-    }
-    options = {key: value for key, value in given.items() if value is not None}
+    given = _given(options)
     if fn is not None:
-        return Function(fn, options)
-    return lambda decorated: Function(decorated, options)
+        return Function(fn, given)
+    return lambda decorated: Function(decorated, given)
 
 
 def _encode(node_name: str, name: str, value: object) -> list[str]:
