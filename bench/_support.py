@@ -352,24 +352,42 @@ def create_workflows(kube: Cluster, namespace: str, bodies: Sequence[dict[str, A
         raise errors[0]
 
 
-def workflow_phases(kube: Cluster, namespace: str) -> dict[str, str]:
-    response = kube.custom.list_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, _preload_content=False)
+@dataclass(frozen=True)
+class WorkflowKind:
+    """A workflow custom resource and the phases that end one: dagwright's, or a peer's (bench/peers: Argo's)."""
+
+    name: str
+    group: str
+    version: str
+    plural: str
+    finished: frozenset[str]
+
+
+DAGWRIGHT = WorkflowKind("dagwright", GROUP, VERSION, PLURAL, frozenset({"Succeeded", "Failed", "Stopped"}))
+
+
+def workflow_phases(kube: Cluster, namespace: str, kind: WorkflowKind = DAGWRIGHT) -> dict[str, str]:
+    response = kube.custom.list_namespaced_custom_object(
+        kind.group, kind.version, namespace, kind.plural, _preload_content=False
+    )
     items = json.loads(response.data)["items"]
     return {item["metadata"]["name"]: (item.get("status") or {}).get("phase", "") for item in items}
 
 
-def wait_finished(kube: Cluster, namespace: str, count: int, timeout: float, interval: float = 1.0) -> dict[str, str]:
-    """Wait until `count` Workflows are Succeeded/Failed/Stopped; fail on any that is not Succeeded."""
+def wait_finished(
+    kube: Cluster, namespace: str, count: int, timeout: float, interval: float = 1.0, kind: WorkflowKind = DAGWRIGHT
+) -> dict[str, str]:
+    """Wait until `count` workflows have ended (a phase in `kind.finished`); fail on any that is not Succeeded."""
 
     def done() -> dict[str, str] | None:
-        phases = workflow_phases(kube, namespace)
-        finished = {k: v for k, v in phases.items() if v in ("Succeeded", "Failed", "Stopped")}
-        return phases if len(finished) >= count else None
+        phases = workflow_phases(kube, namespace, kind)
+        return phases if sum(phase in kind.finished for phase in phases.values()) >= count else None
 
-    phases = wait_for(f"{count} workflows finished", done, timeout=timeout, interval=interval)
+    what = "workflows" if kind is DAGWRIGHT else f"{kind.name} workflows"
+    phases = wait_for(f"{count} {what} finished", done, timeout=timeout, interval=interval)
     bad = {k: v for k, v in phases.items() if v != "Succeeded"}
     if bad:
-        raise RuntimeError(f"workflows did not succeed: {dict(list(bad.items())[:5])}")
+        raise RuntimeError(f"{what} did not succeed: {dict(list(bad.items())[:5])}")
     return phases
 
 

@@ -71,12 +71,8 @@ QUICK = Sizes(2, 10, 2, 4, 20, 10, 10, 5, 10, 50, 100)
 
 
 @dataclass(frozen=True)
-class System:
-    name: str
-    group: str
-    version: str
-    plural: str
-    finished: frozenset[str]
+class System(s.WorkflowKind):
+    """dagwright or an Argo profile: what to create, how to read its pods, and its controller."""
 
     @property
     def is_argo(self) -> bool:
@@ -109,7 +105,7 @@ class System:
 
 def system(name: str) -> System:
     if name == "dagwright":
-        return System(name, s.GROUP, s.VERSION, s.PLURAL, frozenset({"Succeeded", "Failed", "Stopped"}))
+        return System(name, s.GROUP, s.VERSION, s.PLURAL, s.DAGWRIGHT.finished)
     return System(name, argo.GROUP, argo.API_VERSION, argo.PLURAL, frozenset({"Succeeded", "Failed", "Error"}))
 
 
@@ -140,27 +136,10 @@ def create(kube: s.Cluster, ns: str, sys_: System, bodies: Sequence[dict[str, An
         raise errors[0]
 
 
-def phases(kube: s.Cluster, ns: str, sys_: System) -> dict[str, str]:
-    response = kube.custom.list_namespaced_custom_object(
-        sys_.group, sys_.version, ns, sys_.plural, _preload_content=False
-    )
-    items = json.loads(response.data)["items"]
-    return {item["metadata"]["name"]: (item.get("status") or {}).get("phase", "") for item in items}
-
-
 def wait_finished(kube: s.Cluster, ns: str, sys_: System, count: int, timeout: float, interval: float) -> float:
-    """Wait until `count` workflows have ended; the moment it was seen. Fails on any that did not succeed."""
-
-    def done() -> dict[str, str] | None:
-        found = phases(kube, ns, sys_)
-        return found if sum(p in sys_.finished for p in found.values()) >= count else None
-
-    found = wait_for(f"{count} {sys_.name} workflows finished", done, timeout=timeout, interval=interval)
-    seen = time.monotonic()
-    bad = {k: v for k, v in found.items() if v != "Succeeded"}
-    if bad:
-        raise RuntimeError(f"{sys_.name} workflows did not succeed: {dict(list(bad.items())[:5])}")
-    return seen
+    """Wait until `count` workflows have ended (`s.wait_finished`); the moment it was seen."""
+    s.wait_finished(kube, ns, count, timeout, interval, kind=sys_)
+    return time.monotonic()
 
 
 # --------------------------------------------------------------------------- watching pods
