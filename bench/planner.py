@@ -64,19 +64,36 @@ def scenario(nodes: int) -> tuple[Workflow, WorkflowStatus, list[Observation], d
     return workflow, first.status, observations, finished
 
 
+def timed(call: Callable[[], object], repeat: int) -> tuple[list[float], list[float]]:
+    """Wall-clock and CPU times of `repeat` calls: on a busy machine the CPU time is the figure to trust.
+    (bench/planner_foreach.py times its calls with this too.)"""
+    wall, cpu = [], []
+    for _ in range(repeat):
+        started, started_cpu = time.perf_counter(), time.thread_time()
+        call()
+        cpu.append(time.thread_time() - started_cpu)
+        wall.append(time.perf_counter() - started)
+    return wall, cpu
+
+
+def profiled(call: Callable[[], object], times: int = 10) -> None:
+    """Print the 25 costliest functions (cumulative) of `times` calls, by cProfile."""
+    profiler = cProfile.Profile()
+    profiler.enable()
+    for _ in range(times):
+        call()
+    profiler.disable()
+    pstats.Stats(profiler, stream=sys.stdout).sort_stats("cumulative").print_stats(25)
+
+
 def measure(nodes: int, repeat: int, freeze: bool = False) -> tuple[list[float], list[float]]:
-    """Wall-clock and CPU times of the call: on a busy machine the CPU time is the figure to trust."""
+    """Wall-clock and CPU times of the call (`timed`)."""
     workflow, status, observations, now = scenario(nodes)
     decision = plan(workflow, status, observations, now)
     assert len(decision.launches) == nodes // LAYERS, len(decision.launches)
     if freeze:
         gc.freeze()
-    wall, cpu = [], []
-    for _ in range(repeat):
-        started, started_cpu = time.perf_counter(), time.thread_time()
-        plan(workflow, status, observations, now)
-        cpu.append(time.thread_time() - started_cpu)
-        wall.append(time.perf_counter() - started)
+    wall, cpu = timed(lambda: plan(workflow, status, observations, now), repeat)
     gc.unfreeze()
     return wall, cpu
 
@@ -118,23 +135,14 @@ def main() -> int:
         ("compile 10,000-node manifest", lambda: layered(10_000)),
     ]
     for label, call in calls:
-        times = []
-        for _ in range(max(3, args.repeat // 10)):
-            started = time.thread_time()
-            call()
-            times.append(time.thread_time() - started)
+        _, times = timed(call, max(3, args.repeat // 10))
         print(f"{label}: median {statistics.median(times) * 1e3:.2f} ms CPU")
     decision = plan(workflow, status, observations, now)
     size = len(json.dumps(to_wire(decision.status), separators=(",", ":")))
     print(f"status at 10,000 nodes as compact JSON: {size / 1024:.0f} KiB")
 
     if args.profile:
-        profiler = cProfile.Profile()
-        profiler.enable()
-        for _ in range(10):
-            plan(workflow, status, observations, now)
-        profiler.disable()
-        pstats.Stats(profiler, stream=sys.stdout).sort_stats("cumulative").print_stats(25)
+        profiled(lambda: plan(workflow, status, observations, now))
     return 0
 
 

@@ -15,13 +15,12 @@ Prints figures; it is not a test.
 from __future__ import annotations
 
 import argparse
-import cProfile
 import json
-import pstats
 import statistics
 import sys
-import time
 from datetime import UTC, datetime, timedelta
+
+from planner import profiled, timed  # bench/planner.py: the same timing for both
 
 from dagwright.k8s.reconcile import status_patch
 from dagwright.planner import AttemptState, Decision, Observation, plan
@@ -100,22 +99,13 @@ def main() -> int:
     workflow, status, observations, now = scenario(args.items, waves=4)
     decision = plan(workflow, status, observations, now)
     assert len(decision.launches) == min(WAVE, args.items - 5 * WAVE), len(decision.launches)
-    wall, cpu = [], []
-    for _ in range(args.repeat):
-        started, started_cpu = time.perf_counter(), time.thread_time()
-        plan(workflow, status, observations, now)
-        cpu.append(time.thread_time() - started_cpu)
-        wall.append(time.perf_counter() - started)
+    wall, cpu = timed(lambda: plan(workflow, status, observations, now), args.repeat)
     print(f"one plan() call, forEach of {args.items} items, {WAVE} finishing and {WAVE} launching at once")
     print(
         f"  CPU median {statistics.median(cpu) * 1e3:.2f} ms, p95 {sorted(cpu)[int(0.95 * len(cpu)) - 1] * 1e3:.2f} ms"
     )
     print(f"  wall median {statistics.median(wall) * 1e3:.2f} ms")
-    quiet = []
-    for _ in range(max(3, args.repeat // 5)):
-        started = time.thread_time()
-        plan(workflow, decision.status, [], now)
-        quiet.append(time.thread_time() - started)
+    _, quiet = timed(lambda: plan(workflow, decision.status, [], now), max(3, args.repeat // 5))
     print(f"  nothing changed: median {statistics.median(quiet) * 1e3:.2f} ms CPU")
 
     plain, stored = stored_size(decision.status)
@@ -131,12 +121,7 @@ def main() -> int:
     print(f"status when every item succeeded: {plain / 1024:.0f} KiB as JSON, {stored / 1024:.0f} KiB stored")
 
     if args.profile:
-        profiler = cProfile.Profile()
-        profiler.enable()
-        for _ in range(10):
-            plan(workflow, status, observations, now)
-        profiler.disable()
-        pstats.Stats(profiler, stream=sys.stdout).sort_stats("cumulative").print_stats(25)
+        profiled(lambda: plan(workflow, status, observations, now))
     return 0
 
 
