@@ -44,7 +44,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from . import images, plane
-from .processes import file_lock, write_json
+from .processes import file_lock, unmount_below, write_json
 
 NODE_NAME = plane.REAL_NODE_NAME
 BRIDGE = "dwbr0"
@@ -411,10 +411,19 @@ def _stop(state: NodeState, progress: plane.Progress) -> None:
         if name.startswith("cni-"):
             _sh("ip", "netns", "delete", name, check=False)
     shutil.rmtree(node_dir() / "cni-ipam", ignore_errors=True)
+    _unmount(progress)
     with contextlib.suppress(plane.PlaneError, subprocess.TimeoutExpired):
         plane.kubectl("delete", "node", NODE_NAME, "--ignore-not-found", "--wait=false", check=False, timeout=10)
     _state_file().unlink(missing_ok=True)
     progress("real node stopped")
+
+
+def _unmount(progress: plane.Progress) -> None:
+    """Once its processes are gone, unmount what the node mounted under its directory (the kubelet's root dir,
+    bound onto itself, and pods' volumes; containerd's rootfs and shm mounts), or the run dir cannot be removed."""
+    left = unmount_below(node_dir())
+    if left:
+        progress(f"still mounted under {node_dir()}: {', '.join(map(str, left))}")
 
 
 def _end(procs: list[plane.Proc]) -> None:
@@ -428,6 +437,7 @@ def _end(procs: list[plane.Proc]) -> None:
 def down(progress: plane.Progress = plane._say) -> bool:
     state = load_state()
     if state is None:
+        _unmount(progress)  # mounts left by a node stopped before `down` unmounted them
         return False
     _stop(state, progress)
     return True

@@ -12,6 +12,8 @@ import contextlib
 import fcntl
 import json
 import os
+import re
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -46,3 +48,30 @@ def write_json(path: Path, value: Any) -> None:
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(value, indent=2))
     os.replace(tmp, path)
+
+
+def mounts_below(root: Path, mountinfo: Path = Path("/proc/self/mountinfo")) -> list[Path]:
+    """Mount points at or below `root`, deepest first, a stacked one as often as it is stacked."""
+    base = os.path.realpath(root)
+    points = []
+    for line in mountinfo.read_text().splitlines():
+        # Field 5 is the mount point, with space, tab, newline and backslash written as octal escapes.
+        point = re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), line.split(" ")[4])
+        if point == base or point.startswith(base + "/"):
+            points.append(Path(point))
+    return sorted(points, key=lambda point: len(point.parts), reverse=True)
+
+
+def unmount_below(root: Path, passes: int = 5) -> list[Path]:
+    """Unmount all that is mounted at or below `root`, so the directory can be removed: what a kubelet mounts
+    (its root dir bound onto itself, pods' volumes) and containerd's leftovers outlive their processes. Deepest
+    first; a busy mount is detached (`umount --lazy`) and goes once nothing uses it. Returns what is still
+    mounted: nothing, unless umount itself is refused."""
+    for _ in range(passes):
+        points = mounts_below(root)
+        if not points:
+            return []
+        for point in points:
+            if subprocess.run(["umount", str(point)], capture_output=True, timeout=30).returncode != 0:
+                subprocess.run(["umount", "--lazy", str(point)], capture_output=True, timeout=30)
+    return mounts_below(root)
