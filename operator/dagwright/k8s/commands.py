@@ -1,5 +1,5 @@
 """What the cluster verbs of the CLI do, as functions of explicit arguments: connect, read, list and create
-Workflows, find a node's pod and its log, and check the operator's Redis settings.
+Workflows, find a node's pod and its log.
 
 Called by `dagwright.cli.cluster` and `dagwright.cli.operator`, which own every flag and every line printed; this
 module knows nothing of argparse. It imports the kubernetes client only inside the functions that talk to the
@@ -11,14 +11,10 @@ from __future__ import annotations
 
 import json
 import os
-import re
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from dagwright.k8s import names
-
-if TYPE_CHECKING:
-    from dagwright.k8s.jobs import RedisSettings
 
 
 class CommandError(Exception):
@@ -201,40 +197,3 @@ def follow_pod_log(api_client: Any, namespace: str, pod: str) -> Iterator[str]:
     )
     for chunk in stream.stream():
         yield chunk.decode(errors="replace")
-
-
-_DNS_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
-
-
-def redis_settings(
-    url: str | None, password_secret: str | None, ca_configmap: str | None, ca_file: str | None
-) -> RedisSettings | None:
-    """The Redis flags, checked before start-up, because each mistake would otherwise surface late and far away:
-    a CA with a plaintext URL makes redis-py raise in the progress feed and in every node-runner, an invalid
-    ConfigMap name makes the API server refuse every Job, and an unreadable CA file fails every connection."""
-    from dagwright.k8s.jobs import RedisSettings
-
-    flag = "--redis-ca-configmap" if ca_configmap else "--redis-ca-file (DAGWRIGHT_REDIS_CA)" if ca_file else None
-    if not url:
-        if flag:
-            raise CommandError(f"{flag} needs --redis-url rediss://...")
-        return None
-    scheme = url.partition("://")[0]  # never the rest: a URL may carry the password
-    if flag and scheme != "rediss":
-        raise CommandError(f"{flag} is for TLS, but --redis-url is {scheme}://...: use rediss://")
-    if ca_configmap and (len(ca_configmap) > 253 or not _DNS_SUBDOMAIN.fullmatch(ca_configmap)):
-        raise CommandError(f"--redis-ca-configmap {ca_configmap!r}: not a valid ConfigMap name")
-    if ca_file:
-        _check_ca_file(ca_file)
-    return RedisSettings(url, password_secret, ca_configmap=ca_configmap or None)
-
-
-def _check_ca_file(path: str) -> None:
-    import ssl
-
-    try:
-        ssl.create_default_context(cafile=path)
-    except ssl.SSLError:
-        raise CommandError(f"--redis-ca-file (DAGWRIGHT_REDIS_CA) {path}: no PEM certificate in it") from None
-    except OSError as error:
-        raise CommandError(f"--redis-ca-file (DAGWRIGHT_REDIS_CA) {path}: {error.strerror or error}") from None

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from dagwright.cli import main
+from dagwright.cli.operator import redis_settings
 from dagwright.k8s import admission
-from dagwright.k8s.commands import redis_settings
 
 
 @pytest.fixture(autouse=True)
