@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -35,7 +36,7 @@ import yaml
 from kubernetes import client, watch
 from kubernetes.client.exceptions import ApiException
 
-from .cluster.helpers import wait_for
+from .cluster.helpers import get_or_none, wait_for
 
 if TYPE_CHECKING:
     from .conftest import Kube  # conftest imports this module for its fixtures
@@ -122,6 +123,19 @@ class Operators:
         self.started.append(started)
         return started
 
+    def leader_and_standby(self) -> tuple[OperatorProcess, OperatorProcess, str]:
+        """Two replicas with leader election, once one holds the Lease and has logged it: (leader, standby,
+        the leader's identity in the Lease)."""
+        replicas = [self.start(leader_election=True), self.start(leader_election=True)]
+        holder = wait_for("a lease holder", lambda: lease_holder(self.kube, self.namespace), timeout=60)
+        leader = wait_for(
+            "the leader's log line",
+            lambda: next((p for p in replicas if leader_identity(p) == holder), None),
+            timeout=30,
+        )
+        standby = next(p for p in replicas if p is not leader)
+        return leader, standby, holder
+
     def stop_all(self) -> None:
         for process in self.started:
             if process.alive():
@@ -134,6 +148,19 @@ class Operators:
             code = process.proc.returncode
             print(f"\n----- {process.name} (pid {process.pid}, exit {code}) {' '.join(process.args)}")
             print(process.tail())
+
+
+def leader_identity(process: OperatorProcess) -> str | None:
+    """The identity the operator last logged leading as, if it ever did."""
+    found = re.findall(r"became the leader as (\S+)", process.log())
+    return found[-1] if found else None
+
+
+def lease_holder(kube: Kube, namespace: str) -> str | None:
+    lease = get_or_none(
+        lambda: client.CoordinationV1Api(kube.api_client).read_namespaced_lease("dagwright-operator", namespace)
+    )
+    return lease.spec.holder_identity if lease is not None and lease.spec is not None else None
 
 
 # --------------------------------------------------------------------------- what the API server holds

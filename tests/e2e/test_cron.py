@@ -24,8 +24,18 @@ from kubernetes import client
 
 from .cluster.helpers import wait_for
 from .conftest import Kube
-from .operator_fixtures import GROUP, IMAGE, VERSION, Operators, dagwright, get_workflow, hold, node, parse_time
-from .test_operator_resilience import leader_identity, lease_holder
+from .operator_fixtures import (
+    GROUP,
+    IMAGE,
+    VERSION,
+    Operators,
+    dagwright,
+    get_workflow,
+    hold,
+    leader_identity,
+    node,
+    parse_time,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -286,12 +296,7 @@ def test_cli_list_suspend_resume_trigger(kube: Kube, namespace: str, operators: 
 def test_only_the_leader_starts_runs_and_the_standby_carries_on_after_it_is_killed(
     kube: Kube, namespace: str, operators: Operators, clock: FastClock
 ) -> None:
-    replicas = [operators.start(leader_election=True), operators.start(leader_election=True)]
-    holder = wait_for("a lease holder", lambda: lease_holder(kube, namespace), timeout=60)
-    leader = wait_for(
-        "the leader's log line", lambda: next((p for p in replicas if leader_identity(p) == holder), None), timeout=30
-    )
-    standby = next(p for p in replicas if p is not leader)
+    leader, standby, _ = operators.leader_and_standby()
     spec = {"catchUp": "All", "successfulRunsHistoryLimit": 100}
     apply(kube, namespace, cron_workflow("ha", [node("a", duration="100ms")], **spec))
     before = scheduled(wait_runs(kube, namespace, "ha", 2, timeout=4 * MINUTE))

@@ -8,20 +8,19 @@ which the recorder would see. Capacity (`--max-running-nodes`) and `spec.priorit
 
 from __future__ import annotations
 
-import re
 import signal
 import time
 
 import pytest
-from kubernetes import client
 
-from .cluster.helpers import get_or_none, wait_for
+from .cluster.helpers import wait_for
 from .conftest import Kube
 from .operator_fixtures import (
-    OperatorProcess,
     Operators,
     Recorder,
     apply,
+    leader_identity,
+    lease_holder,
     node,
     node_status,
     retry,
@@ -70,28 +69,11 @@ def test_operator_killed_mid_run_and_restarted_runs_no_attempt_twice(
     assert after_first_kill < len(records)
 
 
-def leader_identity(process: OperatorProcess) -> str | None:
-    found = re.findall(r"became the leader as (\S+)", process.log())
-    return found[-1] if found else None
-
-
-def lease_holder(kube: Kube, namespace: str) -> str | None:
-    lease = get_or_none(
-        lambda: client.CoordinationV1Api(kube.api_client).read_namespaced_lease("dagwright-operator", namespace)
-    )
-    return lease.spec.holder_identity if lease is not None and lease.spec is not None else None
-
-
 @pytest.mark.slow
 def test_standby_replica_takes_over_when_the_leader_is_killed(
     kube: Kube, namespace: str, recorder: Recorder, operators: Operators
 ) -> None:
-    replicas = [operators.start(leader_election=True), operators.start(leader_election=True)]
-    holder = wait_for("a lease holder", lambda: lease_holder(kube, namespace), timeout=60)
-    leader = wait_for(
-        "the leader's log line", lambda: next((p for p in replicas if leader_identity(p) == holder), None), timeout=30
-    )
-    standby = next(p for p in replicas if p is not leader)
+    leader, standby, holder = operators.leader_and_standby()
     nodes = [node(f"step-{i}", *([f"step-{i - 1}"] if i else []), duration="1s") for i in range(6)]
     apply(kube, namespace, workflow("ha", nodes))
     wait_for("two steps launched", lambda: len(recorder.jobs_of("ha")) >= 2, timeout=60)
@@ -178,12 +160,7 @@ def test_a_restarted_operator_keeps_a_retrying_nodes_backoff(
 def test_a_leader_shutting_down_hands_over_at_once(
     kube: Kube, namespace: str, recorder: Recorder, operators: Operators
 ) -> None:
-    replicas = [operators.start(leader_election=True), operators.start(leader_election=True)]
-    holder = wait_for("a lease holder", lambda: lease_holder(kube, namespace), timeout=60)
-    leader = wait_for(
-        "the leader's log line", lambda: next((p for p in replicas if leader_identity(p) == holder), None), timeout=30
-    )
-    standby = next(p for p in replicas if p is not leader)
+    leader, standby, _ = operators.leader_and_standby()
 
     leader.stop()  # SIGTERM, as in a rolling update: the Lease is released on the way out
     stopped_at = time.monotonic()
@@ -199,12 +176,7 @@ def test_a_leader_shutting_down_hands_over_at_once(
 def test_a_frozen_leader_that_wakes_up_after_a_takeover_does_not_act(
     kube: Kube, namespace: str, recorder: Recorder, operators: Operators
 ) -> None:
-    replicas = [operators.start(leader_election=True), operators.start(leader_election=True)]
-    holder = wait_for("a lease holder", lambda: lease_holder(kube, namespace), timeout=60)
-    leader = wait_for(
-        "the leader's log line", lambda: next((p for p in replicas if leader_identity(p) == holder), None), timeout=30
-    )
-    standby = next(p for p in replicas if p is not leader)
+    leader, standby, _ = operators.leader_and_standby()
     nodes = [node(f"step-{i}", *([f"step-{i - 1}"] if i else []), duration="1500ms") for i in range(8)]
     apply(kube, namespace, workflow("split", nodes))
     wait_for("a step launched", lambda: recorder.jobs_of("split"), timeout=60)
