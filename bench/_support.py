@@ -24,7 +24,7 @@ import urllib.request
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
@@ -402,14 +402,17 @@ class JobTimes:
     labels: dict[str, dict[str, str]] = field(default_factory=dict)
 
 
-class JobWatch:
-    """A client-side watch of a namespace's Jobs, recording when each was first seen and first seen Complete."""
+class ObjectWatch:
+    """A client-side watch of a namespace's objects of one kind: a list, then a watch from its version, and a list
+    again whenever the watch lost its place (410 Gone); `_handle` gets every event with its receive time
+    (monotonic). Subclasses say what to list (`_list`) and what to record (`_handle`): JobWatch here, the peers
+    benchmark's PodWatch."""
 
-    def __init__(self, kube: Cluster, namespace: str, on_complete: Callable[[str, dict[str, Any]], None] | None = None):
+    what = "object"  # for the start-up wait's message
+
+    def __init__(self, kube: Cluster, namespace: str):
         self.kube = kube
         self.namespace = namespace
-        self.times = JobTimes()
-        self.on_complete = on_complete
         self._stop = threading.Event()
         self._response: Any = None
         self.relists = 0  # lists done (1 at start); more mean some receive times are list times
@@ -417,9 +420,9 @@ class JobWatch:
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._cond = threading.Condition()
 
-    def __enter__(self) -> JobWatch:
+    def __enter__(self) -> Self:
         self._thread.start()
-        wait_for("job watch started", lambda: self._response is not None, timeout=30, interval=0.05)
+        wait_for(f"{self.what} watch started", lambda: self._response is not None, timeout=30, interval=0.05)
         return self
 
     def __exit__(self, *_: object) -> None:
@@ -428,14 +431,20 @@ class JobWatch:
             self._response.close()
         self._thread.join(timeout=5)
 
+    def _list(self, **options: Any) -> Any:
+        raise NotImplementedError
+
+    def _handle(self, event: dict[str, Any], received: float) -> str | None:
+        """Record the event; the object's resourceVersion."""
+        raise NotImplementedError
+
     def _run(self) -> None:
         version = ""
         while not self._stop.is_set():
             try:
                 if not version:
                     version = self._relist()
-                response = self.kube.batch.list_namespaced_job(
-                    self.namespace,
+                response = self._list(
                     watch=True,
                     resource_version=version,
                     allow_watch_bookmarks=True,
@@ -466,14 +475,28 @@ class JobWatch:
                 time.sleep(0.2)
 
     def _relist(self) -> str:
-        """List the Jobs (at start, or after the watch lost its place) and record what was missed, as seen now."""
-        listed = json.loads(self.kube.batch.list_namespaced_job(self.namespace, _preload_content=False).data)
+        """List the objects (at start, or after the watch lost its place) and record what was missed, as seen now."""
+        listed = json.loads(self._list(_preload_content=False).data)
         received = time.monotonic()
         for item in listed["items"]:
             self._handle({"type": "ADDED", "object": item}, received)
         version: str = listed["metadata"]["resourceVersion"]
         self.relists += 1
         return version
+
+
+class JobWatch(ObjectWatch):
+    """A client-side watch of a namespace's Jobs, recording when each was first seen and first seen Complete."""
+
+    what = "job"
+
+    def __init__(self, kube: Cluster, namespace: str, on_complete: Callable[[str, dict[str, Any]], None] | None = None):
+        super().__init__(kube, namespace)
+        self.times = JobTimes()
+        self.on_complete = on_complete
+
+    def _list(self, **options: Any) -> Any:
+        return self.kube.batch.list_namespaced_job(self.namespace, **options)
 
     def _handle(self, event: dict[str, Any], received: float) -> str | None:
         body = event.get("object") or {}

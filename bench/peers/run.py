@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
-import json
 import sys
 import threading
 import time
@@ -40,8 +39,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _support as s
 import argo
 import figures as f
-
-from tests.e2e.cluster.helpers import wait_for
 
 SYSTEMS = ("dagwright", "argo-tuned", "argo-defaults")
 WORKLOADS = ("latency", "chain", "throughput", "large")
@@ -151,72 +148,21 @@ class PodTimes:
     done: dict[NodeKey, float] = field(default_factory=dict)  # first seen Succeeded or Failed
 
 
-class PodWatch:
+class PodWatch(s.ObjectWatch):
     """A client-side watch of a namespace's pods, by workflow node (as s.JobWatch does for Jobs)."""
 
+    what = "pod"
+
     def __init__(self, kube: s.Cluster, namespace: str, node_of: Callable[[dict[str, Any]], NodeKey | None]):
-        self.kube = kube
-        self.namespace = namespace
+        super().__init__(kube, namespace)
         self.node_of = node_of
         self.times = PodTimes()
-        self.relists = 0
-        self._stop = threading.Event()
-        self._response: Any = None
-        self._cond = threading.Condition()
-        self._thread = threading.Thread(target=self._run, daemon=True)
 
-    def __enter__(self) -> PodWatch:
-        self._thread.start()
-        wait_for("pod watch started", lambda: self._response is not None, timeout=30, interval=0.05)
-        return self
+    def _list(self, **options: Any) -> Any:
+        return self.kube.core.list_namespaced_pod(self.namespace, **options)
 
-    def __exit__(self, *_: object) -> None:
-        self._stop.set()
-        with contextlib.suppress(Exception):
-            self._response.close()
-        self._thread.join(timeout=5)
-
-    def _run(self) -> None:
-        version = ""
-        while not self._stop.is_set():
-            try:
-                if not version:
-                    version = self._relist()
-                response = self.kube.core.list_namespaced_pod(
-                    self.namespace, watch=True, resource_version=version, allow_watch_bookmarks=True,
-                    timeout_seconds=600, _preload_content=False, _request_timeout=(10, 120),
-                )  # fmt: skip
-                self._response = response
-                buffer = b""
-                for chunk in response.stream(65536, decode_content=False):
-                    received = time.monotonic()
-                    buffer += chunk
-                    *lines, buffer = buffer.split(b"\n")
-                    for line in lines:
-                        if not line.strip():
-                            continue
-                        event = json.loads(line)
-                        if event.get("type") == "ERROR":
-                            version = ""
-                            break
-                        version = self._handle(event.get("object") or {}, received) or version
-                    if not version:
-                        break
-            except Exception:
-                if self._stop.is_set():
-                    return
-                time.sleep(0.2)
-
-    def _relist(self) -> str:
-        listed = json.loads(self.kube.core.list_namespaced_pod(self.namespace, _preload_content=False).data)
-        received = time.monotonic()
-        for item in listed["items"]:
-            self._handle(item, received)
-        self.relists += 1
-        version: str = listed["metadata"]["resourceVersion"]
-        return version
-
-    def _handle(self, pod: dict[str, Any], received: float) -> str | None:
+    def _handle(self, event: dict[str, Any], received: float) -> str | None:
+        pod = event.get("object") or {}
         key = self.node_of(pod)
         if key is not None:
             with self._cond:
