@@ -242,6 +242,11 @@ def _local(case: Case, workdir: Path) -> dict[str, Any]:
     return _final(done.stdout, done.stderr)
 
 
+# Seconds a local run may take to write its first state: every case's `dagwright run` starts at once beside the
+# operator, and on two loaded cores (load 16 measured) their imports alone took longer than 30 s.
+START = 120
+
+
 def _local_interrupted(case: Case, workdir: Path, args: list[str]) -> dict[str, Any]:
     """Ctrl-C is the local `dagwright stop`. A local run has no live pause: `paused: true` in the manifest holds
     everything back, and resuming is running the manifest again, unpaused, from the same --state file."""
@@ -260,9 +265,11 @@ def _local_interrupted(case: Case, workdir: Path, args: list[str]) -> dict[str, 
     try:
         if case.act == "stop":
             assert case.stopped_during is not None
-            wait_for(f"local {case.name}: {case.stopped_during} running", lambda: _saved_node(state, case), timeout=30)
+            wait_for(
+                f"local {case.name}: {case.stopped_during} running", lambda: _saved_node(state, case), timeout=START
+            )
         else:
-            wait_for(f"local {case.name}: Paused", lambda: _saved(state).get("phase") == "Paused", timeout=30)
+            wait_for(f"local {case.name}: Paused", lambda: _saved(state).get("phase") == "Paused", timeout=START)
             hold(1)  # nothing may launch meanwhile
             assert _saved(state)["progress"] == f"0/{len(case.nodes)}"
         process.send_signal(signal.SIGINT)
