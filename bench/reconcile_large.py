@@ -1,6 +1,6 @@
 """One reconcile pass of a 10,000-node workflow mid-run: the operator's own CPU, and what share each stage takes.
 
-    python bench/reconcile_large.py [--width 1000 --depth 10] [--singles 20] [--profile]
+    python bench/reconcile_large.py [--width 1000 --depth 10] [--singles 20] [--default-gc] [--profile]
 
 The workflow is `--width` chains of `--depth` nodes (node n depends on node n - width), so each layer is
 `--width` nodes that run together. The real `Reconciler` (the code `dagwright operator` runs) reconciles it
@@ -16,15 +16,20 @@ Two kinds of pass are measured, both in the same run:
 Each pass is timed whole (wall clock and the process's CPU time; the machine is shared, so CPU is the figure
 to trust) and by stage: status read (parse the stored status, unless it is the one this replica wrote),
 observe (Jobs and pods from the cache), plan (the pure planner), Jobs (build and create), status patch
-(serialize the node map, compress it: `statuswire.encode` is timed on its own inside it), API write (the
+(serialize the node map, compress it: its encoding is timed on its own inside it), API write (the
 fake's patch: JSON out, the response's JSON in) and cache (writing the response through). Stage times are
-the process's CPU time (the Job creates run on the reconciler's launch threads). Prints figures; it is not a test.
+the process's CPU time (the Job creates run on the reconciler's launch threads); garbage collections are
+counted on their own as well (within whichever stage they interrupted), split into full (gen 2) and young.
+The fake keeps its own objects few (the Workflow as JSON text, Jobs slim), so collections walk about the heap
+the operator's own would; the collector's thresholds are the operator process's (`k8s.collector`), or
+CPython's defaults with --default-gc. Prints figures; it is not a test.
 """
 
 from __future__ import annotations
 
 import argparse
 import cProfile
+import gc
 import itertools
 import json
 import pstats
@@ -41,7 +46,7 @@ from typing import Any, TypeVar
 
 from dagwright import planner
 from dagwright.k8s import names, reconcile, statuswire
-from dagwright.k8s.cache import Body, Cache, Key
+from dagwright.k8s.cache import Body, Cache, Key, slim_job
 from dagwright.k8s.reconcile import Reconciler, Settings
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -82,7 +87,7 @@ class FakeApi:
     """The API server as `k8s.client.Api` shows it: Jobs and one Workflow in dicts, nothing else."""
 
     def __init__(self) -> None:
-        self.workflows: dict[Key, Body] = {}
+        self.workflows: dict[Key, bytes] = {}  # as JSON: the server's objects are not the operator's heap
         self.jobs: dict[str, Body] = {}
         self.status_bytes: list[int] = []
         self._versions = itertools.count(100)
@@ -96,7 +101,7 @@ class FakeApi:
             return None
         created = {**job, "metadata": {**job["metadata"], "uid": f"job-{name}", "resourceVersion": self.version()}}
         created["status"] = {}
-        self.jobs[name] = created
+        self.jobs[name] = slim_job(created)
         return created
 
     def delete_job(self, namespace: str, name: str) -> None:
@@ -118,11 +123,12 @@ class FakeApi:
         the API server would do between the two (merge, encode the response) is not counted."""
         sent = json.dumps(patch)
         with server():
-            workflow = self.workflows[(namespace, name)]
+            workflow = json.loads(self.workflows[(namespace, name)])
             workflow["status"] = _merged(workflow.get("status") or {}, json.loads(sent)["status"])
             workflow["metadata"]["resourceVersion"] = self.version()
-            response = json.dumps(workflow).encode()
+            response = self.workflows[(namespace, name)] = json.dumps(workflow).encode()
             self.status_bytes.append(len(json.dumps(workflow["status"], separators=(",", ":"))))
+            del workflow
         result: Body = json.loads(response)
         return result
 
@@ -189,8 +195,8 @@ class Run:
         )
         body = manifest(width, depth)
         self.key: Key = ("bench", "large")
-        self.api.workflows[self.key] = body
-        self.cache.put_workflow(json.loads(json.dumps(body)))
+        self.api.workflows[self.key] = json.dumps(body).encode()
+        self.cache.put_workflow(body)
         self.finished: set[str] = set()
         self.random = random.Random(15)
 
@@ -225,7 +231,7 @@ class Run:
         self.finished.add(job_name)
 
     def progress(self) -> str:
-        status = self.api.workflows[self.key].get("status") or {}
+        status = json.loads(self.api.workflows[self.key]).get("status") or {}
         return f"{status.get('phase')} {status.get('progress')}"
 
 
@@ -240,6 +246,31 @@ def instrument(run: Run) -> None:
     planner.plan = timed("plan", planner.plan)
     reconcile.status_patch = timed("status patch", reconcile.status_patch)
     statuswire.encode = timed("  of which encode", statuswire.encode)
+    if hasattr(statuswire, "NodeMap"):
+        statuswire.NodeMap.encode = timed("  of which encode", statuswire.NodeMap.encode)  # type: ignore[method-assign]
+    gc.callbacks.append(_collected)
+
+
+def _collected(phase: str, info: dict[str, int]) -> None:
+    """Garbage collections inside a pass: counted apart, as they land in whichever stage allocated last."""
+    if phase == "start":
+        GC[0] = time.process_time()
+    else:
+        STAGES["  collections (gen 2)" if info["generation"] == 2 else "  collections (gen 0-1)"] += (
+            time.process_time() - GC[0]
+        )
+
+
+GC = [0.0]
+
+
+def tune_collector() -> None:
+    """As `dagwright operator` does at start (before that module existed: nothing, the default)."""
+    try:
+        from dagwright.k8s import collector
+    except ImportError:
+        return
+    collector.tune()
 
 
 class Pass:
@@ -286,7 +317,18 @@ def report(kind: str, passes: list[Pass]) -> None:
     print(f"  {'other':<18} p50 {statistics.median(other) * 1e3:7.1f} ms  {sum(other) / total:6.1%} of the CPU time")
 
 
-STAGE_ORDER = ("status read", "observe", "plan", "Jobs", "status patch", "  of which encode", "API write", "cache")
+STAGE_ORDER = (
+    "status read",
+    "observe",
+    "plan",
+    "Jobs",
+    "status patch",
+    "  of which encode",
+    "API write",
+    "cache",
+    "  collections (gen 0-1)",
+    "  collections (gen 2)",
+)
 
 
 def main() -> int:
@@ -294,8 +336,11 @@ def main() -> int:
     parser.add_argument("--width", type=int, default=1000)
     parser.add_argument("--depth", type=int, default=10)
     parser.add_argument("--singles", type=int, default=20, help="one-Job passes, measured at the middle layer")
+    parser.add_argument("--default-gc", action="store_true", help="CPython's collector thresholds")
     parser.add_argument("--profile", action="store_true", help="cProfile the measured passes (top 30, cumulative)")
     args = parser.parse_args()
+    if not args.default_gc:
+        tune_collector()
     run = Run(args.width, args.depth)
     instrument(run)
     profiler = cProfile.Profile() if args.profile else None
@@ -308,6 +353,7 @@ def main() -> int:
         for job_name in run.running():
             run.finish(job_name)
         passes.append(one_pass(run, "layer", profiler))
+    print(f"collector thresholds {gc.get_threshold()}")
     print(f"{args.width * args.depth} nodes ({args.width} chains of {args.depth}); ends {run.progress()}")
     print(f"stored status: {max(run.api.status_bytes) / 1024:.0f} KiB at most (compact JSON)")
     report("first", passes)

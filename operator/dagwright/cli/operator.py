@@ -60,7 +60,7 @@ def register(commands: Any) -> None:
 
 
 def _operator(args: argparse.Namespace) -> int:
-    from dagwright.k8s import operator
+    from dagwright.k8s import collector, operator
     from dagwright.k8s.admission import WebhookSettings
     from dagwright.k8s.reconcile import Settings
 
@@ -102,6 +102,7 @@ def _operator(args: argparse.Namespace) -> int:
     elif args.webhook_manage or args.webhook_cert_dir:
         print("error: --webhook-manage and --webhook-cert-dir need --webhook-port", file=sys.stderr)
         return 2
+    collector.tune()
     operator.run(
         settings,
         lease_namespace=lease,

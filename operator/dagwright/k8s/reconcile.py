@@ -92,6 +92,7 @@ class Reconciler:
         self.fleet: Fleet[Key] = Fleet(settings.max_running_nodes)
         self._compiled: dict[str, tuple[int | None, Workflow | SpecError, TemplateSnapshot | None]] = {}
         self._statuses: dict[str, tuple[str, WorkflowStatus]] = {}
+        self._node_maps: dict[str, statuswire.NodeMap] = {}  # by uid: large workflows' compressed node maps
         self._launcher = ThreadPoolExecutor(max_workers=_LAUNCH_THREADS, thread_name_prefix="launch")
 
     # -- the pass
@@ -335,13 +336,19 @@ class Reconciler:
         if not decision.changed:
             return
         meta = body["metadata"]
-        patch = status_patch(body.get("status") or {}, previous, decision.status)
+        patch = status_patch(body.get("status") or {}, previous, decision.status, self._node_map(meta["uid"]))
         if not patch:
             return
         updated = self.api.patch_status(meta["namespace"], meta["name"], {"status": patch})
         if updated is not None:
-            self.cache.put_workflow(updated)
+            self.cache.put_workflow(_spec_kept(updated, body))
             self._statuses[meta["uid"]] = (updated["metadata"]["resourceVersion"], decision.status)
+
+    def _node_map(self, uid: str) -> statuswire.NodeMap:
+        node_map = self._node_maps.get(uid)
+        if node_map is None:
+            node_map = self._node_maps[uid] = statuswire.NodeMap()
+        return node_map
 
     def _emit(self, body: Body, decision: Decision) -> None:
         for event in decision.events:
@@ -378,6 +385,7 @@ class Reconciler:
     def forget_uid(self, uid: str) -> None:
         self._compiled.pop(uid, None)
         self._statuses.pop(uid, None)
+        self._node_maps.pop(uid, None)
 
     def phase_counts(self) -> dict[str, int]:
         return self.fleet.phase_counts()
@@ -430,17 +438,20 @@ def _check_cluster_rules(workflow: Workflow) -> None:
         raise SpecError(problems)
 
 
-def status_patch(stored: Body, previous: WorkflowStatus | None, new: WorkflowStatus) -> Body:
+def status_patch(
+    stored: Body, previous: WorkflowStatus | None, new: WorkflowStatus, node_map: statuswire.NodeMap | None = None
+) -> Body:
     """The merge patch from the stored status to `new`, serializing only the nodes the planner changed.
 
     `previous` is the status the planner started from, parsed from `stored` (or the one we wrote, which
     `stored` holds). The planner hands back the very same NodeStatus object for every node it left alone, so
     those are skipped by identity; a 10,000-node workflow pays for the few nodes that moved, not for
     serializing and diffing all of them on every pass. Without `previous`, the whole status is diffed.
+    A large workflow's map is compressed whole; `node_map` (kept per workflow) remembers each node's JSON.
     """
     items = sum(node.items.total for node in new.nodes.values() if node.items is not None)
     if statuswire.should_compress(len(new.nodes) + items, stored):
-        return _compressed_patch(stored, new)
+        return _compressed_patch(stored, new, node_map or statuswire.NodeMap())
     if previous is None:
         return merge_patch(stored, to_wire(new))
     old_summary = {key: value for key, value in stored.items() if key != "nodes"}
@@ -471,18 +482,27 @@ def status_patch(stored: Body, previous: WorkflowStatus | None, new: WorkflowSta
     return patch
 
 
-def _compressed_patch(stored: Body, new: WorkflowStatus) -> Body:
+def _compressed_patch(stored: Body, new: WorkflowStatus, node_map: statuswire.NodeMap) -> Body:
     """Large workflows: the summary fields as usual, the node map as one compressed string."""
     old_summary = {key: value for key, value in stored.items() if key not in ("nodes", "compressedNodes")}
     new_summary = new.model_dump(mode="json", by_alias=True, exclude_none=True, exclude={"nodes", "compressed_nodes"})
     patch = merge_patch(old_summary, new_summary)
-    nodes = {name: node.model_dump(mode="json", by_alias=True, exclude_none=True) for name, node in new.nodes.items()}
-    encoded = statuswire.encode(nodes)
+    encoded = node_map.encode(new.nodes)
     if stored.get("compressedNodes") != encoded:
         patch["compressedNodes"] = encoded
     if stored.get("nodes"):
         patch["nodes"] = None
     return patch
+
+
+def _spec_kept(updated: Body, cached: Body) -> Body:
+    """The Workflow a status patch returned, holding the cached body's spec when the generation says it is the
+    same one (the API server counts every spec change): the response's own copy of a 10,000-node spec is then
+    freed at once instead of replacing an equal one in the cache, which made every pass leave ~100,000 new
+    long-lived objects behind for the garbage collector's full collections to walk."""
+    if updated["metadata"].get("generation") != cached["metadata"].get("generation") or "spec" not in cached:
+        return updated
+    return {**updated, "spec": cached["spec"]}
 
 
 def _record_metrics(decision: Decision, now: datetime) -> None:

@@ -4,6 +4,13 @@ A Succeeded node's status is ~200 bytes of JSON; a 10,000-node workflow's plain 
 1.5 MiB object limit (with the spec beside it) part-way through the run, and every later status write would be
 refused. Above `COMPRESS_ABOVE` nodes the map is stored as `status.compressedNodes` (gzip, then base64: about
 12x smaller), the idea Argo users know, and `status.nodes` is left empty. `dagwright get` reads either form.
+
+Every pass that changes a large workflow writes the whole compressed map again, so the operator keeps one
+`NodeMap` per such workflow: each node's JSON is made once and reused for as long as the planner hands back
+the same (immutable) NodeStatus object, which it does for every node it left alone, and the map is compressed
+in runs of nodes that keep their compressed bytes while none of their nodes changes. A pass pays for the
+nodes that moved and the runs they are in, not for serializing and compressing 10,000 nodes. Readers see
+one ordinary gzip stream of the same JSON; key order inside it carries no meaning.
 """
 
 from __future__ import annotations
@@ -11,7 +18,16 @@ from __future__ import annotations
 import base64
 import gzip
 import json
+import operator
+import struct
+import zlib
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
+
+import pydantic_core
+
+from dagwright.status import NodeStatus
 
 COMPRESS_ABOVE = 1000  # nodes; with messages capped at 512 characters, a plain map below this stays < 1 MiB
 
@@ -23,8 +39,105 @@ def should_compress(node_count: int, stored: dict[str, Any]) -> bool:
 
 
 def encode(nodes: dict[str, Any]) -> str:
-    raw = json.dumps(nodes, separators=(",", ":"), sort_keys=True).encode()
-    return base64.b64encode(gzip.compress(raw, compresslevel=6, mtime=0)).decode()
+    """A node map already in its JSON form (dicts), compressed."""
+    return _packed(json.dumps(nodes, separators=(",", ":"), sort_keys=True).encode())
+
+
+class NodeMap:
+    """One workflow's compressed node map as last written, and what it was made of, kept for the next pass.
+
+    Each node's JSON is kept by NodeStatus identity, and the map is compressed in runs of `CHUNK_NODES` nodes,
+    each compressed on its own (as pigz does) so a run of unchanged nodes keeps its compressed bytes: the
+    gzip stream is their concatenation, one ordinary gzip member that any reader inflates. Compressing runs
+    apart costs a little size (a node's JSON finds no match in the run before it), not correctness.
+    """
+
+    def __init__(self) -> None:
+        self._members: dict[str, tuple[NodeStatus, bytes]] = {}  # name -> (the node, `"name":{...}`)
+        self._chunks: list[_Chunk] = []
+        self._nodes: Mapping[str, NodeStatus] | None = None  # the map last encoded, and what it gave
+        self._encoded: str | None = None
+
+    def encode(self, nodes: Mapping[str, NodeStatus]) -> str:
+        """`compressedNodes` for these nodes: the same string as last time when no node object changed."""
+        if nodes is self._nodes and self._encoded is not None:
+            return self._encoded
+        held = self._members
+        members: dict[str, tuple[NodeStatus, bytes]] = {}
+        changed = len(nodes) != len(held)
+        for name, node in nodes.items():
+            member = held.get(name)
+            if member is None or member[0] is not node:
+                member = (node, _member(name, node))
+                changed = True
+            members[name] = member
+        self._members, self._nodes = members, nodes
+        if changed or self._encoded is None:
+            self._encoded = self._packed([member for _, member in members.values()])
+        return self._encoded
+
+    def _packed(self, members: list[bytes]) -> str:
+        chunks: list[_Chunk] = []
+        window = b"{"  # what the reader has inflated before this run: a run refers back into it, as in one stream
+        for number, start in enumerate(range(0, len(members), CHUNK_NODES)):
+            run = tuple(members[start : start + CHUNK_NODES])
+            before = self._chunks[number] if number < len(self._chunks) else None
+            if before is None or before.window is not window or not _same(before.members, run):
+                raw = b",".join(run)
+                before = _Chunk(run, raw, window, _deflated(b"," + raw if start else raw, window))
+            chunks.append(before)
+            window = before.raw
+        self._chunks = chunks
+        return _gzip_of(chunks)
+
+
+CHUNK_NODES = 200  # ~40 KB of JSON a run, more than deflate's 32 KiB window
+_LEVEL = 6
+
+
+@dataclass(frozen=True)
+class _Chunk:
+    members: tuple[bytes, ...]
+    raw: bytes  # the members joined, without the comma before a run that follows another
+    window: bytes  # the run before it (its `raw`), which its matches may refer back into
+    deflated: bytes  # raw deflate blocks (with that comma), flushed to a byte boundary, not final
+
+
+def _same(before: tuple[bytes, ...], now: tuple[bytes, ...]) -> bool:
+    return len(before) == len(now) and all(map(operator.is_, before, now))
+
+
+def _deflated(raw: bytes, window: bytes) -> bytes:
+    """`raw` as deflate blocks that may refer back into `window`, the 32 KiB the reader inflated just before."""
+    compressor = zlib.compressobj(_LEVEL, zlib.DEFLATED, -zlib.MAX_WBITS, zdict=window[-_WINDOW:])
+    return compressor.compress(raw) + compressor.flush(zlib.Z_SYNC_FLUSH)
+
+
+_WINDOW = 32 * 1024
+
+
+def _gzip_of(chunks: list[_Chunk]) -> str:
+    """One gzip member (RFC 1952) around the runs' deflate blocks, closed by an empty final block."""
+    crc, size = zlib.crc32(b"{"), 1
+    for number, chunk in enumerate(chunks):
+        if number:
+            crc, size = zlib.crc32(b",", crc), size + 1
+        crc, size = zlib.crc32(chunk.raw, crc), size + len(chunk.raw)
+    crc, size = zlib.crc32(b"}", crc), size + 1
+    opening, closing = _deflated(b"{", b""), zlib.compressobj(_LEVEL, zlib.DEFLATED, -zlib.MAX_WBITS)
+    body = b"".join([opening, *(chunk.deflated for chunk in chunks), closing.compress(b"}"), closing.flush()])
+    header = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff"  # deflate, no name, mtime 0, unknown OS
+    trailer = struct.pack("<II", crc, size & 0xFFFFFFFF)
+    return base64.b64encode(header + body + trailer).decode()
+
+
+def _member(name: str, node: NodeStatus) -> bytes:
+    """`"name":{...}` as it appears in the map: camelCase, unset fields left out (as `to_wire`)."""
+    return json.dumps(name).encode() + b":" + pydantic_core.to_json(node, by_alias=True, exclude_none=True)
+
+
+def _packed(raw: bytes) -> str:
+    return base64.b64encode(gzip.compress(raw, compresslevel=_LEVEL, mtime=0)).decode()
 
 
 def decode(text: str) -> dict[str, Any]:
