@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from dagwright.k8s import names, reconcile
+from dagwright.k8s import names, reconcile, statuswire
 from dagwright.k8s.cache import Body, Cache, Key
 from dagwright.k8s.reconcile import Reconciler, Settings
 
@@ -485,3 +485,91 @@ def test_a_foreach_pass_with_nothing_new_writes_nothing_and_job_updates_queue_no
     cluster.reconcile(key)
     cluster.reconcile(key)
     assert len(cluster.api.status_patches) == patches
+
+
+# -- the parsed status kept between passes
+
+
+def _written_elsewhere(cluster: Cluster, key: Key, **nodes: Body) -> None:
+    """Another writer (a replica that led before us, a user's `kubectl patch`) changes the stored status: a new
+    resourceVersion, which the watch brings."""
+    body = cluster.api.workflows[key]
+    status = copy.deepcopy(body["status"])
+    if "compressedNodes" in status:
+        stored = statuswire.decode(status["compressedNodes"])
+        stored.update(nodes)
+        status["compressedNodes"] = statuswire.encode(stored)
+    else:
+        status["nodes"].update(nodes)
+    body["status"] = status
+    body["metadata"]["resourceVersion"] = cluster.api.version()
+    cluster.cache.put_workflow(copy.deepcopy(body))
+
+
+SUCCEEDED_A = {"phase": "Succeeded", "attempts": 1, "exitCode": 0, "finishedAt": "2026-11-29T00:00:01Z"}
+
+
+def test_a_status_written_by_someone_else_is_read_not_the_one_this_replica_remembers() -> None:
+    cluster = Cluster()
+    key = cluster.submit("wf", DIAMOND)
+    cluster.reconcile(key)  # a runs; this replica remembers the status it wrote
+    _written_elsewhere(cluster, key, a=SUCCEEDED_A)  # a's Job is still running as far as our cache knows
+    cluster.reconcile(key)
+    assert sorted(cluster.api.created) == ["wf-a-1", "wf-b-1", "wf-c-1"]
+    assert cluster.phases(key) == {"a": "Succeeded", "b": "Running", "c": "Running", "d": "Pending"}
+
+
+def test_a_workflow_recreated_under_the_same_name_starts_afresh_whatever_its_resource_version() -> None:
+    cluster = Cluster()
+    key = cluster.submit("wf", DIAMOND)
+    cluster.reconcile(key)
+    cluster.finish("wf-a-1")
+    cluster.reconcile(key)
+    assert cluster.phases(key)["a"] == "Succeeded"
+    old = cluster.api.workflows[key]
+    cluster.cache.drop_workflow(copy.deepcopy(old))
+    new = copy.deepcopy(old)
+    del new["status"]
+    new["metadata"]["uid"] = "uid-wf-2"  # the same resourceVersion string, as a fake can make it: still not ours
+    cluster.api.workflows[key] = new
+    cluster.cache.put_workflow(copy.deepcopy(new))
+    cluster.reconcile(key)
+    assert cluster.phases(key) == {"a": "Running", "b": "Pending", "c": "Pending", "d": "Pending"}
+
+
+def _chain(length: int) -> list[Body]:
+    return [node(f"n{i:04d}", *([f"n{i - 1:04d}"] if i else [])) for i in range(length)]
+
+
+def test_a_large_workflow_stores_its_nodes_compressed_and_reads_changes_made_by_others() -> None:
+    cluster = Cluster()
+    key = cluster.submit("big", _chain(statuswire.COMPRESS_ABOVE + 1))
+    cluster.reconcile(key)
+    for attempt in range(3):
+        cluster.finish(f"big-n{attempt:04d}-1")
+        cluster.reconcile(key)
+    stored = cluster.status(key)
+    assert "nodes" not in stored and stored["progress"] == "3/1001"
+    nodes = statuswire.decode(stored["compressedNodes"])
+    assert [nodes[f"n{i:04d}"]["phase"] for i in range(5)] == ["Succeeded"] * 3 + ["Running", "Pending"]
+
+    _written_elsewhere(cluster, key, n0003={**SUCCEEDED_A, "attempts": 1})
+    cluster.reconcile(key)
+    assert "big-n0004-1" in cluster.api.created
+    nodes = statuswire.decode(cluster.status(key)["compressedNodes"])
+    assert (nodes["n0003"]["phase"], nodes["n0004"]["phase"]) == ("Succeeded", "Running")
+
+
+def test_a_spec_edit_the_status_write_brings_back_before_its_watch_event_is_not_lost() -> None:
+    """The status patch's response is the whole Workflow: at a new generation its spec is the one kept."""
+    cluster = Cluster()
+    key = cluster.submit("wf", [node("a"), node("b", "a")])
+    cluster.reconcile(key)
+    body = cluster.api.workflows[key]  # a user adds a node; the watch event has not arrived yet
+    body["spec"]["nodes"] = [*body["spec"]["nodes"], node("c", "b")]
+    body["metadata"]["generation"] += 1
+    body["metadata"]["resourceVersion"] = cluster.api.version()
+    cluster.finish("wf-a-1")
+    cluster.reconcile(key)  # compiled from the cached (old) spec; its status write returns the new one
+    cluster.reconcile(key)
+    assert cluster.phases(key) == {"a": "Succeeded", "b": "Running", "c": "Pending"}
