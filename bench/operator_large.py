@@ -84,6 +84,7 @@ def main() -> int:
         kubectl_json = len(kube.kubectl("get", "workflow", "large", "-n", ns, "-o", "json").stdout)
         memory = op.memory_kib()
         metrics = op.metrics()
+        cpu = op.cpu_seconds()
     s.figure("phase", phase)
     for part, size in parts.items():
         s.figure(f"last stored {part} KiB", f"{size / KIB:.0f}")
@@ -99,6 +100,10 @@ def main() -> int:
     count = metrics.get("dagwright_reconcile_duration_seconds_count", 0)
     if count:
         s.figure("reconcile pass mean", s.ms(metrics["dagwright_reconcile_duration_seconds_sum"] / count))
+        for q in (0.5, 0.95):  # interpolated within the buckets (0.1, 0.25, 0.5, 1 s ...), as Prometheus does
+            value = s.histogram_quantile(metrics, "dagwright_reconcile_duration_seconds", q)
+            s.figure(f"reconcile pass p{q * 100:.0f} (bucket-interpolated)", s.ms(value) if value is not None else "-")
+    s.figure("operator CPU seconds (whole run, watch events included)", f"{cpu:.0f}")
     s.figure("operator peak rss MiB", f"{memory['VmHWM'] / 1024:.0f}")
     return 0 if phase == "Succeeded" else 1
 
