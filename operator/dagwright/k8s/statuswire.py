@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import base64
 import gzip
+import itertools
 import json
 import operator
 import struct
@@ -48,50 +49,62 @@ class NodeMap:
 
     Each node's JSON is kept by NodeStatus identity, and the map is compressed in runs of `CHUNK_NODES` nodes,
     each compressed on its own (as pigz does) so a run of unchanged nodes keeps its compressed bytes: the
-    gzip stream is their concatenation, one ordinary gzip member that any reader inflates. Compressing runs
-    apart costs a little size (a node's JSON finds no match in the run before it), not correctness.
+    gzip stream is their concatenation, one ordinary gzip member that any reader inflates. A run is compressed
+    with the run before it as its dictionary (what a reader has just inflated), so little size is lost; when
+    a run changes, it and the run after it are compressed again.
     """
 
     def __init__(self) -> None:
-        self._members: dict[str, tuple[NodeStatus, bytes]] = {}  # name -> (the node, `"name":{...}`)
-        self._chunks: list[_Chunk] = []
-        self._nodes: Mapping[str, NodeStatus] | None = None  # the map last encoded, and what it gave
+        self._source: Mapping[str, NodeStatus] | None = None  # the map last encoded, and what it gave
         self._encoded: str | None = None
+        self._names: list[str] = []  # its names, nodes and each node's `"name":{...}`, in its order
+        self._nodes: list[NodeStatus] = []
+        self._members: list[bytes] = []
+        self._chunks: list[_Chunk] = []
 
     def encode(self, nodes: Mapping[str, NodeStatus]) -> str:
         """`compressedNodes` for these nodes: the same string as last time when no node object changed."""
-        if nodes is self._nodes and self._encoded is not None:
+        if nodes is self._source and self._encoded is not None:
             return self._encoded
-        held = self._members
-        members: dict[str, tuple[NodeStatus, bytes]] = {}
-        changed = len(nodes) != len(held)
-        for name, node in nodes.items():
-            member = held.get(name)
-            if member is None or member[0] is not node:
-                member = (node, _member(name, node))
-                changed = True
-            members[name] = member
-        self._members, self._nodes = members, nodes
-        if changed or self._encoded is None:
-            self._encoded = self._packed([member for _, member in members.values()])
+        names, values = list(nodes), list(nodes.values())
+        dirty: set[int] | None = None  # runs holding a changed node; None: compare every run
+        if names == self._names:  # the usual pass: the same nodes, a few of them new objects
+            changed = list(itertools.compress(range(len(values)), map(operator.is_not, values, self._nodes)))
+            members = self._members.copy() if changed else self._members
+            for index in changed:
+                members[index] = _member(names[index], values[index])
+            dirty = {index // CHUNK_NODES for index in changed}
+        else:  # nodes added or removed (a changed spec, a status read again)
+            held = dict(zip(self._names, zip(self._nodes, self._members, strict=True), strict=True))
+            members = []
+            for name, node in zip(names, values, strict=True):
+                before = held.get(name)
+                members.append(before[1] if before is not None and before[0] is node else _member(name, node))
+        self._source, self._names, self._nodes, self._members = nodes, names, values, members
+        if dirty is None or dirty or self._encoded is None:
+            self._encoded = self._packed(members, dirty)
         return self._encoded
 
-    def _packed(self, members: list[bytes]) -> str:
+    def _packed(self, members: list[bytes], dirty: set[int] | None) -> str:
         chunks: list[_Chunk] = []
         window = b"{"  # what the reader has inflated before this run: a run refers back into it, as in one stream
         for number, start in enumerate(range(0, len(members), CHUNK_NODES)):
-            run = tuple(members[start : start + CHUNK_NODES])
-            before = self._chunks[number] if number < len(self._chunks) else None
-            if before is None or before.window is not window or not _same(before.members, run):
+            chunk = self._chunks[number] if number < len(self._chunks) else None
+            if chunk is None or (number in dirty if dirty is not None else not _same(chunk.members, members, start)):
+                run = tuple(members[start : start + CHUNK_NODES])
                 raw = b",".join(run)
-                before = _Chunk(run, raw, window, _deflated(b"," + raw if start else raw, window))
-            chunks.append(before)
-            window = before.raw
+                chunk = _Chunk(run, raw, window, _deflated(b"," + raw if start else raw, window))
+            elif chunk.window is not window:  # the same nodes after a changed run: compressed again, same raw
+                chunk = _Chunk(
+                    chunk.members, chunk.raw, window, _deflated(b"," + chunk.raw if start else chunk.raw, window)
+                )
+            chunks.append(chunk)
+            window = chunk.raw
         self._chunks = chunks
         return _gzip_of(chunks)
 
 
-CHUNK_NODES = 200  # ~40 KB of JSON a run, more than deflate's 32 KiB window
+CHUNK_NODES = 100  # ~20 KB of JSON a run; 200 or 400 save under 1% of the size and recompress more per change
 _LEVEL = 6
 
 
@@ -103,7 +116,9 @@ class _Chunk:
     deflated: bytes  # raw deflate blocks (with that comma), flushed to a byte boundary, not final
 
 
-def _same(before: tuple[bytes, ...], now: tuple[bytes, ...]) -> bool:
+def _same(before: tuple[bytes, ...], members: list[bytes], start: int) -> bool:
+    """Whether the run at `start` holds the very member objects it held."""
+    now = members[start : start + CHUNK_NODES]
     return len(before) == len(now) and all(map(operator.is_, before, now))
 
 

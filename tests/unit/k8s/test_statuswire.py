@@ -139,6 +139,26 @@ def test_an_unchanged_map_gives_the_same_string_and_a_changed_run_changes_only_i
     assert len(second) < 1.2 * len(statuswire.encode(statuswire.decode(second)))  # runs cost little size
 
 
+def test_a_pass_that_changes_one_node_compresses_two_runs_again_not_the_map(monkeypatch: pytest.MonkeyPatch) -> None:
+    compressed: list[int] = []
+    deflated = statuswire._deflated
+
+    def counted(raw: bytes, window: bytes) -> bytes:
+        compressed.append(len(raw))
+        return deflated(raw, window)
+
+    monkeypatch.setattr(statuswire, "_deflated", counted)
+    node_map = statuswire.NodeMap()
+    nodes = {f"n{i:05d}": NodeStatus(phase=NodePhase.SUCCEEDED, attempts=1, started_at=NOW) for i in range(5000)}
+    node_map.encode(nodes)
+    assert len(compressed) > 5000 // statuswire.CHUNK_NODES
+    compressed.clear()
+    nodes = {**nodes, "n02500": nodes["n02500"].model_copy(update={"message": "retried"})}
+    encoded = node_map.encode(nodes)
+    assert len(compressed) == 3  # the map's opening brace, the node's run and the run after it
+    assert statuswire.decode(encoded)["n02500"]["message"] == "retried"
+
+
 def test_a_stored_map_inflates_with_gunzip_as_a_kubectl_user_would() -> None:
     """`kubectl get workflow W -o jsonpath='{.status.compressedNodes}' | base64 -d | gunzip`"""
     gunzip = shutil.which("gunzip")
