@@ -354,13 +354,18 @@ def create_workflows(kube: Cluster, namespace: str, bodies: Sequence[dict[str, A
 
 @dataclass(frozen=True)
 class WorkflowKind:
-    """A workflow custom resource and the phases that end one: dagwright's, or a peer's (bench/peers: Argo's)."""
+    """A workflow custom resource and the phases that end one: dagwright's, or a peer's (bench/peers)."""
 
     name: str
     group: str
     version: str
     plural: str
     finished: frozenset[str]
+
+    def phase_of(self, item: dict[str, Any]) -> str:
+        """The phase of one listed workflow (a kind without a phase field, such as Tekton's, overrides this)."""
+        phase: str = (item.get("status") or {}).get("phase", "")
+        return phase
 
 
 DAGWRIGHT = WorkflowKind("dagwright", GROUP, VERSION, PLURAL, frozenset({"Succeeded", "Failed", "Stopped"}))
@@ -371,7 +376,7 @@ def workflow_phases(kube: Cluster, namespace: str, kind: WorkflowKind = DAGWRIGH
         kind.group, kind.version, namespace, kind.plural, _preload_content=False
     )
     items = json.loads(response.data)["items"]
-    return {item["metadata"]["name"]: (item.get("status") or {}).get("phase", "") for item in items}
+    return {item["metadata"]["name"]: kind.phase_of(item) for item in items}
 
 
 def wait_finished(

@@ -37,10 +37,10 @@ import yaml
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import _support as s
+import gobuild
 
 from tests.e2e.cluster import plane
 from tests.e2e.cluster.helpers import wait_for
-from tests.e2e.cluster.processes import file_lock
 
 VERSION = "v4.0.5"
 MODULE = "github.com/argoproj/argo-workflows/v4"
@@ -66,25 +66,13 @@ PROFILES = {
 
 def install_controller(progress: plane.Progress = s.note) -> Path:
     """workflow-controller built from its module into the plane's binary cache, once."""
-    target = plane.bin_dir()
-    target.mkdir(parents=True, exist_ok=True)
-    binary = target / f"workflow-controller-{VERSION}"
-    with file_lock(target.parent / "build.lock"):
-        if not binary.exists():
-            plane._install_go_tools(target, [f"{MODULE}/cmd/workflow-controller@{VERSION}"], progress)
-            os.replace(target / "workflow-controller", binary)
-    return binary
+    build = gobuild.go_install(f"{MODULE}/cmd/workflow-controller", VERSION, progress)
+    return gobuild.cached_binary("workflow-controller", VERSION, build)
 
 
 def module_dir() -> Path:
     """The module's source in the Go module cache (there after the build)."""
-    cache = subprocess.run(["go", "env", "GOMODCACHE"], check=True, capture_output=True, text=True).stdout.strip()
-    found = Path(cache) / "github.com" / "argoproj" / "argo-workflows" / f"v4@{VERSION}"
-    if not found.is_dir():
-        subprocess.run(
-            ["go", "mod", "download", f"{MODULE}@{VERSION}"], check=True, env={**os.environ, "GOTOOLCHAIN": "local"}
-        )
-    return found
+    return gobuild.module_dir(MODULE, VERSION)
 
 
 def install_crds(kube: s.Cluster) -> None:

@@ -1,8 +1,10 @@
-"""dagwright against Argo Workflows on the same plane, in one run: the same workloads, the same pod duration.
+"""dagwright against Argo Workflows and Tekton Pipelines on the same plane, in one run: the same workloads, the same
+pod duration.
 
-Every system runs every workload in a fresh namespace with a fresh controller process (dagwright's operator, or
-Argo's workflow-controller in one of its profiles: see argo.py). A client-side watch of the namespace's pods
-records when each workflow node's pod was first seen and first seen done (Succeeded or Failed); figures:
+Every system runs every workload in a fresh namespace with a fresh controller process (dagwright's operator, Argo's
+workflow-controller or Tekton's controller, each in one of its profiles: see argo.py and tekton.py). A client-side
+watch of the namespace's pods records when each workflow node's pod was first seen and first seen done (Succeeded
+or Failed); figures:
 
 - launch latency p50 / p99: a dependent's pod created - its last dependency's pod done (chains and diamonds);
 - a 100-node chain: first create to the Workflow's phase Succeeded;
@@ -12,12 +14,12 @@ records when each workflow node's pod was first seen and first seen done (Succee
   the scheduler, kwok); controller CPU ms per node and peak RSS (VmHWM);
 - one workflow of 5,000 nodes (50 wide, 100 deep): wall time to Succeeded, and the controller's peak RSS.
 
-    python bench/peers/run.py              # full sizes, all three systems (over an hour on 2 shared cores)
+    python bench/peers/run.py              # full sizes, all five systems (hours on 2 shared cores)
     python bench/peers/run.py --quick      # small sizes, a few minutes
     python bench/peers/run.py --systems dagwright,argo-tuned --workloads chain,throughput
 
 The plane's Job controller client rate (DAGWRIGHT_KCM_QPS at plane start) bounds dagwright, whose pods come
-from Jobs, and not Argo, which creates pods itself: the ceiling row says what the plane allowed.
+from Jobs, and not Argo or Tekton, which create pods themselves: the ceiling row says what the plane allowed.
 """
 
 from __future__ import annotations
@@ -39,8 +41,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _support as s
 import argo
 import figures as f
+import tekton
 
-SYSTEMS = ("dagwright", "argo-tuned", "argo-defaults")
+SYSTEMS = ("dagwright", "argo-tuned", "argo-defaults", "tekton-tuned", "tekton-defaults")
 WORKLOADS = ("latency", "chain", "throughput", "large")
 NodeKey = f.NodeKey
 
@@ -69,15 +72,24 @@ QUICK = Sizes(2, 10, 2, 4, 20, 10, 10, 5, 10, 50, 100)
 
 @dataclass(frozen=True)
 class System(s.WorkflowKind):
-    """dagwright or an Argo profile: what to create, how to read its pods, and its controller."""
+    """dagwright, an Argo or a Tekton profile: what to create, how to read its pods and phases, and its controller."""
+
+    def phase_of(self, item: dict[str, Any]) -> str:
+        return tekton.phase_of(item) if self.is_tekton else super().phase_of(item)
 
     @property
     def is_argo(self) -> bool:
         return self.name.startswith("argo")
 
+    @property
+    def is_tekton(self) -> bool:
+        return self.name.startswith("tekton")
+
     def body(self, name: str, nodes: list[dict[str, Any]], pod_duration: str) -> dict[str, Any]:
         if self.is_argo:
             return argo.workflow(name, nodes, s.IMAGE, pod_duration)
+        if self.is_tekton:
+            return tekton.pipeline_run(name, nodes, s.IMAGE, pod_duration)
         body = s.workflow(name, nodes)
         body["spec"]["podTemplate"] = {"metadata": {"annotations": {argo.DURATION_ANNOTATION: pod_duration}}}
         return body
@@ -85,6 +97,8 @@ class System(s.WorkflowKind):
     def node_of(self, pod: dict[str, Any]) -> NodeKey | None:
         if self.is_argo:
             return argo.node_of(pod)
+        if self.is_tekton:
+            return tekton.node_of(pod)
         labels = (pod.get("metadata") or {}).get("labels") or {}
         if "dagwright.io/workflow" not in labels or "dagwright.io/node" not in labels:
             return None
@@ -95,6 +109,9 @@ class System(s.WorkflowKind):
         if self.is_argo:
             with argo.controller(kube, namespace, argo.PROFILES[self.name.split("-", 1)[1]]) as ctl:
                 yield ctl
+        elif self.is_tekton:
+            with tekton.controller(kube, namespace, tekton.PROFILES[self.name.split("-", 1)[1]]) as ctl:
+                yield ctl
         else:
             with s.operator(kube, namespace) as op:
                 yield op
@@ -103,6 +120,10 @@ class System(s.WorkflowKind):
 def system(name: str) -> System:
     if name == "dagwright":
         return System(name, s.GROUP, s.VERSION, s.PLURAL, s.DAGWRIGHT.finished)
+    if name.startswith("tekton"):
+        return System(
+            name, tekton.GROUP, tekton.API_VERSION, tekton.PLURAL, frozenset({"Succeeded", "Failed", "Cancelled"})
+        )
     return System(name, argo.GROUP, argo.API_VERSION, argo.PLURAL, frozenset({"Succeeded", "Failed", "Error"}))
 
 
@@ -283,9 +304,15 @@ def throughput(run: Run, sys_: System, ceiling: s.Ceiling | None) -> None:
 
 
 def mean_pass_ms(ctl: s.Operator) -> float | None:
-    """Mean duration of one reconcile pass (dagwright) or one workflow operation (Argo), from its own metrics."""
+    """Mean duration of one reconcile pass (dagwright), one workflow operation (Argo) or one work queue item
+    (Tekton: a TaskRun or PipelineRun reconcile, its pod or TaskRun creates included), from its own metrics."""
     metrics = ctl.metrics()
-    for stem in ("dagwright_reconcile_duration_seconds", "operation_duration_seconds"):
+    stems = (
+        "dagwright_reconcile_duration_seconds",
+        "operation_duration_seconds",
+        "kn_workqueue_process_duration_seconds",
+    )
+    for stem in stems:
         sums = [v for k, v in metrics.items() if k.split("{")[0].endswith(stem + "_sum")]
         counts = [v for k, v in metrics.items() if k.split("{")[0].endswith(stem + "_count")]
         if sums and sum(counts):
@@ -340,7 +367,7 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="small sizes (a few minutes)")
     parser.add_argument("--systems", default=",".join(SYSTEMS), help=f"comma-separated, of {', '.join(SYSTEMS)}")
     parser.add_argument("--workloads", default=",".join(WORKLOADS), help=f"comma-separated, of {', '.join(WORKLOADS)}")
-    parser.add_argument("--pod-duration", default="100ms", help="every pod's run time (kwok), both systems")
+    parser.add_argument("--pod-duration", default="100ms", help="every pod's run time (kwok), every system")
     parser.add_argument("--large-timeout", type=float, default=1200.0, help="seconds the large workflow may take")
     for name in ("chain", "workflows", "large_depth", "ceiling_jobs"):
         parser.add_argument(f"--{name.replace('_', '-')}", type=int, help=f"override the size's {name}")
@@ -359,6 +386,9 @@ def main() -> int:
     if any(x.is_argo for x in systems):
         s.note(f"workflow-controller: {argo.install_controller()}")
         argo.install_crds(run.kube)
+    if any(x.is_tekton for x in systems):
+        s.note(f"tekton controller: {tekton.install_controller()}")
+        tekton.install_crds(run.kube)
     ceiling = None
     if "throughput" in workloads and not args.no_ceiling:
         ceiling = s.cluster_ceiling(run.kube, run.sizes.ceiling_jobs)
