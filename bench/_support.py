@@ -545,6 +545,53 @@ class JobWatch(ObjectWatch):
                 self._cond.wait(min(left, 1.0))
 
 
+PodKey = tuple[str, str]  # (workflow name, node name)
+
+
+@dataclass
+class PodTimes:
+    created: dict[PodKey, float] = field(default_factory=dict)  # first seen (receive time, monotonic)
+    done: dict[PodKey, float] = field(default_factory=dict)  # first seen Succeeded or Failed
+
+
+class PodWatch(ObjectWatch):
+    """A client-side watch of a namespace's pods, by workflow node (as JobWatch does for Jobs): `node_of` names
+    the (workflow, node) a pod runs, or None for a pod to leave out."""
+
+    what = "pod"
+
+    def __init__(self, kube: Cluster, namespace: str, node_of: Callable[[dict[str, Any]], PodKey | None]):
+        super().__init__(kube, namespace)
+        self.node_of = node_of
+        self.times = PodTimes()
+
+    def _list(self, **options: Any) -> Any:
+        return self.kube.core.list_namespaced_pod(self.namespace, **options)
+
+    def _handle(self, event: dict[str, Any], received: float) -> str | None:
+        pod = event.get("object") or {}
+        key = self.node_of(pod)
+        if key is not None:
+            with self._cond:
+                self.times.created.setdefault(key, received)
+                if (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
+                    self.times.done.setdefault(key, received)
+                self._cond.notify_all()
+        version: str | None = (pod.get("metadata") or {}).get("resourceVersion")
+        return version
+
+    def wait_done(self, count: int, timeout: float) -> bool:
+        """Wait until `count` nodes' pods are done; False if the time ran out first."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while len(self.times.done) < count:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._cond.wait(min(left, 1.0))
+        return True
+
+
 def percentile(values: Sequence[float], q: float) -> float:
     """The q-quantile (0..1) by the nearest-rank method."""
     ordered = sorted(values)

@@ -30,7 +30,7 @@ import dataclasses
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -160,52 +160,6 @@ def wait_finished(kube: s.Cluster, ns: str, sys_: System, count: int, timeout: f
     return time.monotonic()
 
 
-# --------------------------------------------------------------------------- watching pods
-
-
-@dataclass
-class PodTimes:
-    created: dict[NodeKey, float] = field(default_factory=dict)  # first seen (receive time, monotonic)
-    done: dict[NodeKey, float] = field(default_factory=dict)  # first seen Succeeded or Failed
-
-
-class PodWatch(s.ObjectWatch):
-    """A client-side watch of a namespace's pods, by workflow node (as s.JobWatch does for Jobs)."""
-
-    what = "pod"
-
-    def __init__(self, kube: s.Cluster, namespace: str, node_of: Callable[[dict[str, Any]], NodeKey | None]):
-        super().__init__(kube, namespace)
-        self.node_of = node_of
-        self.times = PodTimes()
-
-    def _list(self, **options: Any) -> Any:
-        return self.kube.core.list_namespaced_pod(self.namespace, **options)
-
-    def _handle(self, event: dict[str, Any], received: float) -> str | None:
-        pod = event.get("object") or {}
-        key = self.node_of(pod)
-        if key is not None:
-            with self._cond:
-                self.times.created.setdefault(key, received)
-                if (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
-                    self.times.done.setdefault(key, received)
-                self._cond.notify_all()
-        version: str | None = (pod.get("metadata") or {}).get("resourceVersion")
-        return version
-
-    def wait_done(self, count: int, timeout: float) -> bool:
-        """Wait until `count` nodes' pods are done; False if the time ran out first."""
-        deadline = time.monotonic() + timeout
-        with self._cond:
-            while len(self.times.done) < count:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    return False
-                self._cond.wait(min(left, 1.0))
-        return True
-
-
 # --------------------------------------------------------------------------- workloads
 
 
@@ -236,7 +190,7 @@ def latency(run: Run, sys_: System) -> None:
     with (
         s.namespace(run.kube, "peers-latency") as ns,
         sys_.controller(run.kube, ns),
-        PodWatch(run.kube, ns, sys_.node_of) as watch,
+        s.PodWatch(run.kube, ns, sys_.node_of) as watch,
     ):
         create(run.kube, ns, sys_, [sys_.body(name, nodes, run.pod_duration) for name, nodes in shapes])
         if not watch.wait_done(total, timeout=120 + total * 3):
@@ -252,7 +206,7 @@ def chain(run: Run, sys_: System) -> None:
     with (
         s.namespace(run.kube, "peers-chain") as ns,
         sys_.controller(run.kube, ns),
-        PodWatch(run.kube, ns, sys_.node_of) as watch,
+        s.PodWatch(run.kube, ns, sys_.node_of) as watch,
     ):
         started = time.monotonic()
         create(run.kube, ns, sys_, [sys_.body("chain", s.chain(length), run.pod_duration)])
@@ -272,7 +226,7 @@ def throughput(run: Run, sys_: System, ceiling: s.Ceiling | None) -> None:
     with (
         s.namespace(run.kube, "peers-throughput") as ns,
         sys_.controller(run.kube, ns) as ctl,
-        PodWatch(run.kube, ns, sys_.node_of) as watch,
+        s.PodWatch(run.kube, ns, sys_.node_of) as watch,
     ):
         before = s.apiserver_writes(run.kube)
         cpu_before = ctl.cpu_seconds()
@@ -327,7 +281,7 @@ def large(run: Run, sys_: System, timeout: float) -> None:
     with (
         s.namespace(run.kube, "peers-large") as ns,
         sys_.controller(run.kube, ns) as ctl,
-        PodWatch(run.kube, ns, sys_.node_of) as watch,
+        s.PodWatch(run.kube, ns, sys_.node_of) as watch,
     ):
         cpu_before = ctl.cpu_seconds()
         started = time.monotonic()

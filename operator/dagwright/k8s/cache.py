@@ -46,6 +46,9 @@ class Cache:
         self._job_owners: dict[tuple[str, str], str] = {}  # (namespace, job name) -> workflow uid
         self._finished_seen: dict[tuple[str, str], datetime] = {}  # (namespace, job name) -> first seen finished
         self._settled: set[tuple[str, str]] = set()  # (namespace, job name): outcome in the status, pod dropped
+        # (namespace, job name): outcome in the status, read from the pod before the Job's own condition came;
+        # its pod is dropped, and the Job is settled when that condition arrives, without a pass of its own.
+        self._ended_early: set[tuple[str, str]] = set()
 
     # -- workflows
 
@@ -76,6 +79,7 @@ class Cache:
                     self._job_owners.pop((key[0], name), None)
                     self._finished_seen.pop((key[0], name), None)
                     self._settled.discard((key[0], name))
+                    self._ended_early.discard((key[0], name))
 
     def workflow(self, key: Key) -> Body | None:
         with self._lock:
@@ -121,6 +125,13 @@ class Cache:
             self._job_owners[(namespace, name)] = uid
             if finished and (namespace, name) not in self._finished_seen:
                 self._finished_seen[(namespace, name)] = datetime.now(UTC)
+            if stored and finished and (namespace, name) in self._ended_early:
+                # The status already records this attempt's end (read from its pod): the Job's own condition
+                # changes no decision, so it is settled here instead of costing a pass.
+                self._ended_early.discard((namespace, name))
+                jobs.live[name] = settled_job(body)
+                self._settled.add((namespace, name))
+                return None
             return self._owners.get(uid) if stored and job_may_matter(before, body) else None
 
     def drop_job(self, body: Body) -> Key | None:
@@ -129,6 +140,7 @@ class Cache:
             return None
         name = body["metadata"]["name"]
         with self._lock:
+            self._ended_early.discard((body["metadata"]["namespace"], name))
             jobs = self._jobs.setdefault(uid, Jobs())
             last = jobs.live.pop(name, None) or slim_job(body)
             jobs.gone[name] = last
@@ -138,7 +150,8 @@ class Cache:
         """The Workflow's stored status records how these Jobs' attempts ended: keep only each finished Job's
         identity, labels and final conditions (what says which attempt it was and how it ended, for the planner
         and for later watch events), and drop its pod. Passes skip recorded attempts without reading their
-        pods; if a pass ever needs one again (its status lost), it lists the pod from the API server."""
+        pods; if a pass ever needs one again (its status lost), it lists the pod from the API server. A Job whose
+        end was read from its pod before its own condition came is settled when that condition arrives."""
         if not names:
             return
         with self._lock:
@@ -148,11 +161,14 @@ class Cache:
             for name in names:
                 key = (namespace, name)
                 job = jobs.live.get(name)
-                if key in self._settled or job is None or not outcomes.job_finished(job):
+                if key in self._settled or job is None:
                     continue
-                jobs.live[name] = settled_job(job)
-                self._settled.add(key)
                 self._pods.pop(key, None)
+                if outcomes.job_finished(job):
+                    jobs.live[name] = settled_job(job)
+                    self._settled.add(key)
+                else:  # recorded from its pod: settled when the Job's own condition arrives (`put_job`)
+                    self._ended_early.add(key)
 
     def jobs(self, uid: str) -> Jobs:
         with self._lock:
@@ -165,13 +181,15 @@ class Cache:
         if job is None:
             return None
         namespace = body["metadata"]["namespace"]
-        body = slim_pod(body)
         with self._lock:
-            if (namespace, job) in self._settled:
+            if (namespace, job) in self._settled or (namespace, job) in self._ended_early:
                 return None  # its Job's outcome is recorded: nothing this pod says changes a decision
             stored = _newer(body, self._pods.get((namespace, job)))
             if stored:
+                body = slim_pod(body)
                 self._pods[(namespace, job)] = body
+                if _pod_final(body) and (namespace, job) not in self._finished_seen:
+                    self._finished_seen[(namespace, job)] = datetime.now(UTC)
             uid = self._job_owners.get((namespace, job))
             return self._owners.get(uid) if uid and stored else None
 
@@ -187,7 +205,8 @@ class Cache:
             return self._pods.get((namespace, job))
 
     def finished_seen(self, namespace: str, job: str) -> datetime | None:
-        """When this process first saw the Job with a final condition (finer than the condition's 1 s time)."""
+        """When this process first saw the Job's pod end, or the Job with a final condition if that came first
+        (finer than the condition's 1 s time)."""
         with self._lock:
             return self._finished_seen.get((namespace, job))
 
@@ -268,6 +287,13 @@ def slim_pod(body: Mapping[str, Any]) -> Body:
 
 def _pick(source: Mapping[str, Any], keys: tuple[str, ...]) -> Body:
     return {key: source[key] for key in keys if key in source}
+
+
+def _pod_final(pod: Mapping[str, Any]) -> bool:
+    """A pod that ended on its own (not one being deleted): when its dependents became ready to launch."""
+    return (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed") and not pod["metadata"].get(
+        "deletionTimestamp"
+    )
 
 
 def pod_may_matter(pod: Mapping[str, Any]) -> bool:

@@ -1,9 +1,13 @@
 """Reading an attempt's outcome from its Job and pod: pure functions from Kubernetes objects to Observations.
 
 The Job says whether the attempt ended (conditions Complete / Failed); the pod says why (exit code, OOMKilled,
-eviction, termination message). Reasons are mapped onto the core's vocabulary (`failures.py`), which decides
-what is transient. A pod stuck Pending (unschedulable, image pull failing) past a threshold is reported as a
-failure here, because Kubernetes itself would wait forever.
+eviction, termination message). The pod also says it first: the Job controller batches pod updates for about a
+second before it writes the Job's condition, so an attempt whose pod has ended on its own (`pod_ended`) is read
+from the pod at once, with the same reading the Job's condition would give (its outcome does not depend on which
+came first). The Job stays the authority for everything the pod cannot say: its deadline, a vanished or stuck pod.
+Reasons are mapped onto the core's vocabulary (`failures.py`), which decides what is transient. A pod stuck Pending
+(unschedulable, image pull failing) past a threshold is reported as a failure here, because Kubernetes itself
+would wait forever.
 """
 
 from __future__ import annotations
@@ -28,6 +32,11 @@ _FAILED = ("FailureTarget", "Failed")
 # Stuck pods whose Job is deleted once the attempt is failed: the pod would otherwise wait forever.
 _ABANDONED = frozenset({"ImagePullFailed", "Unschedulable"})
 _ENDED = frozenset(_SUCCEEDED + _FAILED)
+# Pod reasons that end a pod without its container's own exit (node pressure, preemption, node shutdown).
+_EVICTED = frozenset({"Evicted", "Preempted", "NodeLost", "Shutdown", "Terminated"})
+# What a pod-read failure passes as its Job's condition: never read (a pod that ends on its own has a terminated
+# container or an eviction reason, both read before the condition's), but the same shape as the Job path's.
+_POD_FAILED = {"type": "Failed", "status": "True", "reason": "BackoffLimitExceeded"}
 
 Body = Mapping[str, Any]
 
@@ -78,11 +87,53 @@ def _observe(job: Body, pod: Body | None, now: datetime, stuck_after: timedelta)
     failed = conditions.get("Failed") or conditions.get("FailureTarget")
     if failed is not None:
         return _failure(node, attempt, failed, pod, _time(conditions, now))
+    if pod is not None and pod_ended(job, pod):
+        at = _ended_at(pod, now)
+        if pod["status"]["phase"] == "Succeeded":
+            return _success(node, attempt, pod, at)
+        return _failure(node, attempt, _POD_FAILED, pod, at)
     stuck = _stuck(pod, now, stuck_after)
     if stuck is not None:
         reason, message = stuck
         return Observation(node, attempt, AttemptState.FAILED, reason=reason, message=message, finished_at=now)
     return Observation(node, attempt, AttemptState.RUNNING)
+
+
+def pod_ended(job: Body, pod: Body) -> bool:
+    """Whether `pod` says, on its own, that the attempt of `job` has ended: its phase is final and nothing but
+    the pod's own run ended it.
+
+    - The Job is built with `backoffLimit: 0` (jobs.py), so once its one pod is final the Job starts no other: the
+      attempt has ended, whatever the Job's condition will say a second later.
+    - Not when the pod is being deleted (a deletionTimestamp): a suspended Job's pods (pauseMode Suspend), a stopped
+      attempt's or a Job past its deadline are deleted, and a pod killed that way is not an outcome; the Job's
+      condition (DeadlineExceeded) or the planner's own record (stopped, suspended) says what happened.
+    - Not when the Job is suspended or being deleted, for the same reason, whatever state its pod reached.
+    - Only the Job's own pod (its owner reference names the Job's uid): a pod left from an earlier Job of the same
+      name is not this attempt's.
+    - Failed only with a terminated container or an eviction reason: what `_failure` reads. A pod that failed
+      before its container ran (rejected at admission by the node) leaves it to the Job's condition.
+    """
+    status = pod.get("status") or {}
+    phase = status.get("phase")
+    if phase not in ("Succeeded", "Failed"):
+        return False
+    job_meta = job.get("metadata") or {}
+    job_spec = job.get("spec") or {}
+    pod_meta = pod.get("metadata") or {}
+    if job_spec.get("backoffLimit") != 0 or job_spec.get("suspend") or job_meta.get("deletionTimestamp"):
+        return False
+    if pod_meta.get("deletionTimestamp"):
+        return False
+    uid = job_meta.get("uid")
+    if not uid or not any(ref.get("uid") == uid for ref in pod_meta.get("ownerReferences") or []):
+        return False
+    return phase == "Succeeded" or _terminated(pod) is not None or status.get("reason") in _EVICTED
+
+
+def _ended_at(pod: Body, default: datetime) -> datetime:
+    """When a pod's container ended (finishedAt), as the Job's condition time would say it a moment later."""
+    return _parse((_terminated(pod) or {}).get("finishedAt")) or default
 
 
 def _failure(node: str, attempt: int, condition: Body, pod: Body | None, at: datetime) -> Observation:
@@ -94,7 +145,7 @@ def _failure(node: str, attempt: int, condition: Body, pod: Body | None, at: dat
         return Observation(node, attempt, AttemptState.FAILED, reason="Timeout", message=message, finished_at=at)
     terminated = _terminated(pod)
     pod_reason = (pod or {}).get("status", {}).get("reason")
-    if pod_reason in ("Evicted", "Preempted", "NodeLost", "Shutdown", "Terminated"):
+    if pod_reason in _EVICTED:
         message = _clip((pod or {}).get("status", {}).get("message") or pod_reason)
         reason = "Evicted" if pod_reason in ("Evicted", "Shutdown", "Terminated") else pod_reason
         return Observation(node, attempt, AttemptState.FAILED, reason=reason, message=message, finished_at=at)

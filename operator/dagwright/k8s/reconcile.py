@@ -115,7 +115,7 @@ class Reconciler:
         snapshot_new = snapshot is not None and (status is None or status.template is None)
         if snapshot_new:  # the first pass of a template-based run: its status keeps the template from now on
             status = (status or WorkflowStatus()).model_copy(update={"template": snapshot})
-        observations, cleanup = self._observe(compiled, status, now)
+        observations, cleanup, ended = self._observe(compiled, status, now)
         with self.fleet.turn():
             capacity = self.fleet.room(key, compiled.spec.priority)
             decision = planner.plan(compiled, status, observations, now, capacity=capacity)
@@ -131,6 +131,7 @@ class Reconciler:
         elif self._coalesce(key, decision, cleanup):
             return None  # the pass already queued for this workflow writes this status and posts its events
         self._write_status(body, decision, status)
+        self._settle(compiled, decision.status, ended)
         self._emit(body, decision)
         _record_metrics(decision, now)
         metrics.RECONCILE_DURATION.observe(time.perf_counter() - started)
@@ -195,13 +196,15 @@ class Reconciler:
 
     def _observe(
         self, workflow: Workflow, status: WorkflowStatus | None, now: datetime
-    ) -> tuple[list[Observation], list[str]]:
-        """Every attempt's outcome as Kubernetes shows it, and Jobs to clean up (pods stuck for good)."""
+    ) -> tuple[list[Observation], list[str], dict[str, Body]]:
+        """Every attempt's outcome as Kubernetes shows it, Jobs to clean up (pods stuck for good), and the Jobs
+        whose attempts this pass sees ended (to settle once the status records them)."""
         namespace = workflow.namespace or ""
         jobs = self.cache.jobs(workflow.uid or "")
         observations: list[Observation] = []
         cleanup: list[str] = []
         recorded: list[str] = []
+        ended: dict[str, Body] = {}
         for name, job in jobs.live.items():
             if _recorded(status, job):
                 recorded.append(name)
@@ -213,6 +216,8 @@ class Reconciler:
                 observations.append(seen)
                 if outcomes.abandoned(seen):
                     cleanup.append(name)
+                elif seen.state is not AttemptState.RUNNING:
+                    ended[name] = job
         for job in jobs.gone.values():
             seen = outcomes.observe(job, None, now)
             if seen is not None:
@@ -221,7 +226,14 @@ class Reconciler:
         self.cache.settle_jobs(workflow.uid or "", namespace, recorded)
         observations += self._missing(workflow, status, jobs.live.keys() | jobs.gone.keys(), now)
         observations += planner.approvals(workflow)
-        return observations, cleanup
+        return observations, cleanup, ended
+
+    def _settle(self, workflow: Workflow, written: WorkflowStatus, ended: dict[str, Body]) -> None:
+        """Settle the Jobs whose ends this pass's status write recorded, now rather than on the next pass: their
+        pods' and Jobs' later updates (the Job's condition after an end read from its pod, the Job controller
+        removing its pod finalizer) then change nothing in the cache and queue no pass."""
+        done = [name for name, job in ended.items() if _recorded(written, job)]
+        self.cache.settle_jobs(workflow.uid or "", workflow.namespace or "", done)
 
     def _pod(self, namespace: str, job_name: str, job: Body) -> Body | None:
         pod = self.cache.pod(namespace, job_name)
@@ -313,6 +325,8 @@ class Reconciler:
         """Make running Jobs' `suspend` match the planner's wish (pauseMode Suspend)."""
         for name, job in self.cache.jobs(workflow.uid or "").live.items():
             if bool(job.get("spec", {}).get("suspend")) != decision.suspend and not outcomes.job_finished(job):
+                if _recorded(decision.status, job):
+                    continue  # its pod ended and the status records it: the Job's own condition is on its way
                 deadline = None if decision.suspend else _deadline_after_resume(job, datetime.now(UTC))
                 self.api.set_job_suspended(workflow.namespace or "", name, decision.suspend, deadline)
 

@@ -194,6 +194,27 @@ class Cluster:
         self.api.pods[("ns", job_name)] = pod
         self.cache.put_pod(copy.deepcopy(pod))
 
+    def pod_ends(self, job_name: str, exit_code: int = 0, message: str | None = None) -> Key | None:
+        """The Job's own pod ends (its watch event arrives); the Job's condition has not come yet. Returns what
+        the pod event queues."""
+        terminated = {"exitCode": exit_code, "reason": "Completed" if exit_code == 0 else "Error"}
+        if message is not None:
+            terminated["message"] = message
+        self.pod(job_name, {"phase": "Succeeded" if exit_code == 0 else "Failed"}, terminated=terminated)
+        pod = self.api.pods[("ns", job_name)]
+        pod["metadata"]["ownerReferences"] = [{"kind": "Job", "uid": f"job-{job_name}", "controller": True}]
+        pod["metadata"]["resourceVersion"] = self.api.version()
+        return self.cache.put_pod(copy.deepcopy(pod))
+
+    def condition_arrives(self, job_name: str) -> Key | None:
+        """The Job controller writes the condition the ended pod implies; returns what the Job event queues."""
+        job = self.api.jobs[("ns", job_name)]
+        kind = "Complete" if self.api.pods[("ns", job_name)]["status"]["phase"] == "Succeeded" else "Failed"
+        now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        job["status"] = {"conditions": [{"type": kind, "status": "True", "lastTransitionTime": now}]}
+        job["metadata"]["resourceVersion"] = self.api.version()
+        return self.cache.put_job(copy.deepcopy(job))
+
     def vanish(self, job_name: str) -> None:
         """Someone deletes the Job before it ends, and the watch reports it."""
         job = self.api.jobs.pop(("ns", job_name))
@@ -238,6 +259,28 @@ def test_ready_nodes_get_jobs_and_the_status_records_them() -> None:
     cluster.reconcile(key)
     assert cluster.status(key)["phase"] == "Succeeded"
     assert ("wf", "Succeeded") in cluster.api.events
+
+
+def test_an_ended_pod_launches_the_dependents_before_its_jobs_condition_which_then_costs_no_pass() -> None:
+    cluster = Cluster()
+    key = cluster.submit("wf", [node("a"), node("b", "a"), node("c", "a")])
+    cluster.reconcile(key)
+    assert cluster.pod_ends("wf-a-1", message='{"rows": 42}') == key
+    cluster.reconcile(key)
+    assert sorted(cluster.api.created) == ["wf-a-1", "wf-b-1", "wf-c-1"]
+    recorded = cluster.status(key)["nodes"]["a"]
+    assert (recorded["phase"], recorded["outputs"]) == ("Succeeded", {"rows": 42})
+
+    patches = len(cluster.api.status_patches)
+    assert cluster.condition_arrives("wf-a-1") is None  # the Job's condition: the status already says it
+    cluster.reconcile(key)
+    assert len(cluster.api.status_patches) == patches and cluster.status(key)["nodes"]["a"] == recorded
+
+    assert cluster.pod_ends("wf-b-1", exit_code=1) == key  # a failure reads the same way
+    cluster.reconcile(key)
+    assert cluster.status(key)["nodes"]["b"]["phase"] == "Failed"
+    assert cluster.status(key)["nodes"]["b"]["exitCode"] == 1
+    assert cluster.condition_arrives("wf-b-1") is None
 
 
 def test_passes_while_more_events_are_queued_leave_the_status_write_to_the_last() -> None:
