@@ -185,11 +185,13 @@ class JobRecord:
     added_seq: int
     added_at: float  # monotonic time the recorder first saw it
     last: dict[str, Any]
-    finished_seq: int | None = None  # first event showing it finished (Complete/Failed or their targets)
+    # The first event showing it finished: its pod ended on its own (phase Succeeded or Failed, not being
+    # deleted), which the operator acts on, or the Job's condition (Complete/Failed or their targets).
+    finished_seq: int | None = None
     finished_at: float | None = None
-    outcome: str | None = None  # "Succeeded" or "Failed"
+    outcome: str | None = None  # "Succeeded" or "Failed": the ended pod's phase, or the Job's condition
     finish_reason: str | None = None
-    finish_time: datetime | None = None  # the condition's lastTransitionTime
+    finish_time: datetime | None = None  # the pod container's finishedAt, else the condition's lastTransitionTime
     deleted_seq: int | None = None
     deleted_at: float | None = None
     suspend_seen: list[bool] = field(default_factory=list)
@@ -211,6 +213,17 @@ class JobRecord:
         """When it stopped counting as running: finished, or deleted (whichever came first)."""
         ends = [s for s in (self.finished_seq, self.deleted_seq) if s is not None]
         return min(ends) if ends else None
+
+    @property
+    def ended_rv(self) -> int | None:
+        """The etcd revision at which it stopped counting as running: its pod's or its own events come on
+        separate watch streams, so only revisions order them."""
+        ends = [rv for rv in (self.finished_rv, self.deleted_rv) if rv is not None]
+        return min(ends) if ends else None
+
+    def finished_before(self, other: JobRecord) -> bool:
+        """Whether this one had finished when `other` was created, in etcd order."""
+        return self.finished_rv is not None and self.finished_rv < other.created_rv
 
 
 _SUCCESS = ("Complete", "SuccessCriteriaMet")
@@ -277,7 +290,10 @@ class Recorder:
         # (resourceVersion, metadata.generation, status.observedGeneration, status.phase) per Workflow event
         self.workflow_revisions: dict[str, list[tuple[int, int, int, str]]] = {}
         batch = client.BatchV1Api(kube.api_client)
+        core = client.CoreV1Api(kube.api_client)
         custom = client.CustomObjectsApi(kube.api_client)
+        # by Job uid, for a pod end seen before its Job: (seq, monotonic time, revision, finishedAt, outcome)
+        self._pod_ends: dict[str, tuple[int, float, int, datetime | None, str]] = {}
 
         def list_workflows(namespace: str, **kwargs: Any) -> Any:
             return custom.list_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, **kwargs)
@@ -285,6 +301,7 @@ class Recorder:
         self.watches = [
             _Watch(batch.list_namespaced_job, namespace, self._job_event),
             _Watch(list_workflows, namespace, self._workflow_event),
+            _Watch(core.list_namespaced_pod, namespace, self._pod_event),
         ]
         for thread in self.watches:
             thread.start()
@@ -324,16 +341,47 @@ class Recorder:
                     item=int(labels[LABEL_ITEM]) if LABEL_ITEM in labels else None,
                 )
                 self.jobs[uid] = record
+                if uid in self._pod_ends:
+                    seq, at, rv, ended_at, outcome = self._pod_ends.pop(uid)
+                    record.finished_seq, record.finished_at, record.finished_rv = seq, at, rv
+                    record.finish_time, record.outcome = ended_at, outcome
             record.last = job
             suspend = bool((job.get("spec") or {}).get("suspend"))
             if not record.suspend_seen or record.suspend_seen[-1] != suspend:
                 record.suspend_seen.append(suspend)
             finished = _finished(job)
-            if finished is not None and record.finished_seq is None:
-                record.finished_seq, record.finished_at, record.finished_rv = self.seq, now, revision
-                record.outcome, record.finish_reason, record.finish_time = finished
+            if finished is not None and record.finish_reason is None:
+                outcome, record.finish_reason, condition_time = finished
+                if record.finished_seq is None:
+                    record.finished_seq, record.finished_at, record.finished_rv = self.seq, now, revision
+                    record.finish_time, record.outcome = condition_time, outcome
             if kind == "DELETED" and record.deleted_seq is None:
                 record.deleted_seq, record.deleted_at, record.deleted_rv = self.seq, now, revision
+
+    def _pod_event(self, kind: str, pod: dict[str, Any]) -> None:
+        """A Job's pod that ended on its own: the attempt ended there, as the operator reads it."""
+        meta = pod.get("metadata") or {}
+        status = pod.get("status") or {}
+        if kind == "DELETED" or meta.get("deletionTimestamp") or status.get("phase") not in ("Succeeded", "Failed"):
+            return
+        owners = [ref.get("uid") for ref in meta.get("ownerReferences") or [] if ref.get("kind") == "Job"]
+        if not owners:
+            return
+        ended_at = None
+        for container in status.get("containerStatuses") or []:
+            terminated = (container.get("state") or {}).get("terminated") or {}
+            ended_at = ended_at or parse_time(terminated.get("finishedAt"))
+        now = time.monotonic()
+        revision = int(meta.get("resourceVersion") or 0)
+        outcome = "Succeeded" if status["phase"] == "Succeeded" else "Failed"
+        with self.lock:
+            self.seq += 1
+            record = self.jobs.get(owners[0])
+            if record is None:
+                self._pod_ends.setdefault(owners[0], (self.seq, now, revision, ended_at, outcome))
+            elif record.finished_seq is None:
+                record.finished_seq, record.finished_at, record.finished_rv = self.seq, now, revision
+                record.finish_time, record.outcome = ended_at, outcome
 
     def _workflow_event(self, kind: str, body: dict[str, Any]) -> None:
         meta = body.get("metadata") or {}
@@ -380,9 +428,9 @@ class Recorder:
         for record in self.jobs_of():
             if workflows is not None and record.workflow not in workflows:
                 continue
-            changes.append((record.added_seq, 1))
-            if record.ended_seq is not None:
-                changes.append((record.ended_seq, -1))
+            changes.append((record.created_rv, 1))
+            if record.ended_rv is not None:
+                changes.append((record.ended_rv, -1))
         running = most = 0
         for _, delta in sorted(changes):
             running += delta

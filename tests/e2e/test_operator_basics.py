@@ -43,14 +43,13 @@ pytestmark = pytest.mark.e2e
 
 
 def assert_after_dependencies(recorder: Recorder, name: str, edges: list[tuple[str, str]]) -> None:
-    """Each dependent's Job was created after (in etcd order and by timestamps) its dependency's Job succeeded."""
+    """Each dependent's Job was created after (in etcd order and by timestamps) its dependency succeeded (its pod
+    ended, or its Job completed, whichever the recorder saw first)."""
     jobs = {record.node: record for record in recorder.jobs_of(name)}
     for parent, child in edges:
         before, after = jobs[parent], jobs[child]
         assert before.outcome == "Succeeded", f"{parent}: {before.outcome}"
-        assert before.finished_seq is not None and before.finished_seq < after.added_seq, (
-            f"Job of {child} was created before the Job of {parent} completed"
-        )
+        assert before.finished_before(after), f"Job of {child} was created before {parent} ended"
         assert before.finish_time is not None and after.created >= before.finish_time
 
 

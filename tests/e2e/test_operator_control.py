@@ -262,7 +262,7 @@ def test_an_approval_given_in_advance_lets_the_node_pass_once_its_dependencies_s
     status = wait_phase(kube, namespace, "early", "Succeeded", "Failed", timeout=60)
     assert status["phase"] == "Succeeded"
     build, deploy = recorder.jobs_of("early", "build")[0], recorder.jobs_of("early", "deploy")[0]
-    assert build.finished_seq is not None and build.finished_seq < deploy.added_seq
+    assert build.finished_before(deploy)
 
 
 def test_time_suspended_does_not_count_against_timeout_seconds(

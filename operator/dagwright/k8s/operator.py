@@ -1,5 +1,6 @@
-"""The kopf wiring: watch Workflows, Jobs, pods and CronWorkflows, queue reconciles and cron passes, run
-workers, elect a leader.
+"""The kopf wiring: watch Workflows and CronWorkflows (kopf) and the Jobs and pods the operator made (watch.py,
+a leaner watch of our own: they bring ten events per node), queue reconciles and cron passes, run workers, elect
+a leader.
 
 Handlers are thin: a watch event only updates the cache and queues the Workflow's key. kopf's own
 change-tracking handlers (on.create/on.update) are not used, so kopf writes nothing to our objects: no
@@ -19,7 +20,7 @@ from typing import Any, cast
 
 import kopf
 
-from dagwright.k8s import admission, cron, metrics, names
+from dagwright.k8s import admission, cron, metrics, names, watch
 from dagwright.k8s.cache import Cache, Key, key_of, pod_may_matter
 from dagwright.k8s.client import KubeApi, load_config
 from dagwright.k8s.leader import LeaseElector
@@ -63,6 +64,7 @@ class Runtime:
         self.cron_runner: cron.CronRunner | None = None
         self.cron_pool = ThreadPoolExecutor(max_workers=_CRON_WORKERS, thread_name_prefix="cron")
         self.cron_events = ThreadPoolExecutor(max_workers=2, thread_name_prefix="cron-events")
+        self.watches: list[watch.Watch] = []
 
     def enqueue(self, key: Key | None) -> None:
         if key is not None and self.queue is not None:
@@ -117,7 +119,6 @@ class NoProgress(kopf.ProgressStorage):
 
 def build_registry(runtime: Runtime) -> kopf.OperatorRegistry:
     registry = kopf.OperatorRegistry()
-    managed = {names.LABEL_MANAGED_BY: names.MANAGED_BY}
 
     @kopf.on.login(registry=registry)
     def login(**kwargs: Any) -> Any:
@@ -154,6 +155,8 @@ def build_registry(runtime: Runtime) -> kopf.OperatorRegistry:
             runtime.pool.shutdown(wait=True, cancel_futures=True)
 
         drained = loop.run_in_executor(None, drain)
+        for watched in runtime.watches:
+            await loop.run_in_executor(None, watched.stop)
         try:
             await asyncio.wait_for(drained, timeout=_DRAIN_SECONDS)
         except TimeoutError:
@@ -195,26 +198,6 @@ def build_registry(runtime: Runtime) -> kopf.OperatorRegistry:
                 runtime.cron_runner.forget(body["metadata"].get("uid", ""))
         else:
             runtime.enqueue_cron(runtime.crons.put(body))
-
-    @kopf.on.event("batch", "v1", "jobs", labels=managed, registry=registry)
-    async def job_event(**kwargs: Any) -> None:
-        event = kwargs["event"]
-        body = event["object"]
-        if event.get("type") == "DELETED":
-            runtime.enqueue(runtime.cache.drop_job(body))
-        else:
-            runtime.enqueue(runtime.cache.put_job(body))
-
-    @kopf.on.event("v1", "pods", labels=managed, registry=registry)
-    async def pod_event(**kwargs: Any) -> None:
-        event = kwargs["event"]
-        body = event["object"]
-        if event.get("type") == "DELETED":
-            runtime.cache.drop_pod(body)
-        else:
-            key = runtime.cache.put_pod(body)
-            if pod_may_matter(body):
-                runtime.enqueue(key)
 
     @kopf.on.probe(id="leader", registry=registry)
     def leader_probe(**_: Any) -> bool:
@@ -271,10 +254,46 @@ async def _start(runtime: Runtime) -> None:
         feed.start()
     if runtime.metrics_port:
         metrics.serve(runtime.metrics_port, metrics.FleetCollector(reconciler.phase_counts, reconciler.waiting_total))
+    runtime.watches = _watches(runtime, api_client)
+    for watched in runtime.watches:
+        watched.start()
     for number in range(runtime.settings.workers):
         runtime.tasks.append(asyncio.create_task(_work(runtime, reconciler, number)))
     for _ in range(_CRON_WORKERS):
         runtime.tasks.append(asyncio.create_task(_work_cron(runtime, cron_runner)))
+
+
+def _watches(runtime: Runtime, api_client: Any) -> list[watch.Watch]:
+    """The managed Jobs and pods, in each watched namespace (or all): into the cache, passes queued."""
+    selector = f"{names.LABEL_MANAGED_BY}={names.MANAGED_BY}"
+    spaces: list[str | None] = list(runtime.settings.namespaces) or [None]
+    return [
+        watch.Watch(api_client, watch.resource_path(group, plural, space), selector, handle)
+        for space in spaces
+        for group, plural, handle in (("batch/v1", "jobs", _job_event(runtime)), ("v1", "pods", _pod_event(runtime)))
+    ]
+
+
+def _job_event(runtime: Runtime) -> watch.Handler:
+    def handle(kind: str, body: dict[str, Any]) -> None:
+        if kind == "DELETED":
+            runtime.enqueue(runtime.cache.drop_job(body))
+        else:
+            runtime.enqueue(runtime.cache.put_job(body))
+
+    return handle
+
+
+def _pod_event(runtime: Runtime) -> watch.Handler:
+    def handle(kind: str, body: dict[str, Any]) -> None:
+        if kind == "DELETED":
+            runtime.cache.drop_pod(body)
+        else:
+            key = runtime.cache.put_pod(body)
+            if key is not None and pod_may_matter(body):
+                runtime.enqueue(key)
+
+    return handle
 
 
 def _remember(runtime: Runtime) -> Callable[[dict[str, Any]], None]:
