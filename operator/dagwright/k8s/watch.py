@@ -107,7 +107,7 @@ class Watch:
             response = self._get(query, stream=False)
             listed = json.loads(response.data)
             for item in listed.get("items") or []:
-                self.handle("ADDED", item)
+                self._handle("ADDED", item)
             meta = listed.get("metadata") or {}
             token = meta.get("continue") or ""
             if not token:
@@ -152,8 +152,16 @@ class Watch:
             raise ApiException(status=body.get("code"), reason=body.get("message"))
         seen = (body.get("metadata") or {}).get("resourceVersion") or version
         if kind in ("ADDED", "MODIFIED", "DELETED"):
-            self.handle(kind, body)
+            self._handle(kind, body)
         return str(seen)
+
+    def _handle(self, kind: str, body: Body) -> None:
+        """One object to the handler; an object it cannot take is logged and skipped, never replayed forever."""
+        try:
+            self.handle(kind, body)
+        except Exception:
+            meta = body.get("metadata") or {}
+            log.exception("could not take %s %s/%s", kind, meta.get("namespace"), meta.get("name"))
 
     def _get(self, query: dict[str, str], *, stream: bool) -> urllib3.BaseHTTPResponse:
         configuration = self.api_client.configuration

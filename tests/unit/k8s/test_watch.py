@@ -95,3 +95,17 @@ def test_collection_paths() -> None:
 
 def _id(body: dict[str, Any]) -> tuple[str, str]:
     return body["metadata"]["name"], body["metadata"]["resourceVersion"]
+
+
+def test_an_object_the_handler_cannot_take_is_skipped_and_the_watch_goes_on() -> None:
+    events = _line("MODIFIED", _pod("bad", "4")) + _line("MODIFIED", _pod("good", "5"))
+    pool = FakePool([FakeResponse(200, chunks=[events])])
+    seen: list[str] = []
+
+    def handle(kind: str, body: dict[str, Any]) -> None:
+        if body["metadata"]["name"] == "bad":
+            raise KeyError("namespace")
+        seen.append(body["metadata"]["name"])
+
+    assert watch.Watch(_client(pool), "/api/v1/pods", "app=x", handle).watch("3") == "5"
+    assert seen == ["good"]
