@@ -251,7 +251,9 @@ def test_a_node_added_to_a_running_workflow_runs(
 def test_an_approval_given_in_advance_lets_the_node_pass_once_its_dependencies_succeed(
     kube: Kube, namespace: str, recorder: Recorder, operator: OperatorProcess
 ) -> None:
-    nodes = [node("build", duration="2s"), node("gate", "build", approval={}), node("deploy", "gate")]
+    # build runs long enough for the approval (a CLI process, seconds on a busy machine) to land while it runs:
+    # its end is read from its pod, the moment the pod ends.
+    nodes = [node("build", duration="10s"), node("gate", "build", approval={}), node("deploy", "gate")]
     apply(kube, namespace, workflow("early", nodes))
     wait_for("build's Job", lambda: recorder.jobs_of("early", "build"), timeout=30)
 
@@ -268,14 +270,16 @@ def test_an_approval_given_in_advance_lets_the_node_pass_once_its_dependencies_s
 def test_time_suspended_does_not_count_against_timeout_seconds(
     kube: Kube, namespace: str, recorder: Recorder, operator: OperatorProcess
 ) -> None:
-    # 3 s of work within a 6 s timeout, with a 7 s Suspend pause in the middle: Kubernetes restarts a Job's
-    # activeDeadlineSeconds on resume, and the attempt must not be failed for the time it spent suspended.
-    long = node("work", duration="3s", timeoutSeconds=6)
+    # 6 s of work within a 16 s timeout, with a 17 s Suspend pause in the middle: Kubernetes restarts a Job's
+    # activeDeadlineSeconds on resume, and the attempt must not be failed for the time it spent suspended. The
+    # work is long enough for the pause (a CLI process, seconds on a busy machine) to land while its pod runs: a
+    # pod that already ended is the attempt's end, and its Job is not suspended any more.
+    long = node("work", duration="6s", timeoutSeconds=16)
     apply(kube, namespace, workflow("pausy", [long], pauseMode="Suspend"))
     wait_for("the Job", lambda: recorder.jobs_of("pausy", "work"), timeout=30)
     dagwright(kube, "pause", "pausy", "-n", namespace)
     wait_for("the Job suspended", lambda: recorder.jobs_of("pausy", "work")[0].suspend_seen[-1], timeout=30)
-    hold(7)
+    hold(17)
 
     dagwright(kube, "resume", "pausy", "-n", namespace)
 
