@@ -94,9 +94,18 @@ def main() -> int:
         for node, deps in parents.items()
         if node in pods.times.created and all(dep in pods.times.done for dep in deps)
     ]
+    reaction = [
+        watch.times.created[f"{wf}-{name}-1"] - max(pods.times.done[dep] for dep in deps)
+        for (wf, name), deps in parents.items()
+        if f"{wf}-{name}-1" in watch.times.created and all(dep in pods.times.done for dep in deps)
+    ]
     s.figure("pod launches measured", len(by_pod))
     for q in (0.5, 0.9, 0.99):
         s.figure(f"launch latency p{int(q * 100)} (pod done -> dependent's pod created)", s.ms(s.percentile(by_pod, q)))
+    for q in (0.5, 0.99):
+        # The operator's part of it; the rest is the Job controller creating the pod of the new Job.
+        name = f"launch latency p{int(q * 100)} (pod done -> dependent's Job created)"
+        s.figure(name, s.ms(s.percentile(reaction, q)))
     s.figure("launch latency p50 (Job watch; target 50 ms)", s.ms(s.percentile(latencies, 0.50)))
     s.figure("launch latency p90 (Job watch)", s.ms(s.percentile(latencies, 0.90)))
     s.figure("launch latency p99 (Job watch; target 250 ms)", s.ms(s.percentile(latencies, 0.99)))
