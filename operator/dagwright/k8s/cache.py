@@ -49,6 +49,9 @@ class Cache:
         # (namespace, job name): outcome in the status, read from the pod before the Job's own condition came;
         # its pod is dropped, and the Job is settled when that condition arrives, without a pass of its own.
         self._ended_early: set[tuple[str, str]] = set()
+        # (namespace, job name): Jobs a pass is creating; their first watch event (which often comes before the
+        # create's response) queues no pass of its own: the pass creating them already acts on them.
+        self._expected: set[tuple[str, str]] = set()
 
     # -- workflows
 
@@ -125,6 +128,10 @@ class Cache:
             self._job_owners[(namespace, name)] = uid
             if finished and (namespace, name) not in self._finished_seen:
                 self._finished_seen[(namespace, name)] = datetime.now(UTC)
+            if (namespace, name) in self._expected:
+                self._expected.discard((namespace, name))
+                if before is None and not _decisive(body)[1]:
+                    return None
             if stored and finished and (namespace, name) in self._ended_early:
                 # The status already records this attempt's end (read from its pod): the Job's own condition
                 # changes no decision, so it is settled here instead of costing a pass.
@@ -133,6 +140,14 @@ class Cache:
                 self._settled.add((namespace, name))
                 return None
             return self._owners.get(uid) if stored and job_may_matter(before, body) else None
+
+    def expect_job(self, namespace: str, name: str, expected: bool = True) -> None:
+        """A pass is about to create this Job (True), or its create failed (False)."""
+        with self._lock:
+            if expected:
+                self._expected.add((namespace, name))
+            else:
+                self._expected.discard((namespace, name))
 
     def drop_job(self, body: Body) -> Key | None:
         uid = owner_uid(body)

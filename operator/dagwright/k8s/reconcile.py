@@ -287,18 +287,24 @@ class Reconciler:
         self._suspend(workflow, decision)
 
     def _launch(self, workflow: Workflow, decision: Decision, launch: Launch, catch: bool = True) -> Exception | None:
+        namespace = workflow.namespace or ""
+        name = names.job_name(workflow.name, launch.node, launch.attempt, launch.item)
         try:
             if not self.is_leader():  # checked again per Job: a pass may outlast the Lease it started under
                 raise LeadershipLost()
             job = build_job(workflow, launch, suspend=decision.suspend, redis=self.settings.redis)
             if self.identity:
                 job["metadata"].setdefault("annotations", {})[names.ANNOTATION_CREATED_BY] = self.identity
-            created = self.api.create_job(workflow.namespace or "", job)
+            self.cache.expect_job(namespace, name)
+            created = self.api.create_job(namespace, job)
         except Exception as error:
+            self.cache.expect_job(namespace, name, expected=False)
             if not catch:
                 raise
             return error
-        if created is not None:
+        if created is None:  # it existed: adopted, and its own watch events may queue passes as usual
+            self.cache.expect_job(namespace, name, expected=False)
+        else:
             self.cache.put_job(created)
             ready_since = self._ready_since(workflow, decision.status, launch.node)
             if ready_since is not None:

@@ -277,3 +277,20 @@ def test_job_updates_that_change_no_outcome_queue_no_pass() -> None:
     complete = [{"type": "Complete", "status": "True", "reason": "Completed"}]
     assert cache.put_job(_job(complete, rv="7")) == ("ns", "wf")
     assert cache.put_job({**_job(complete, rv="8"), "status": {"conditions": complete, "ready": 0}}) is None
+
+
+def test_a_job_a_pass_is_creating_queues_no_pass_when_its_watch_event_beats_the_create_response() -> None:
+    cache = Cache()
+    cache.put_workflow({"metadata": {"name": "wf", "namespace": "ns", "uid": "wf-uid", "resourceVersion": "10"}})
+    cache.expect_job("ns", "wf-a-1")
+    assert cache.put_job(_job(rv="3")) is None  # the watch's ADDED, before the create returned: stored, no pass
+    assert cache.put_job(_job(rv="3")) is None  # the create's response: the same version
+    assert "wf-a-1" in cache.jobs("wf-uid").live
+    complete = [{"type": "Complete", "status": "True", "reason": "Completed"}]
+    assert cache.put_job(_job(complete, rv="4")) == ("ns", "wf")  # its end still queues one
+
+    cache.expect_job("ns", "wf-b-1")
+    cache.expect_job("ns", "wf-b-1", expected=False)  # the create failed: someone else's Job of that name
+    other = _job(rv="5")
+    other["metadata"]["name"] = "wf-b-1"
+    assert cache.put_job(other) == ("ns", "wf")
