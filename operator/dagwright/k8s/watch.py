@@ -29,6 +29,8 @@ import kubernetes
 import urllib3
 from kubernetes.client.exceptions import ApiException
 
+from dagwright.k8s.client import auth_headers
+
 log = logging.getLogger("dagwright.watch")
 
 Body = dict[str, Any]
@@ -165,10 +167,7 @@ class Watch:
 
     def _get(self, query: dict[str, str], *, stream: bool) -> urllib3.BaseHTTPResponse:
         configuration = self.api_client.configuration
-        headers = {**self.api_client.default_headers, "Accept": "application/json"}
-        for setting in configuration.auth_settings().values():
-            if setting.get("in") == "header" and setting.get("value"):
-                headers[setting["key"]] = setting["value"]
+        headers = {**self.api_client.default_headers, "Accept": "application/json", **auth_headers(self.api_client)}
         url = configuration.host + self.path + "?" + urlencode(query)
         timeout = urllib3.Timeout(connect=10.0, read=_READ_TIMEOUT if stream else 60.0)
         response: urllib3.BaseHTTPResponse = self.api_client.rest_client.pool_manager.request(
