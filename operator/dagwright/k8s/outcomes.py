@@ -107,7 +107,7 @@ def pod_ended(job: Body, pod: Body) -> bool:
       attempt has ended, whatever the Job's condition will say a second later.
     - Not when the pod is being deleted (a deletionTimestamp): a suspended Job's pods (pauseMode Suspend), a stopped
       attempt's or a Job past its deadline are deleted, and a pod killed that way is not an outcome; the Job's
-      condition (DeadlineExceeded) or the planner's own record (stopped, suspended) says what happened.
+      condition (its deadline: Timeout) or the planner's own record (stopped, suspended) says what happened.
     - Not when the Job is suspended or being deleted, for the same reason, whatever state its pod reached.
     - Only the Job's own pod (its owner reference names the Job's uid): a pod left from an earlier Job of the same
       name is not this attempt's.
