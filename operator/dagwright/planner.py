@@ -350,6 +350,10 @@ class _Pass:
                     self._observe(i, seen)
                 elif i in self.workflow.fan_outs:
                     self._observe_item(i, seen)
+            if i in self.items:
+                # Settled before its dependents' observations: one whose launch was recorded only in a lost
+                # status write is adopted only if this node is seen done (else it would be launched again).
+                self._settle_items_of(i)
 
     def _observe(self, i: int, seen: Observation) -> None:
         node = self.nodes[i]
@@ -937,13 +941,17 @@ class _Pass:
     def settle_items(self) -> None:
         """A running forEach node whose items all ended ends too (rule 10); with failFast, one whose item failed
         for good ends once no item of it runs (its pending items are not run)."""
-        for i, work in self.items.items():
-            if self.nodes[i].phase is not NodePhase.RUNNING or work.count(fanout.RUNNING):
-                continue
-            if self.workflow.spec.fail_fast and work.count(fanout.FAILED):
-                self._close_items(i)
-            elif not (work.count(fanout.PENDING) or work.count(fanout.RETRYING)):
-                self._end_node(i)
+        for i in list(self.items):
+            self._settle_items_of(i)
+
+    def _settle_items_of(self, i: int) -> None:
+        work = self.items[i]
+        if self.nodes[i].phase is not NodePhase.RUNNING or work.count(fanout.RUNNING):
+            return
+        if self.workflow.spec.fail_fast and work.count(fanout.FAILED):
+            self._close_items(i)
+        elif not (work.count(fanout.PENDING) or work.count(fanout.RETRYING)):
+            self._end_node(i)
 
     def _close_items(self, i: int) -> None:
         """Failing fast: node i's items that have not started never will (retrying ones fail for good)."""

@@ -175,6 +175,27 @@ def test_item_attempts_launched_but_not_recorded_are_adopted_not_launched_again(
     assert decision.status.nodes["work"].items.states == "RSR"  # type: ignore[union-attr]
 
 
+def test_a_dependent_launched_when_the_last_item_ended_is_adopted_after_a_lost_status_write() -> None:
+    """Found by hypothesis: the write that recorded the fan-out's end and its dependent's launch was lost; the
+    next call sees the items' ends and the dependent's running attempt together, and must adopt that attempt,
+    not launch it a second time."""
+    wf = workflow(
+        [
+            {"name": "fan", "forEach": {"items": [0, 1]}, "command": ["f"]},
+            {"name": "after", "dependsOn": ["fan"], "command": ["a"]},
+        ]
+    )
+    stored = plan(wf, None, [], T0).status
+    ended = [item_ok("fan", 0), item_ok("fan", 1)]
+    assert units(plan(wf, stored, ended, T0)) == [("after", None, 1)]
+    again = plan(wf, stored, [*ended, Observation("after", 1, AttemptState.RUNNING)], T0)
+    assert units(again) == []
+    assert (again.status.nodes["fan"].phase, again.status.nodes["after"].phase) == (
+        NodePhase.SUCCEEDED,
+        NodePhase.RUNNING,
+    )
+
+
 def test_a_retried_workflow_reruns_only_the_items_that_did_not_succeed_with_new_attempt_numbers() -> None:
     run = Driver(workflow([{"name": "work", "forEach": {"items": [1, 2]}, "command": ["w"]}]))
     run.step()
