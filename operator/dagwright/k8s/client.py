@@ -11,7 +11,6 @@ both count as success. This is the seam unit tests replace; e2e tests use the re
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from datetime import UTC, datetime
@@ -19,6 +18,7 @@ from typing import Any, Protocol
 from urllib.parse import quote, urlencode
 
 import kubernetes
+import orjson
 import urllib3
 from kubernetes.client.exceptions import ApiException
 
@@ -247,7 +247,7 @@ class KubeApi:
         data = None
         if body is not None:
             headers["Content-Type"] = content_type
-            data = json.dumps(body)
+            data = orjson.dumps(body)
         response = self.api_client.rest_client.pool_manager.request(
             method, url, body=data, headers=headers, preload_content=True, timeout=_TIMEOUT
         )
@@ -256,7 +256,7 @@ class KubeApi:
             error.body = response.data.decode("utf-8", errors="replace")
             error.headers = response.headers
             raise error
-        result: Body = json.loads(response.data)
+        result: Body = orjson.loads(response.data)
         return result
 
 

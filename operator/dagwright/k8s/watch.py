@@ -18,7 +18,6 @@ update and synthesizes no deletions. Requests go through the ApiClient's connect
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import threading
 from collections.abc import Callable
@@ -26,6 +25,7 @@ from typing import Any
 from urllib.parse import quote, urlencode
 
 import kubernetes
+import orjson
 import urllib3
 from kubernetes.client.exceptions import ApiException
 
@@ -107,7 +107,7 @@ class Watch:
             if token:
                 query["continue"] = token
             response = self._get(query, stream=False)
-            listed = json.loads(response.data)
+            listed = orjson.loads(response.data)
             for item in listed.get("items") or []:
                 self._handle("ADDED", item)
             meta = listed.get("metadata") or {}
@@ -137,7 +137,7 @@ class Watch:
                 *lines, buffer = buffer.split(b"\n")
                 for line in lines:
                     if line.strip():
-                        version = self._event(json.loads(line), version)
+                        version = self._event(orjson.loads(line), version)
                 if self._stopping.is_set():
                     break
         finally:
