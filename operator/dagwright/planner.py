@@ -627,6 +627,11 @@ class _Pass:
             return self._start(i, room), False
         if verdict is False:
             return room, self._pass_over(i, ConditionReason.CONDITION_FALSE, self._false_message(i), phases, done)
+        skipped_read = self._skipped_read(i, passed.__getitem__)
+        if skipped_read is not None:  # it failed on a node that never ran: skipped as a template reading it is
+            reason = self.nodes[self.workflow.graph.index[skipped_read]].reason
+            message = f"when reads node {skipped_read}, which was skipped ({reason}): {verdict}"[:MAX_MESSAGE]
+            return room, self._pass_over(i, ConditionReason.UPSTREAM_SKIPPED, message, phases, done)
         self._fail_condition(i, verdict)
         phases[i] = done[i] = NodePhase.FAILED
         return room, False
@@ -641,6 +646,15 @@ class _Pass:
             return None
         reason = self.nodes[graph.index[unread[0]]].reason
         return ConditionReason.UPSTREAM_SKIPPED, f"reads outputs of node {unread[0]}, which was skipped ({reason})"
+
+    def _skipped_read(self, i: int, passed: Callable[[int], bool]) -> str | None:
+        """The first node skipped by a condition that node i's `when` reads (its dependencies and the nodes it
+        names), if any: a `when` failing over such a node failed for want of outputs that node never made."""
+        graph = self.workflow.graph
+        condition = self.workflow.conditions[i]
+        assert condition is not None
+        read = {self.names[p] for p in graph.upstream[i]} | condition.reads
+        return next((name for name in sorted(read) if passed(graph.index[name])), None)
 
     def _verdict(self, i: int) -> bool | str:
         """Node i's `when` over its upstream nodes: True, False, or why it could not be evaluated."""

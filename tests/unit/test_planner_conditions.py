@@ -159,6 +159,27 @@ def test_runtime_error_fails_the_node_with_the_cel_message(outputs: dict[str, An
     assert [e.reason for e in decision.events if e.node == "b"] == [EventReason.NODE_FAILED]
 
 
+def test_a_when_failing_on_outputs_of_a_skipped_node_skips_its_node_as_a_template_reading_them_would() -> None:
+    run = Driver(
+        workflow(
+            [
+                node("a"),
+                when("false", "b", "a"),
+                when("nodes.b.outputs.count > 2", "c", "b"),
+                when("nodes.b.phase == 'Skipped'", "d", "b"),
+                node("e", "c"),
+            ]
+        )
+    )
+    run.step()
+    decision = run.step(ok("a"))
+    c = decision.status.nodes["c"]
+    assert (c.phase, c.reason) == (NodePhase.SKIPPED, "UpstreamSkipped")
+    assert c.message == 'when reads node b, which was skipped (ConditionFalse): Key not found in map : "count"'
+    assert sorted(names(launched(decision))) == ["d", "e"]  # a when that can read a skipped node still decides
+    assert run.step(ok("d"), ok("e")).status.phase is WorkflowPhase.SUCCEEDED
+
+
 def test_a_dynamic_result_that_is_not_a_boolean_fails_the_node() -> None:
     run = Driver(workflow([node("a"), when("nodes.a.outputs.flag", "b", "a")]))
     run.step()
