@@ -214,3 +214,11 @@ def test_templates_are_checked_and_a_run_naming_an_undeclared_parameter_is_refus
     assert kubectl_apply(kube, namespace, run("early", "later", x="1"))[0] == 0
     assert kubectl_apply(kube, namespace, run("fine", "etl", date="2026-11-29"))[0] == 0
     assert stored_names(kube, namespace) == {"early", "fine"}
+
+    cron = {"apiVersion": "dagwright.io/v1alpha1", "kind": "CronWorkflow", "metadata": {"name": "nightly-etl"}}
+    cron["spec"] = {"schedule": "30 2 * * *", "workflow": run("x", "etl", dat="today")["spec"]}
+    code, stderr, _ = kubectl_apply(kube, namespace, cron)
+    assert code != 0 and 'admission webhook "validate.cronworkflows.dagwright.io" denied' in stderr, stderr
+    assert "spec.workflow.parameters.dat: WorkflowTemplate 'etl' declares no parameter 'dat'" in stderr, stderr
+    cron["spec"]["workflow"] = run("x", "etl", date="today")["spec"]
+    assert kubectl_apply(kube, namespace, cron)[0] == 0

@@ -89,11 +89,11 @@ def template_problems_of(body: Mapping[str, Any]) -> list[Problem]:
     return []
 
 
-def cron_problems_of(body: Mapping[str, Any]) -> list[Problem]:
+def cron_problems_of(body: Mapping[str, Any], templates: TemplateLookup | None = None) -> list[Problem]:
     """Every problem the operator would refuse this CronWorkflow for (`cron.check`): its own fields, and its
-    `spec.workflow` checked exactly as a Workflow is."""
+    `spec.workflow` checked exactly as a Workflow is (against its WorkflowTemplate, when that exists now)."""
     try:
-        check_cron(dict(body))
+        check_cron(dict(body), templates)
     except SpecError as error:
         return error.problems
     return []
@@ -139,10 +139,13 @@ def register(registry: kopf.OperatorRegistry, templates: TemplateLookup | None =
     def workflow_problems(body: Mapping[str, Any]) -> list[Problem]:
         return problems_of(body, lookup)
 
+    def cron_problems(body: Mapping[str, Any]) -> list[Problem]:
+        return cron_problems_of(body, lookup)
+
     for plural, handler_id, kind, check in (
         (names.PLURAL, HANDLER_ID, "workflow", workflow_problems),
         (names.TEMPLATE_PLURAL, TEMPLATE_HANDLER_ID, "workflowtemplate", template_problems_of),
-        (names.CRON_PLURAL, CRON_HANDLER_ID, "cronworkflow", cron_problems_of),
+        (names.CRON_PLURAL, CRON_HANDLER_ID, "cronworkflow", cron_problems),
     ):
         kopf.on.validate(
             names.GROUP,

@@ -34,7 +34,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -44,7 +44,7 @@ from dagwright.cronspec import CronWorkflowStatus
 from dagwright.errors import Problem, SpecError
 from dagwright.k8s import cronruns, metrics, names
 from dagwright.k8s.reconcile import compile_body
-from dagwright.validation import parse_spec
+from dagwright.validation import parse_spec, parse_template_spec, template_field
 
 log = logging.getLogger("dagwright.cron")
 
@@ -140,9 +140,17 @@ def cron_of_run(body: Body) -> Key | None:
     return None
 
 
-def check(body: Body) -> cronspec.CronWorkflowSpec:
+# (namespace, name) -> a WorkflowTemplate object, or None when there is none
+TemplateLookup = Callable[[str, str], Mapping[str, Any] | None]
+
+
+def check(body: Body, templates: TemplateLookup | None = None) -> cronspec.CronWorkflowSpec:
     """The spec, or SpecError with every problem: the CronWorkflow's own, and its `spec.workflow` checked as the
-    Workflow reconciler (and webhook) check a Workflow, with `spec.workflow` in front of each field."""
+    Workflow reconciler (and webhook) check a Workflow, with `spec.workflow` in front of each field.
+
+    A `spec.workflow` running a WorkflowTemplate is resolved when each run starts (the template may change
+    between runs); with `templates` (the webhook) it is also checked against the template as it is now, so a
+    parameter the template does not declare is refused at `kubectl apply`, not at the first scheduled run."""
     found = cronspec.problems(body)
     workflow = (body.get("spec") or {}).get("workflow") if isinstance(body.get("spec"), dict) else None
     if isinstance(workflow, dict):
@@ -150,8 +158,13 @@ def check(body: Body) -> cronspec.CronWorkflowSpec:
         run = {"metadata": {"name": meta.get("name") or "", "namespace": meta.get("namespace")}, "spec": workflow}
         try:
             spec = parse_spec(workflow)
-            if spec.template_ref is None:  # a template is resolved when each run starts (its own first pass)
+            ref = spec.template_ref
+            if ref is None:
                 compile_body(run, spec=spec)
+            elif templates is not None and (template := templates(meta.get("namespace") or "", ref.name)):
+                compile_body(
+                    run, spec=spec, template=parse_template_spec(template.get("spec"), prefix=template_field(ref.name))
+                )
         except SpecError as error:
             known = {str(problem) for problem in found}
             moved = [Problem(_under_workflow(problem.field), problem.message) for problem in error.problems]

@@ -58,6 +58,30 @@ def test_a_workflow_running_a_template_is_checked_for_its_shape_and_resolved_whe
     assert str(problem) == "spec.workflow.defaults: not allowed with templateRef: the template says what runs"
 
 
+def test_a_parameter_the_template_does_not_declare_is_refused_when_the_template_exists() -> None:
+    etl = {
+        "metadata": {"name": "etl", "namespace": "ns"},
+        "spec": {
+            "parameters": {"date": "today"},
+            "nodes": [{"name": "load", "image": "busybox", "args": ["{{ params.date }}"]}],
+        },
+    }
+    templates = {("ns", "etl"): etl}.get
+    lookup = lambda namespace, name: templates((namespace, name))  # noqa: E731
+    typo = cron(workflow={"templateRef": {"name": "etl"}, "parameters": {"dat": "x"}})
+    (problem,) = admission.cron_problems_of(typo, lookup)
+    assert (
+        str(problem)
+        == "spec.workflow.parameters.dat: WorkflowTemplate 'etl' declares no parameter 'dat' (it declares: date)"
+    )
+    assert (
+        admission.cron_problems_of(cron(workflow={"templateRef": {"name": "etl"}, "parameters": {"date": "x"}}), lookup)
+        == []
+    )
+    later = cron(workflow={"templateRef": {"name": "later"}, "parameters": {"dat": "x"}})
+    assert admission.cron_problems_of(later, lookup) == []  # applied before its template: each run checks it
+
+
 def test_the_webhook_refuses_a_bad_schedule_and_admits_an_unchanged_invalid_one() -> None:
     bad = cron(timezone="Europe/Berln")
     assert admission.review("CREATE", bad, None, admission.cron_problems_of)[0].field == "spec.timezone"
