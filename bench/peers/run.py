@@ -176,6 +176,7 @@ class Run:
     pod_duration: str
     results: dict[str, dict[str, float | None]] = field(default_factory=dict)  # figure -> system -> value
     writes: dict[str, list[tuple[str, float]]] = field(default_factory=dict)  # system -> per-node writes rows
+    plane_cpu: dict[str, list[tuple[str, float]]] = field(default_factory=dict)  # system -> plane CPU ms per node
 
     def put(self, figure: str, sys_: System, value: float | None) -> None:
         self.results.setdefault(figure, {})[sys_.name] = value
@@ -230,6 +231,7 @@ def throughput(run: Run, sys_: System, ceiling: s.Ceiling | None) -> None:
     ):
         before = s.apiserver_writes(run.kube)
         cpu_before = ctl.cpu_seconds()
+        plane_before = s.plane_cpu_seconds(run.kube)
         started = time.monotonic()
         create(run.kube, ns, sys_, [sys_.body(name, nodes, run.pod_duration) for name, nodes in shapes])
         complete = watch.wait_done(total, timeout=max(900.0, total / 2))
@@ -243,6 +245,7 @@ def throughput(run: Run, sys_: System, ceiling: s.Ceiling | None) -> None:
         time.sleep(3)  # the last status writes land
         writes = s.delta(s.apiserver_writes(run.kube), before)
         cpu = ctl.cpu_seconds() - cpu_before
+        plane_cpu = s.cpu_table(s.plane_cpu_seconds(run.kube), plane_before, total)
         memory = ctl.memory_kib()
         passes = mean_pass_ms(ctl)
     rate = total / (last - started)
@@ -252,6 +255,13 @@ def throughput(run: Run, sys_: System, ceiling: s.Ceiling | None) -> None:
         run.put(f"{label}: fraction of the Job ceiling", sys_, rate / ceiling.jobs_per_second)
     run.put(f"{label}: API writes per node (all clients)", sys_, sum(writes.values()) / total)
     run.put(f"{label}: controller CPU ms per node", sys_, cpu / total * 1000)
+    if plane_cpu:
+        run.put(
+            f"{label}: plane CPU ms per node (API server, etcd, KCM, scheduler, kwok)",
+            sys_,
+            sum(v for _, v in plane_cpu),
+        )
+        run.plane_cpu[sys_.name] = plane_cpu
     run.put(f"{label}: controller peak RSS MiB", sys_, memory["VmHWM"] / 1024)
     run.put(f"{label}: mean reconcile pass ms (own metrics)", sys_, passes)
     run.writes[sys_.name] = s.writes_table(writes, total)
@@ -365,12 +375,19 @@ def main() -> int:
     print()
     if ceiling is not None:
         print(f"Plane's Job ceiling: {ceiling.jobs_per_second:.2f} Jobs/s ({ceiling.jobs} bare Jobs in ", end="")
-        print(f"{ceiling.seconds:.1f} s, {sum(ceiling.writes.values()) / ceiling.jobs:.2f} API writes per Job)")
+        print(f"{ceiling.seconds:.1f} s, {sum(ceiling.writes.values()) / ceiling.jobs:.2f} API writes per Job", end="")
+        if ceiling.plane_cpu:
+            print(f", {sum(v for _, v in ceiling.plane_cpu):.1f} ms of plane CPU per Job", end="")
+        print(")")
         print()
     print(f.table(rows(run.results), names, reference))
     for name, table in run.writes.items():
         top = ", ".join(f"{key} {value:.2f}" for key, value in table if value >= 0.05)
         print(f"\nAPI writes per node, {name}: {top}")
+    for name, table in run.plane_cpu.items():
+        print(f"\nPlane CPU ms per node, {name}: " + ", ".join(f"{key} {value:.1f}" for key, value in table))
+    if ceiling is not None and ceiling.plane_cpu:
+        print("\nPlane CPU ms per bare Job: " + ", ".join(f"{key} {value:.1f}" for key, value in ceiling.plane_cpu))
     return 0
 
 
