@@ -1,6 +1,6 @@
-"""The kopf wiring: watch Workflows and CronWorkflows (kopf) and the Jobs and pods the operator made (watch.py,
-a leaner watch of our own: they bring ten events per node), queue reconciles and cron passes, run workers, elect
-a leader.
+"""The kopf wiring: watch CronWorkflows (kopf), and Workflows and the Jobs and pods the operator made (watch.py and
+workflowwatch.py, a leaner watch of our own: Jobs and pods bring ten events per node, Workflows the echo of every
+status patch), queue reconciles and cron passes, run workers, elect a leader.
 
 Handlers are thin: a watch event only updates the cache and queues the Workflow's key. kopf's own
 change-tracking handlers (on.create/on.update) are not used, so kopf writes nothing to our objects: no
@@ -27,6 +27,7 @@ from dagwright.k8s.leader import LeaseElector
 from dagwright.k8s.progress import ProgressFeed
 from dagwright.k8s.queue import WorkQueue
 from dagwright.k8s.reconcile import Reconciler, Settings
+from dagwright.k8s.workflowwatch import WorkflowWatch
 
 log = logging.getLogger("dagwright.operator")
 
@@ -172,20 +173,6 @@ def build_registry(runtime: Runtime) -> kopf.OperatorRegistry:
     if runtime.webhook is not None:
         admission.register(registry)
 
-    @kopf.on.event(names.GROUP, names.VERSION, names.PLURAL, registry=registry)
-    async def workflow_event(**kwargs: Any) -> None:
-        event = kwargs["event"]
-        body = event["object"]
-        deleted = event.get("type") == "DELETED"
-        if deleted:
-            runtime.cache.drop_workflow(body)
-            if runtime.reconciler is not None:
-                runtime.reconciler.forget_uid(body["metadata"].get("uid", ""))
-        elif runtime.cache.put_workflow(body):
-            runtime.enqueue(key_of(body))
-        if deleted or (body.get("status") or {}).get("phase") in _FINISHED:
-            runtime.enqueue_cron(cron.cron_of_run(body))  # its CronWorkflow's active list and history
-
     @kopf.on.event(names.GROUP, names.VERSION, names.CRON_PLURAL, registry=registry)
     async def cron_event(**kwargs: Any) -> None:
         event = kwargs["event"]
@@ -264,14 +251,47 @@ async def _start(runtime: Runtime) -> None:
 
 
 def _watches(runtime: Runtime, api_client: Any) -> list[watch.Watch]:
-    """The managed Jobs and pods, in each watched namespace (or all): into the cache, passes queued."""
+    """The Workflows, and the managed Jobs and pods, in each watched namespace (or all): into the cache,
+    passes queued."""
     selector = f"{names.LABEL_MANAGED_BY}={names.MANAGED_BY}"
     spaces: list[str | None] = list(runtime.settings.namespaces) or [None]
-    return [
+    workflows: list[watch.Watch] = [
+        WorkflowWatch(api_client, space, _workflow_event(runtime), _cached_workflows(runtime, space))
+        for space in spaces
+    ]
+    return workflows + [
         watch.Watch(api_client, watch.resource_path(group, plural, space), selector, handle)
         for space in spaces
         for group, plural, handle in (("batch/v1", "jobs", _job_event(runtime)), ("v1", "pods", _pod_event(runtime)))
     ]
+
+
+def _workflow_event(runtime: Runtime) -> watch.Handler:
+    """Into the cache before the queue wakes a worker; a deleted Workflow forgotten; a run that ended (or went)
+    wakes its CronWorkflow (its active list and history)."""
+
+    def handle(kind: str, body: dict[str, Any]) -> None:
+        deleted = kind == "DELETED"
+        if deleted:
+            runtime.cache.drop_workflow(body)
+            if runtime.reconciler is not None:
+                runtime.reconciler.forget_uid(body["metadata"].get("uid", ""))
+        elif runtime.cache.put_workflow(body):
+            runtime.enqueue(key_of(body))
+        if deleted or (body.get("status") or {}).get("phase") in _FINISHED:
+            runtime.enqueue_cron(cron.cron_of_run(body))
+
+    return handle
+
+
+def _cached_workflows(runtime: Runtime, space: str | None) -> Callable[[], list[dict[str, Any]]]:
+    """The cached Workflows of one namespace (None: all), for a relist to find those deleted meanwhile."""
+
+    def cached() -> list[dict[str, Any]]:
+        keys = [key for key in runtime.cache.workflow_keys() if space is None or key[0] == space]
+        return [body for key in keys if (body := runtime.cache.workflow(key)) is not None]
+
+    return cached
 
 
 def _job_event(runtime: Runtime) -> watch.Handler:

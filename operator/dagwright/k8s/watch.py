@@ -1,6 +1,6 @@
 """A lean list+watch of the operator's Jobs and pods, on threads of its own, feeding the watch cache.
 
-Why not kopf's watch, as for Workflows: every node brings about ten Job and pod events (created, scheduled,
+Why not kopf's watch, as for CronWorkflows: every node brings about ten Job and pod events (created, scheduled,
 running, the Job controller's status updates, ended, its finalizer removed), and kopf runs each through its whole
 per-object pipeline (a worker task, per-object memory, three loggers, error throttling, cause detection, handler
 invocation with its outcome bookkeeping, an empty patch applied) only for our handler to hand the object to the
