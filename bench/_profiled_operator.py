@@ -1,5 +1,5 @@
 """Run `dagwright operator ...` under cProfile: the event-loop thread, every reconcile pass (worker threads) and the
-Job and pod watch threads.
+Workflow, Job and pod watch threads.
 
 Used by the benchmarks with `--profile PATH` (py-spy is not available here): on SIGTERM the merged profile of
 the main thread and the reconcile passes is written to PATH (pstats format), with a text summary next to it.
