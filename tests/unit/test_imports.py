@@ -18,6 +18,7 @@ also followed transitively, so a backend import two modules away is reported wit
 from __future__ import annotations
 
 import ast
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -243,3 +244,36 @@ def test_a_function_node_starts_without_the_models() -> None:
     assert heavy == []
     assert [n for n in loaded if n in ("dagwright.spec", "dagwright.validation", "dagwright.status")] == []
     assert "dagwright.sdk.functions" in loaded
+
+
+def test_the_operator_runs_without_the_kubernetes_package(tmp_path: Path) -> None:
+    """`dagwright operator` never loads the kubernetes package (~32 MiB of its memory), though it is installed for
+    the CLI: it reads its credentials itself, and kopf would import it only to recognise model objects we never
+    pass. Started for real (against a closed port), and probed once its start-up made the Job and pod watches."""
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(
+        "current-context: c\n"
+        "contexts: [{name: c, context: {cluster: c, user: c}}]\n"
+        "clusters: [{name: c, cluster: {server: 'https://127.0.0.1:1', insecure-skip-tls-verify: true}}]\n"
+        "users: [{name: c, user: {token: t}}]\n"
+    )
+    probe = (
+        "import os, sys, threading, time\n"
+        "def probe():\n"
+        "    deadline = time.monotonic() + 60\n"
+        "    while time.monotonic() < deadline:\n"
+        "        if any(t.name.startswith('watch ') for t in threading.enumerate()):\n"
+        "            break\n"
+        "        time.sleep(0.1)\n"
+        "    print(' '.join(sorted(m for m, module in sys.modules.items() if module is not None)), flush=True)\n"
+        "    os._exit(0)\n"
+        "threading.Thread(target=probe, daemon=True).start()\n"
+        "from dagwright.cli import main\n"
+        "main(['operator', '--no-leader-election', '--metrics-port', '0', '--health-port', '0', '--namespace', 'x'])\n"
+    )
+    env = {name: value for name, value in os.environ.items() if not name.startswith("KUBERNETES_SERVICE")}
+    env["KUBECONFIG"] = str(kubeconfig)
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env, timeout=120)
+    loaded = result.stdout.split()
+    assert "kopf" in loaded and "dagwright.k8s.watch" in loaded, result.stderr[-2000:]  # it did start ...
+    assert [name for name in loaded if name.split(".")[0] == "kubernetes"] == []  # ... without the package

@@ -60,6 +60,9 @@ def register(commands: Any) -> None:
 
 
 def _operator(args: argparse.Namespace) -> int:
+    from dagwright.k8s import connection
+
+    connection.keep_client_library_out()  # before kopf is imported: the operator has no use for the package
     from dagwright.k8s import collector, operator
     from dagwright.k8s.admission import WebhookSettings
     from dagwright.k8s.reconcile import Settings

@@ -345,36 +345,37 @@ def _webhook(name: str, url: str, ca_bundle: str, plural: str, namespaces: list[
     return webhook
 
 
-def _admission_api() -> Any:
-    import kubernetes
+_WEBHOOKS = "/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations"
 
+
+def _connection() -> Any:
     from dagwright.k8s.client import load_config
 
-    return kubernetes.client.AdmissionregistrationV1Api(load_config())
+    return load_config()
 
 
 def _create_or_replace(body: dict[str, Any]) -> None:
-    from kubernetes.client.exceptions import ApiException
+    from dagwright.k8s.connection import ApiError
 
-    api = _admission_api()
+    connection = _connection()
     name = body["metadata"]["name"]
     try:
-        api.create_validating_webhook_configuration(body)
-    except ApiException as error:
+        connection.request("POST", _WEBHOOKS, body=body)
+    except ApiError as error:
         if error.status != 409:
             raise
-        current = api.read_validating_webhook_configuration(name)
-        body["metadata"]["resourceVersion"] = current.metadata.resource_version
-        api.replace_validating_webhook_configuration(name, body)
+        current = connection.request("GET", f"{_WEBHOOKS}/{name}")
+        body["metadata"]["resourceVersion"] = current["metadata"]["resourceVersion"]
+        connection.request("PUT", f"{_WEBHOOKS}/{name}", body=body)
     log.info("webhook: ValidatingWebhookConfiguration %s registered", name)
 
 
 def _delete(name: str) -> None:
-    from kubernetes.client.exceptions import ApiException
+    from dagwright.k8s.connection import ApiError
 
     try:
-        _admission_api().delete_validating_webhook_configuration(name)
-    except ApiException as error:
+        _connection().request("DELETE", f"{_WEBHOOKS}/{name}")
+    except ApiError as error:
         if error.status != 404:
             log.warning("webhook: could not delete ValidatingWebhookConfiguration %s: %s", name, error.reason)
 

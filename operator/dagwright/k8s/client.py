@@ -1,34 +1,25 @@
 """The few Kubernetes API calls the operator makes, as plain dicts in and out.
 
-The official client's generated API classes are not used for these calls: they import a few hundred model
+The official client is not used for these calls: its generated API classes import a few hundred model
 modules (~24 MB of the operator's memory for BatchV1Api and CoreV1Api in kubernetes 37, whose models are
 pydantic classes) and validate every request body against its model (a whole V1Job per create), only for us
-to send dicts and read the raw JSON back. Requests go through the ApiClient's own connection pool, TLS and
-credentials (`configuration.auth_settings()`, which refreshes expiring tokens), and errors are the client's
-ApiException as before. Idempotency lives here too: creating a Job that exists and deleting one that is gone
+to send dicts and read the raw JSON back, and the operator process does not import the package at all
+(`connection.py`). Requests go through `connection.Connection`'s pool, TLS and credentials; a status outside
+2xx is `connection.ApiError`. Idempotency lives here too: creating a Job that exists and deleting one that is gone
 both count as success. This is the seam unit tests replace; e2e tests use the real API server.
 """
 
 from __future__ import annotations
 
 import logging
-import time
 from datetime import UTC, datetime
 from typing import Any, Protocol
-from urllib.parse import quote, urlencode
-
-import kubernetes
-import orjson
-import urllib3
-from kubernetes.client.exceptions import ApiException
+from urllib.parse import quote
 
 from dagwright.k8s import metrics, names
+from dagwright.k8s.connection import ApiError, Connection, load_credentials
 
 log = logging.getLogger("dagwright.k8s")
-
-# A request through a connection that died silently must not hold a reconcile worker forever: the pass fails,
-# and the worker retries it with backoff on a fresh connection.
-_TIMEOUT = urllib3.Timeout(connect=10.0, read=30.0)
 
 Body = dict[str, Any]
 
@@ -54,20 +45,14 @@ class Api(Protocol):
     def emit_event(self, workflow: Body, type_: str, reason: str, message: str) -> None: ...
 
 
-def load_config() -> kubernetes.client.ApiClient:
+def load_config() -> Connection:
     """In-cluster credentials when running in a pod, else the kubeconfig (KUBECONFIG or ~/.kube/config)."""
-    try:
-        kubernetes.config.load_incluster_config()
-    except kubernetes.config.ConfigException:
-        kubernetes.config.load_kube_config()
-    configuration = kubernetes.client.Configuration.get_default_copy()
-    configuration.connection_pool_maxsize = 32
-    return kubernetes.client.ApiClient(configuration)
+    return Connection(load_credentials())
 
 
 class KubeApi:
-    def __init__(self, api_client: kubernetes.client.ApiClient) -> None:
-        self.api_client = api_client
+    def __init__(self, connection: Connection) -> None:
+        self.connection = connection
 
     def create_job(self, namespace: str, job: Body) -> Body | None:
         """The created Job, or None when it already existed (an earlier launch of the same attempt).
@@ -78,7 +63,7 @@ class KubeApi:
         _count("POST", "jobs")
         try:
             return self._request("POST", f"/apis/batch/v1/namespaces/{_q(namespace)}/jobs", body=job)
-        except ApiException as error:
+        except ApiError as error:
             if error.status != 409:
                 raise
         name = job["metadata"]["name"]
@@ -92,7 +77,7 @@ class KubeApi:
         _count("DELETE", "jobs")
         try:
             self._request("DELETE", f"/apis/batch/v1/namespaces/{_q(namespace)}/jobs/{_q(name)}", body=body)
-        except ApiException as error:
+        except ApiError as error:
             if error.status != 404:
                 raise
 
@@ -100,7 +85,7 @@ class KubeApi:
         _count("GET", "jobs")
         try:
             return self._request("GET", f"/apis/batch/v1/namespaces/{_q(namespace)}/jobs/{_q(name)}")
-        except ApiException as error:
+        except ApiError as error:
             if error.status == 404:
                 return None
             raise
@@ -119,7 +104,7 @@ class KubeApi:
                 body={"spec": spec},
                 content_type="application/strategic-merge-patch+json",
             )
-        except ApiException as error:
+        except ApiError as error:
             if error.status != 404:
                 raise
 
@@ -136,7 +121,7 @@ class KubeApi:
         path = f"/apis/{names.GROUP}/{names.VERSION}/namespaces/{_q(namespace)}/{names.PLURAL}/{_q(name)}/status"
         try:
             return self._request("PATCH", path, body=patch, content_type="application/merge-patch+json")
-        except ApiException as error:
+        except ApiError as error:
             if error.status == 404:
                 return None
             raise
@@ -147,7 +132,7 @@ class KubeApi:
         path = f"/apis/{names.GROUP}/{names.VERSION}/namespaces/{_q(namespace)}/{names.TEMPLATE_PLURAL}/{_q(name)}"
         try:
             return self._request("GET", path)
-        except ApiException as error:
+        except ApiError as error:
             if error.status == 404:
                 return None
             raise
@@ -158,7 +143,7 @@ class KubeApi:
         path = f"/apis/{names.GROUP}/{names.VERSION}/namespaces/{_q(namespace)}/{names.PLURAL}/{_q(name)}"
         try:
             self._request("DELETE", path, body=body)
-        except ApiException as error:
+        except ApiError as error:
             if error.status not in (404, 409):
                 raise
 
@@ -189,7 +174,7 @@ class KubeApi:
         _count("POST", "events")
         try:
             self._request("POST", f"/api/v1/namespaces/{_q(meta['namespace'])}/events", body=event)
-        except ApiException as error:
+        except ApiError as error:
             log.warning("could not post event %s on %s: %s", reason, meta["name"], error.reason)
 
     # -- CronWorkflows and the Workflows they start (dagwright.k8s.cron)
@@ -206,7 +191,7 @@ class KubeApi:
         path = f"/apis/{names.GROUP}/{names.VERSION}/namespaces/{_q(namespace)}/{names.PLURAL}"
         try:
             return self._request("POST", path, body=body)
-        except ApiException as error:
+        except ApiError as error:
             if error.status != 409:
                 raise
         return None
@@ -217,7 +202,7 @@ class KubeApi:
         path = f"/apis/{names.GROUP}/{names.VERSION}/namespaces/{_q(namespace)}/{names.PLURAL}/{_q(name)}"
         try:
             self._request("PATCH", path, body=patch, content_type="application/merge-patch+json")
-        except ApiException as error:
+        except ApiError as error:
             if error.status != 404:
                 raise
 
@@ -227,7 +212,7 @@ class KubeApi:
         path = f"/apis/{names.GROUP}/{names.VERSION}/namespaces/{_q(namespace)}/{plural}/{_q(name)}/status"
         try:
             self._request("PATCH", path, body=patch, content_type="application/merge-patch+json")
-        except ApiException as error:
+        except ApiError as error:
             if error.status != 404:
                 raise
 
@@ -240,49 +225,10 @@ class KubeApi:
         body: Body | None = None,
         content_type: str = "application/json",
     ) -> Body:
-        """One call through the ApiClient's pool, with its credentials; the response's JSON, or ApiException."""
-        configuration = self.api_client.configuration
-        headers = {**self.api_client.default_headers, "Accept": "application/json", **auth_headers(self.api_client)}
-        url = configuration.host + path + ("?" + urlencode(query) if query else "")
-        data = None
-        if body is not None:
-            headers["Content-Type"] = content_type
-            data = orjson.dumps(body)
-        response = self.api_client.rest_client.pool_manager.request(
-            method, url, body=data, headers=headers, preload_content=True, timeout=_TIMEOUT
-        )
-        if not 200 <= response.status <= 299:
-            error = ApiException(status=response.status, reason=response.reason)
-            error.body = response.data.decode("utf-8", errors="replace")
-            error.headers = response.headers
-            raise error
-        result: Body = orjson.loads(response.data)
-        return result
-
-
-_AUTH_SECONDS = 30.0  # how long credentials read from the configuration are reused
-_auth: dict[int, tuple[float, dict[str, str]]] = {}  # by id(ApiClient): (monotonic expiry, headers)
-
-
-def auth_headers(api_client: kubernetes.client.ApiClient) -> dict[str, str]:
-    """The credential headers of the ApiClient's configuration, read at most every 30 s.
-
-    `configuration.auth_settings()` runs the configuration's refresh hook, which is what renews expiring tokens;
-    for a kubeconfig that hook loads the whole kubeconfig again and re-derives the proxy settings from the
-    environment: ~1-3 ms of CPU per request, a tenth of the operator's CPU per node before this cache. Tokens
-    live far longer than 30 s (a projected service account token for an hour, refreshed by the kubelet well
-    before it expires), so reading them twice a minute renews them in time."""
-    now = time.monotonic()
-    cached = _auth.get(id(api_client))
-    if cached is not None and cached[0] > now:
-        return cached[1]
-    headers = {
-        setting["key"]: setting["value"]
-        for setting in api_client.configuration.auth_settings().values()
-        if setting.get("in") == "header" and setting.get("value")
-    }
-    _auth[id(api_client)] = (now + _AUTH_SECONDS, headers)
-    return headers
+        """One call through the connection's pool (a read timeout of 30 s: a request through a connection that
+        died silently fails the pass, retried with backoff, instead of holding a worker forever); the response's
+        JSON, or ApiError."""
+        return self.connection.request(method, path, query=query, body=body, content_type=content_type)
 
 
 def _q(segment: str) -> str:

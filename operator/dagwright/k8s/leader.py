@@ -5,6 +5,9 @@ every `renew_seconds`; a replica takes over once the Lease has not been renewed 
 holder that cannot renew stops acting before its Lease can expire (`is_leader` checks the clock), so two
 replicas never act at once as long as clocks tick at the same rate. A replica shutting down releases the Lease
 so the next one takes over at once.
+
+The Lease is read and written as JSON through `connection.Connection` (the operator process does not import the
+kubernetes package); a replace sends back the resourceVersion read, so of two replicas racing only one wins.
 """
 
 from __future__ import annotations
@@ -15,9 +18,10 @@ import time
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import quote
 
-import kubernetes
-from kubernetes.client.exceptions import ApiException
+from dagwright.k8s.connection import ApiError, Connection
 
 log = logging.getLogger("dagwright.leader")
 
@@ -27,16 +31,18 @@ _SAFETY = 0.8  # act only within this fraction of the lease duration after the l
 class LeaseElector:
     def __init__(
         self,
-        api_client: kubernetes.client.ApiClient,
+        connection: Connection,
         namespace: str,
         name: str = "dagwright-operator",
         duration_seconds: int = 15,
         renew_seconds: float = 2.0,
         identity: str | None = None,
     ) -> None:
-        self.api = kubernetes.client.CoordinationV1Api(api_client)
+        self.connection = connection
         self.namespace = namespace
         self.name = name
+        self._collection = f"/apis/coordination.k8s.io/v1/namespaces/{quote(namespace, safe='')}/leases"
+        self._path = f"{self._collection}/{quote(name, safe='')}"
         self.duration = duration_seconds
         self.renew_seconds = renew_seconds
         self.identity = identity or f"{socket.gethostname()}-{uuid.uuid4().hex[:6]}"
@@ -54,7 +60,7 @@ class LeaseElector:
         started = time.monotonic()
         try:
             held = self._round()
-        except ApiException as error:
+        except ApiError as error:
             log.warning("lease %s/%s: %s", self.namespace, self.name, error.reason)
             held = False
         except Exception as error:  # the API server unreachable: keep trying, never crash
@@ -85,59 +91,78 @@ class LeaseElector:
         self._renewed_at = None
         self._standing_down = False
         try:
-            lease = self.api.read_namespaced_lease(self.name, self.namespace)
-            if lease.spec is not None and lease.spec.holder_identity == self.identity:
-                lease.spec.holder_identity = None
-                lease.spec.renew_time = None
-                self.api.replace_namespaced_lease(self.name, self.namespace, lease)
+            lease = self.connection.request("GET", self._path)
+            spec = lease.get("spec") or {}
+            if spec.get("holderIdentity") == self.identity:
+                spec.pop("holderIdentity", None)
+                spec.pop("renewTime", None)
+                lease["spec"] = spec
+                self.connection.request("PUT", self._path, body=lease)
         except Exception as error:  # best effort on the way out
             log.warning("could not release the lease: %s", error)
 
     def _round(self) -> bool:
         now = datetime.now(UTC)
         try:
-            lease = self.api.read_namespaced_lease(self.name, self.namespace)
-        except ApiException as error:
+            lease = self.connection.request("GET", self._path)
+        except ApiError as error:
             if error.status != 404:
                 raise
             return self._create(now)
-        spec = lease.spec
-        if spec is None:
-            spec = lease.spec = kubernetes.client.V1LeaseSpec()
-        holder = spec.holder_identity
-        renewed = spec.renew_time or spec.acquire_time
-        expired = renewed is None or (now - renewed).total_seconds() > (spec.lease_duration_seconds or self.duration)
+        spec: dict[str, Any] = lease.get("spec") or {}
+        lease["spec"] = spec
+        holder = spec.get("holderIdentity")
+        renewed = _time(spec.get("renewTime") or spec.get("acquireTime"))
+        duration = spec.get("leaseDurationSeconds") or self.duration
+        expired = renewed is None or (now - renewed).total_seconds() > duration
         if holder not in (None, "", self.identity) and not expired:
             return False
         if holder != self.identity:
-            spec.acquire_time = now
-            spec.lease_transitions = (spec.lease_transitions or 0) + 1
-        spec.holder_identity = self.identity
-        spec.renew_time = now
-        spec.lease_duration_seconds = self.duration
+            spec["acquireTime"] = _micro_time(now)
+            spec["leaseTransitions"] = (spec.get("leaseTransitions") or 0) + 1
+        spec["holderIdentity"] = self.identity
+        spec["renewTime"] = _micro_time(now)
+        spec["leaseDurationSeconds"] = self.duration
         try:
-            self.api.replace_namespaced_lease(self.name, self.namespace, lease)  # resourceVersion: no races
-        except ApiException as error:
+            self.connection.request("PUT", self._path, body=lease)  # with the resourceVersion read: no races
+        except ApiError as error:
             if error.status == 409:
                 return False
             raise
         return True
 
     def _create(self, now: datetime) -> bool:
-        body = kubernetes.client.V1Lease(
-            metadata=kubernetes.client.V1ObjectMeta(name=self.name, namespace=self.namespace),
-            spec=kubernetes.client.V1LeaseSpec(
-                holder_identity=self.identity,
-                lease_duration_seconds=self.duration,
-                acquire_time=now,
-                renew_time=now,
-                lease_transitions=0,
-            ),
-        )
+        body = {
+            "apiVersion": "coordination.k8s.io/v1",
+            "kind": "Lease",
+            "metadata": {"name": self.name, "namespace": self.namespace},
+            "spec": {
+                "holderIdentity": self.identity,
+                "leaseDurationSeconds": self.duration,
+                "acquireTime": _micro_time(now),
+                "renewTime": _micro_time(now),
+                "leaseTransitions": 0,
+            },
+        }
         try:
-            self.api.create_namespaced_lease(self.namespace, body)
-        except ApiException as error:
+            self.connection.request("POST", self._collection, body=body)
+        except ApiError as error:
             if error.status == 409:
                 return False
             raise
         return True
+
+
+def _micro_time(moment: datetime) -> str:
+    """A Kubernetes MicroTime: RFC 3339 with microseconds, in UTC."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _time(value: str | None) -> datetime | None:
+    """A MicroTime or Time as the API server writes it (`...Z`, with or without fractions)."""
+    if not value:
+        return None
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None

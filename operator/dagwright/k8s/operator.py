@@ -20,7 +20,7 @@ from typing import Any, cast
 
 import kopf
 
-from dagwright.k8s import admission, cron, metrics, names, watch
+from dagwright.k8s import admission, connection, cron, metrics, names, watch
 from dagwright.k8s.cache import Cache, Key, key_of, pod_may_matter
 from dagwright.k8s.client import KubeApi, load_config
 from dagwright.k8s.leader import LeaseElector
@@ -122,8 +122,8 @@ def build_registry(runtime: Runtime) -> kopf.OperatorRegistry:
     registry = kopf.OperatorRegistry()
 
     @kopf.on.login(registry=registry)
-    def login(**kwargs: Any) -> Any:
-        return kopf.login_via_client(**kwargs)
+    def login(**_: Any) -> Any:
+        return connection.login_info(load_config())  # the same server and credentials as our own requests
 
     @kopf.on.startup(registry=registry)
     async def start(settings: kopf.OperatorSettings, **_: Any) -> None:

@@ -11,7 +11,7 @@ event loop.
 What it keeps of kopf's behaviour: list first, then watch from the list's resourceVersion; on "410 Gone" (the
 version expired) list again; any other error or a closed stream reconnects from the last version seen (bookmarks
 keep it fresh), with backoff while the API server keeps failing. Like kopf, a relist replays every object as an
-update and synthesizes no deletions. Requests go through the ApiClient's connection pool, TLS and credentials, as
+update and synthesizes no deletions. Requests go through `connection.Connection`'s pool, TLS and credentials, as
 `client.KubeApi`'s do.
 """
 
@@ -22,14 +22,12 @@ import logging
 import threading
 from collections.abc import Callable
 from typing import Any
-from urllib.parse import quote, urlencode
+from urllib.parse import quote
 
-import kubernetes
 import orjson
 import urllib3
-from kubernetes.client.exceptions import ApiException
 
-from dagwright.k8s.client import auth_headers
+from dagwright.k8s.connection import ApiError, Connection, error_of
 
 log = logging.getLogger("dagwright.watch")
 
@@ -56,8 +54,8 @@ class Watch:
     """One collection (a resource in one namespace or all, with a label selector), listed then watched on a
     thread; `handle(type, object)` is called on that thread for every object listed and every event."""
 
-    def __init__(self, api_client: kubernetes.client.ApiClient, path: str, selector: str, handle: Handler) -> None:
-        self.api_client = api_client
+    def __init__(self, connection: Connection, path: str, selector: str, handle: Handler) -> None:
+        self.connection = connection
         self.path = path
         self.selector = selector
         self.handle = handle
@@ -151,7 +149,7 @@ class Watch:
         if kind == "ERROR":
             if body.get("code") == 410:
                 raise Expired(body.get("message") or "resourceVersion expired")
-            raise ApiException(status=body.get("code"), reason=body.get("message"))
+            raise ApiError(body.get("code"), body.get("message"))
         seen = (body.get("metadata") or {}).get("resourceVersion") or version
         if kind in ("ADDED", "MODIFIED", "DELETED"):
             self._handle(kind, body)
@@ -166,19 +164,13 @@ class Watch:
             log.exception("could not take %s %s/%s", kind, meta.get("namespace"), meta.get("name"))
 
     def _get(self, query: dict[str, str], *, stream: bool) -> urllib3.BaseHTTPResponse:
-        configuration = self.api_client.configuration
-        headers = {**self.api_client.default_headers, "Accept": "application/json", **auth_headers(self.api_client)}
-        url = configuration.host + self.path + "?" + urlencode(query)
         timeout = urllib3.Timeout(connect=10.0, read=_READ_TIMEOUT if stream else 60.0)
-        response: urllib3.BaseHTTPResponse = self.api_client.rest_client.pool_manager.request(
-            "GET", url, headers=headers, preload_content=not stream, timeout=timeout
-        )
+        response = self.connection.send("GET", self.path, query=query, stream=stream, timeout=timeout)
         if response.status == 410:
             response.release_conn()
             raise Expired("resourceVersion expired")
         if not 200 <= response.status <= 299:
-            error = ApiException(status=response.status, reason=response.reason)
-            error.body = response.data.decode("utf-8", errors="replace") if not stream else ""
+            error = error_of(response, read_body=not stream)
             response.release_conn()
             raise error
         return response

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from types import SimpleNamespace
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
 from dagwright.k8s import watch
+from dagwright.k8s.connection import Connection, Credentials
 
 
 class FakeResponse:
@@ -25,6 +25,7 @@ class FakeResponse:
         self.data = body
         self.chunks = chunks or []
         self.released = False
+        self.headers: dict[str, str] = {}
 
     def stream(self, amount: int) -> Iterator[bytes]:
         yield from self.chunks
@@ -43,10 +44,10 @@ class FakePool:
         return self.responses.pop(0)
 
 
-def _client(pool: FakePool) -> Any:
-    configuration = SimpleNamespace(host="https://api", auth_settings=lambda: {})
-    rest = SimpleNamespace(pool_manager=pool)
-    return SimpleNamespace(configuration=configuration, default_headers={}, rest_client=rest)
+def _client(pool: FakePool) -> Connection:
+    connection = Connection(Credentials(server="https://api"))
+    connection.pool = pool  # type: ignore[assignment]
+    return connection
 
 
 def _pod(name: str, version: str) -> dict[str, Any]:
