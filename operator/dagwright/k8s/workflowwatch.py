@@ -18,9 +18,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any
 
-import kubernetes
-
 from dagwright.k8s import names, watch
+from dagwright.k8s.connection import Connection
 
 Body = dict[str, Any]
 
@@ -31,13 +30,13 @@ class WorkflowWatch(watch.Watch):
 
     def __init__(
         self,
-        api_client: kubernetes.client.ApiClient,
+        connection: Connection,
         namespace: str | None,
         handle: watch.Handler,
         cached: Callable[[], Iterable[Body]],
     ) -> None:
         path = watch.resource_path(f"{names.GROUP}/{names.VERSION}", names.PLURAL, namespace)
-        super().__init__(api_client, path, "", self._take)
+        super().__init__(connection, path, "", self._take)
         self._handle_event = handle
         self._cached = cached
         self._listed: set[str] | None = None  # the uids listed so far, while a list is under way
