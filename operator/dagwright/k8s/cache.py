@@ -30,10 +30,12 @@ Key = tuple[str, str]  # (namespace, workflow name)
 
 @dataclass
 class Jobs:
-    """The Jobs owned by one Workflow (by uid), and the ones that vanished."""
+    """The Jobs owned by one Workflow (by uid), and the ones that vanished; `settled`: the names of live Jobs
+    whose outcome a status write already recorded (`Cache.settle_jobs`), cut down to that outcome."""
 
     live: dict[str, Body] = field(default_factory=dict)
     gone: dict[str, Body] = field(default_factory=dict)
+    settled: set[str] = field(default_factory=set)
 
 
 class Cache:
@@ -125,6 +127,7 @@ class Cache:
             if stored:
                 jobs.live[name] = body
                 self._settled.discard((namespace, name))  # a new version: whole again until a pass settles it
+                jobs.settled.discard(name)
             self._job_owners[(namespace, name)] = uid
             if finished and (namespace, name) not in self._finished_seen:
                 self._finished_seen[(namespace, name)] = datetime.now(UTC)
@@ -138,6 +141,7 @@ class Cache:
                 self._ended_early.discard((namespace, name))
                 jobs.live[name] = settled_job(body)
                 self._settled.add((namespace, name))
+                jobs.settled.add(name)
                 return None
             return self._owners.get(uid) if stored and job_may_matter(before, body) else None
 
@@ -158,6 +162,7 @@ class Cache:
             self._ended_early.discard((body["metadata"]["namespace"], name))
             jobs = self._jobs.setdefault(uid, Jobs())
             last = jobs.live.pop(name, None) or slim_job(body)
+            jobs.settled.discard(name)
             jobs.gone[name] = last
             return self._owners.get(uid)
 
@@ -182,13 +187,21 @@ class Cache:
                 if outcomes.job_finished(job):
                     jobs.live[name] = settled_job(job)
                     self._settled.add(key)
+                    jobs.settled.add(name)
                 else:  # recorded from its pod: settled when the Job's own condition arrives (`put_job`)
                     self._ended_early.add(key)
 
-    def jobs(self, uid: str) -> Jobs:
+    def jobs(self, uid: str, *, settled: bool = True) -> Jobs:
+        """A copy of the Workflow's Jobs. `settled=False` leaves the settled ones out of `live` (their names stay
+        in `settled`): a pass has nothing to learn from them, and on a workflow of thousands of finished
+        nodes they are nearly all of its Jobs."""
         with self._lock:
             jobs = self._jobs.get(uid, Jobs())
-            return Jobs(dict(jobs.live), dict(jobs.gone))
+            if settled or not jobs.settled:
+                live = dict(jobs.live)
+            else:
+                live = {name: job for name, job in jobs.live.items() if name not in jobs.settled}
+            return Jobs(live, dict(jobs.gone), set(jobs.settled))
 
     def put_pod(self, body: Body) -> Key | None:
         """Store a pod; returns its workflow's key when the pod is newer than what we had."""

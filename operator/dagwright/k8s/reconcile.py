@@ -93,6 +93,7 @@ class Reconciler:
         self._compiled: dict[str, tuple[int | None, Workflow | SpecError, TemplateSnapshot | None]] = {}
         self._statuses: dict[str, tuple[str, WorkflowStatus]] = {}
         self._node_maps: dict[str, statuswire.NodeMap] = {}  # by uid: large workflows' compressed node maps
+        self._own: set[str] = set()  # uids whose remembered status (`_statuses`) is our own write
         self._launcher = ThreadPoolExecutor(max_workers=_LAUNCH_THREADS, thread_name_prefix="launch")
 
     # -- the pass
@@ -115,7 +116,7 @@ class Reconciler:
         snapshot_new = snapshot is not None and (status is None or status.template is None)
         if snapshot_new:  # the first pass of a template-based run: its status keeps the template from now on
             status = (status or WorkflowStatus()).model_copy(update={"template": snapshot})
-        observations, cleanup, ended = self._observe(compiled, status, now)
+        observations, cleanup, ended = self._observe(compiled, status, now, own=self._own_status(body))
         with self.fleet.turn():
             capacity = self.fleet.room(key, compiled.spec.priority)
             decision = planner.plan(compiled, status, observations, now, capacity=capacity)
@@ -183,6 +184,7 @@ class Reconciler:
         cached = self._statuses.get(meta["uid"])
         if cached is not None and cached[0] == meta.get("resourceVersion"):
             return cached[1]
+        self._own.discard(meta["uid"])
         raw = body.get("status")
         if not raw:
             return None
@@ -195,12 +197,18 @@ class Reconciler:
         return status
 
     def _observe(
-        self, workflow: Workflow, status: WorkflowStatus | None, now: datetime
+        self, workflow: Workflow, status: WorkflowStatus | None, now: datetime, *, own: bool = False
     ) -> tuple[list[Observation], list[str], dict[str, Body]]:
         """Every attempt's outcome as Kubernetes shows it, Jobs to clean up (pods stuck for good), and the Jobs
-        whose attempts this pass sees ended (to settle once the status records them)."""
+        whose attempts this pass sees ended (to settle once the status records them).
+
+        Settled Jobs (outcome recorded by an earlier write) are left out when `own` says that write is the stored
+        status: the planner ignores recorded attempts, and those are nearly all of a long workflow's Jobs. Every
+        other Job is read on every pass, not just the ones whose watch events queued it: a running attempt's
+        pod may get stuck with no event at all (`stuck_after` counts from its creation), and a pass that
+        coalesced or failed leaves the Jobs it read to the next pass as they are."""
         namespace = workflow.namespace or ""
-        jobs = self.cache.jobs(workflow.uid or "")
+        jobs = self.cache.jobs(workflow.uid or "", settled=not own)
         observations: list[Observation] = []
         cleanup: list[str] = []
         recorded: list[str] = []
@@ -224,7 +232,7 @@ class Reconciler:
                 observations.append(seen if seen.state is not AttemptState.RUNNING else _lost(seen, now))
         # The stored status holds these outcomes: the cache keeps only each Job's identity and end, not its pod.
         self.cache.settle_jobs(workflow.uid or "", namespace, recorded)
-        observations += self._missing(workflow, status, jobs.live.keys() | jobs.gone.keys(), now)
+        observations += self._missing(workflow, status, jobs.live.keys() | jobs.settled | jobs.gone.keys(), now)
         observations += planner.approvals(workflow)
         return observations, cleanup, ended
 
@@ -328,8 +336,9 @@ class Reconciler:
         return latest
 
     def _suspend(self, workflow: Workflow, decision: Decision) -> None:
-        """Make running Jobs' `suspend` match the planner's wish (pauseMode Suspend)."""
-        for name, job in self.cache.jobs(workflow.uid or "").live.items():
+        """Make running Jobs' `suspend` match the planner's wish (pauseMode Suspend). Settled Jobs have finished:
+        nothing to (un)suspend, so they are not even looked at."""
+        for name, job in self.cache.jobs(workflow.uid or "", settled=False).live.items():
             if bool(job.get("spec", {}).get("suspend")) != decision.suspend and not outcomes.job_finished(job):
                 if _recorded(decision.status, job):
                     continue  # its pod ended and the status records it: the Job's own condition is on its way
@@ -363,6 +372,16 @@ class Reconciler:
         if updated is not None:
             self.cache.put_workflow(_spec_kept(updated, body))
             self._statuses[meta["uid"]] = (updated["metadata"]["resourceVersion"], decision.status)
+            self._own.add(meta["uid"])
+
+    def _own_status(self, body: Body) -> bool:
+        """Whether the Workflow's stored status is the one this process last wrote (no one else's write came
+        since): every Job a pass settled is recorded in it, for the planner's statuses only ever add outcomes
+        (a retry keeps attempt numbers), so a pass may skip settled Jobs without asking. After anyone else's
+        status write (or a restart) a pass checks every Job again, as the status may have lost outcomes."""
+        meta = body["metadata"]
+        cached = self._statuses.get(meta["uid"])
+        return meta["uid"] in self._own and cached is not None and cached[0] == meta.get("resourceVersion")
 
     def _node_map(self, uid: str) -> statuswire.NodeMap:
         node_map = self._node_maps.get(uid)
@@ -405,6 +424,7 @@ class Reconciler:
     def forget_uid(self, uid: str) -> None:
         self._compiled.pop(uid, None)
         self._statuses.pop(uid, None)
+        self._own.discard(uid)
         self._node_maps.pop(uid, None)
 
     def phase_counts(self) -> dict[str, int]:
