@@ -616,3 +616,109 @@ def test_a_spec_edit_the_status_write_brings_back_before_its_watch_event_is_not_
     cluster.reconcile(key)  # compiled from the cached (old) spec; its status write returns the new one
     cluster.reconcile(key)
     assert cluster.phases(key) == {"a": "Succeeded", "b": "Running", "c": "Pending"}
+
+
+# -- passes skip settled Jobs: nothing a pass must see is skipped
+
+
+class _Clock(datetime):
+    """`datetime` as the reconciler reads it, moved forward by `ahead` (time passing with no watch event)."""
+
+    ahead = timedelta(0)
+
+    @classmethod
+    def now(cls, tz: Any = None) -> Any:
+        return datetime.now(tz) + cls.ahead
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> type[_Clock]:
+    monkeypatch.setattr(_Clock, "ahead", timedelta(0))
+    monkeypatch.setattr(reconcile, "datetime", _Clock)
+    return _Clock
+
+
+def _settled_first(cluster: Cluster, key: Key) -> None:
+    """Run `first` to its end and record it, so later passes have a settled Job to skip."""
+    cluster.reconcile(key)
+    cluster.finish("wf-first-1")
+    cluster.reconcile(key)
+    assert "wf-first-1" in cluster.cache.jobs("uid-wf").settled
+
+
+def test_a_running_node_times_out_with_no_job_event_at_all(clock: type[_Clock]) -> None:
+    cluster = Cluster()
+    key = cluster.submit("wf", [node("first"), node("a", "first", timeoutSeconds=30)])
+    _settled_first(cluster, key)
+    assert cluster.phases(key)["a"] == "Running"
+
+    clock.ahead = timedelta(seconds=31)  # no watch event: only time passed
+    cluster.reconcile(key)
+    a = cluster.status(key)["nodes"]["a"]
+    assert (a["phase"], a["reason"]) == ("Failed", "Timeout")
+    assert "wf-a-1" in cluster.api.deleted_jobs
+
+
+def test_a_pod_that_gets_stuck_with_no_further_event_fails_the_attempt(clock: type[_Clock]) -> None:
+    cluster = Cluster()
+    key = cluster.submit("wf", [node("first"), node("a", "first")])
+    _settled_first(cluster, key)
+    waiting = {"waiting": {"reason": "ImagePullBackOff", "message": "no such image"}}
+    cluster.pod("wf-a-1", {"phase": "Pending", "state": waiting}, age=60)
+    cluster.reconcile(key)
+    assert cluster.phases(key)["a"] == "Running"
+
+    clock.ahead = timedelta(minutes=10)  # the pod's last event was its ImagePullBackOff, long ago
+    cluster.reconcile(key)
+    a = cluster.status(key)["nodes"]["a"]
+    assert (a["phase"], a["reason"]) == ("Failed", "ImagePullFailed")
+    assert cluster.api.deleted_jobs == ["wf-a-1"]
+
+
+def test_a_job_that_ended_during_a_coalesced_pass_is_recorded_by_the_next_pass_without_a_new_event() -> None:
+    more: list[bool] = []
+    cluster = Cluster(queued_again=lambda key: bool(more) and more.pop())
+    key = cluster.submit("wf", [node("first"), node("a", "first"), node("b", "first"), node("c", "a", "b")])
+    _settled_first(cluster, key)
+    cluster.finish("wf-a-1")
+    more.append(True)
+    cluster.reconcile(key)  # coalesced: nothing written
+    assert cluster.phases(key)["a"] == "Running"
+
+    cluster.reconcile(key)  # the queued pass: no event about a's Job since
+    assert cluster.phases(key)["a"] == "Succeeded"
+
+
+def test_a_job_that_ended_before_a_pass_raised_is_recorded_by_the_next_pass() -> None:
+    cluster = Cluster()
+    key = cluster.submit("wf", [node("first"), node("a", "first"), node("b", "first"), node("c", "a")])
+    _settled_first(cluster, key)
+    cluster.finish("wf-a-1")
+    create = cluster.api.create_job
+
+    def refused(namespace: str, job: Body) -> Body | None:
+        raise RuntimeError("API server unavailable")
+
+    cluster.api.create_job = refused  # type: ignore[method-assign]
+    with pytest.raises(RuntimeError):
+        cluster.reconcile(key)  # c's create fails: nothing written
+    assert cluster.phases(key)["a"] == "Running"
+
+    cluster.api.create_job = create  # type: ignore[method-assign]
+    cluster.reconcile(key)
+    assert cluster.phases(key)["a"] == "Succeeded" and "wf-c-1" in cluster.api.created
+
+
+def test_a_status_someone_else_rewrote_without_an_outcome_gets_it_back_from_the_settled_job() -> None:
+    """A settled Job is skipped only while the stored status is the operator's own write, which records it."""
+    cluster = Cluster()
+    key = cluster.submit("wf", [node("first"), node("a", "first")])
+    _settled_first(cluster, key)
+    body = cluster.api.workflows[key]
+    body["status"]["nodes"]["first"] = {"phase": "Running", "attempts": 1}  # e.g. restored from an old backup
+    body["metadata"]["resourceVersion"] = cluster.api.version()
+    cluster.cache.put_workflow(copy.deepcopy(body))
+
+    cluster.reconcile(key)
+    assert cluster.phases(key)["first"] == "Succeeded"
+    assert cluster.api.created.count("wf-first-1") == 1
