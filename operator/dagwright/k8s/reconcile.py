@@ -94,6 +94,7 @@ class Reconciler:
         self._statuses: dict[str, tuple[str, WorkflowStatus]] = {}
         self._node_maps: dict[str, statuswire.NodeMap] = {}  # by uid: large workflows' compressed node maps
         self._own: set[str] = set()  # uids whose remembered status (`_statuses`) is our own write
+        self._running: dict[str, dict[str, _Reading]] = {}  # by uid, by Job name: running attempts as last read
         self._launcher = ThreadPoolExecutor(max_workers=_LAUNCH_THREADS, thread_name_prefix="launch")
 
     # -- the pass
@@ -213,11 +214,23 @@ class Reconciler:
         cleanup: list[str] = []
         recorded: list[str] = []
         ended: dict[str, Body] = {}
+        before = self._running.get(workflow.uid or "", {})
+        running: dict[str, _Reading] = {}
         for name, job in jobs.live.items():
-            if _recorded(status, job):
+            pod = self.cache.pod(namespace, name)
+            seen = _unchanged(before.get(name), job, pod)
+            if seen is not None:  # still running as last read: its identity is known without parsing labels
+                if _attempt_recorded(status, seen.node, seen.attempt, seen.item):
+                    recorded.append(name)
+                    continue  # stopped, or ended as its pod said: the status records it
+                running[name] = before[name]
+            elif _recorded(status, job):
                 recorded.append(name)
                 continue  # the planner ignores it; and its pod may be long gone (no API call for it)
-            seen = outcomes.observe(job, self._pod(namespace, name, job), now, self.settings.stuck_after)
+            else:
+                seen = outcomes.observe(job, pod or self._pod(namespace, name, job), now, self.settings.stuck_after)
+                if seen is not None and _reusable(seen, pod):
+                    running[name] = (_version(job), _version(pod), seen)
             if seen is not None and seen.state is AttemptState.RUNNING and self.progress is not None:
                 seen = _with_progress(seen, self.progress(workflow.uid or "", seen.node, seen.attempt))
             if seen is not None:
@@ -230,6 +243,7 @@ class Reconciler:
             seen = outcomes.observe(job, None, now)
             if seen is not None:
                 observations.append(seen if seen.state is not AttemptState.RUNNING else _lost(seen, now))
+        self._running[workflow.uid or ""] = running
         # The stored status holds these outcomes: the cache keeps only each Job's identity and end, not its pod.
         self.cache.settle_jobs(workflow.uid or "", namespace, recorded)
         observations += self._missing(workflow, status, jobs.live.keys() | jobs.settled | jobs.gone.keys(), now)
@@ -425,6 +439,7 @@ class Reconciler:
         self._compiled.pop(uid, None)
         self._statuses.pop(uid, None)
         self._own.discard(uid)
+        self._running.pop(uid, None)
         self._node_maps.pop(uid, None)
 
     def phase_counts(self) -> dict[str, int]:
@@ -569,11 +584,37 @@ def _recorded(status: WorkflowStatus | None, job: Body) -> bool:
     attempt = outcomes.attempt_of(job)
     if status is None or attempt is None:
         return False
-    node = status.nodes.get(attempt[0])
-    item = outcomes.item_of(job)
+    return _attempt_recorded(status, attempt[0], attempt[1], outcomes.item_of(job))
+
+
+_Reading = tuple[str | None, str | None, Observation]  # a Job's and its pod's resourceVersions, what they said
+
+
+def _unchanged(reading: _Reading | None, job: Body, pod: Body | None) -> Observation | None:
+    """A running attempt's last reading while neither its Job nor its pod changed since (`_reusable`)."""
+    if reading is None or reading[0] != _version(job) or reading[1] != _version(pod):
+        return None
+    return reading[2]
+
+
+def _reusable(seen: Observation, pod: Body | None) -> bool:
+    """Whether reading the same Job and pod again gives the same observation: a running attempt's, unless its
+    pod is Pending (it becomes stuck by the clock alone, `outcomes.observe`'s `now`). Most Jobs a large
+    workflow's pass reads are running ones; reading each again (labels, conditions, pod) was most of a pass."""
+    return seen.state is AttemptState.RUNNING and ((pod or {}).get("status") or {}).get("phase") != "Pending"
+
+
+def _version(body: Body | None) -> str | None:
+    return None if body is None else body["metadata"].get("resourceVersion")
+
+
+def _attempt_recorded(status: WorkflowStatus | None, node_name: str, attempt: int, item: int | None) -> bool:
+    if status is None:
+        return False
+    node = status.nodes.get(node_name)
     if item is not None:
-        return fanout.recorded(node.items if node is not None else None, item, attempt[1])
-    return planner.recorded(node, attempt[1])
+        return fanout.recorded(node.items if node is not None else None, item, attempt)
+    return planner.recorded(node, attempt)
 
 
 def _running_attempts(node: NodeStatus) -> Iterator[tuple[int | None, int]]:
