@@ -722,3 +722,17 @@ def test_a_status_someone_else_rewrote_without_an_outcome_gets_it_back_from_the_
     cluster.reconcile(key)
     assert cluster.phases(key)["first"] == "Succeeded"
     assert cluster.api.created.count("wf-first-1") == 1
+
+
+def test_a_running_pod_that_ends_is_read_again_though_its_job_did_not_change() -> None:
+    cluster = Cluster()
+    key = cluster.submit("wf", [node("a"), node("b", "a")])
+    cluster.reconcile(key)
+    cluster.pod("wf-a-1", {"phase": "Running", "state": {"running": {}}})
+    cluster.reconcile(key)  # read as running, and remembered so
+    cluster.reconcile(key)
+    assert cluster.phases(key) == {"a": "Running", "b": "Pending"}
+
+    cluster.pod_ends("wf-a-1")
+    cluster.reconcile(key)
+    assert cluster.phases(key) == {"a": "Succeeded", "b": "Running"}
