@@ -247,9 +247,9 @@ def test_a_function_node_starts_without_the_models() -> None:
 
 
 def test_the_operator_runs_without_the_kubernetes_package(tmp_path: Path) -> None:
-    """`dagwright operator` never loads the kubernetes package (~32 MiB of its memory), though it is installed for
+    """`dagwright operator` never loads the kubernetes package (~9 MiB of its memory), though it is installed for
     the CLI: it reads its credentials itself, and kopf would import it only to recognise model objects we never
-    pass. Started for real (against a closed port), and probed once its start-up made the Job and pod watches."""
+    pass. Nor the Redis client (~5 MiB) unless it is given Redis. Started for real (against a closed port), and probed once its start-up made the Job and pod watches."""
     kubeconfig = tmp_path / "kubeconfig"
     kubeconfig.write_text(
         "current-context: c\n"
@@ -277,3 +277,4 @@ def test_the_operator_runs_without_the_kubernetes_package(tmp_path: Path) -> Non
     loaded = result.stdout.split()
     assert "kopf" in loaded and "dagwright.k8s.watch" in loaded, result.stderr[-2000:]  # it did start ...
     assert [name for name in loaded if name.split(".")[0] == "kubernetes"] == []  # ... without the package
+    assert [name for name in loaded if name.split(".")[0] == "redis"] == []  # no --redis-url: no Redis client

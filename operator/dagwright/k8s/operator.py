@@ -16,7 +16,7 @@ import os
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import kopf
 
@@ -24,10 +24,12 @@ from dagwright.k8s import admission, connection, cron, metrics, names, watch
 from dagwright.k8s.cache import Cache, Key, key_of, pod_may_matter
 from dagwright.k8s.client import KubeApi, load_config
 from dagwright.k8s.leader import LeaseElector
-from dagwright.k8s.progress import ProgressFeed
 from dagwright.k8s.queue import WorkQueue
 from dagwright.k8s.reconcile import Reconciler, Settings
 from dagwright.k8s.workflowwatch import WorkflowWatch
+
+if TYPE_CHECKING:  # the Redis client (~5 MiB) is imported only by an operator given Redis
+    from dagwright.k8s.progress import ProgressFeed
 
 log = logging.getLogger("dagwright.operator")
 
@@ -217,6 +219,8 @@ async def _start(runtime: Runtime) -> None:
     runtime.cron_queue = WorkQueue(loop, cron_runner.order)
     feed: ProgressFeed | None = None
     if runtime.settings.redis is not None:
+        from dagwright.k8s.progress import ProgressFeed
+
         feed = ProgressFeed(
             runtime.settings.redis.url,
             os.environ.get("DAGWRIGHT_REDIS_PASSWORD"),
