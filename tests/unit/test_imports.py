@@ -249,7 +249,8 @@ def test_a_function_node_starts_without_the_models() -> None:
 def test_the_operator_runs_without_the_kubernetes_package(tmp_path: Path) -> None:
     """`dagwright operator` never loads the kubernetes package (~9 MiB of its memory), though it is installed for
     the CLI: it reads its credentials itself, and kopf would import it only to recognise model objects we never
-    pass. Nor the Redis client (~5 MiB) unless it is given Redis. Started for real (against a closed port), and probed once its start-up made the Job and pod watches."""
+    pass. Nor the Redis client (~5 MiB) unless it is given Redis. Started for real (against a closed port), and
+    probed once its start-up made the Job and pod watches."""
     kubeconfig = tmp_path / "kubeconfig"
     kubeconfig.write_text(
         "current-context: c\n"
