@@ -10,9 +10,9 @@ event loop.
 
 What it keeps of kopf's behaviour: list first, then watch from the list's resourceVersion; on "410 Gone" (the
 version expired) list again; any other error or a closed stream reconnects from the last version seen (bookmarks
-keep it fresh), with backoff while the API server keeps failing. Like kopf, a relist replays every object as an
-update and synthesizes no deletions. Requests go through `connection.Connection`'s pool, TLS and credentials, as
-`client.KubeApi`'s do.
+keep it fresh), with backoff while the API server keeps failing (not after a stream that opened and broke).
+Like kopf, a relist replays every object as an update and synthesizes no deletions. Requests go through
+`connection.Connection`'s pool, TLS and credentials, as `client.KubeApi`'s do.
 """
 
 from __future__ import annotations
@@ -60,6 +60,8 @@ class Watch:
         self.selector = selector
         self.handle = handle
         self.lists = 0
+        self.version = ""  # the last resourceVersion seen: where the next watch resumes
+        self._opened = False  # the current watch's stream opened (the API server answered it)
         self._stopping = threading.Event()
         self._response: urllib3.BaseHTTPResponse | None = None
         self._thread = threading.Thread(target=self._run, name=f"watch {path}", daemon=True)
@@ -77,20 +79,22 @@ class Watch:
         self._thread.join(timeout=5)
 
     def _run(self) -> None:
-        version = ""
         failures = 0
         while not self._stopping.is_set():
+            self._opened = False
             try:
-                if not version:
-                    version = self.list()
-                version = self.watch(version)
+                if not self.version:
+                    self.version = self.list()
+                self.watch(self.version)
                 failures = 0
             except Expired:
-                version = ""
+                self.version = ""
             except Exception as error:  # the API server restarting, a network hiccup: retry
                 if self._stopping.is_set():
                     return
-                failures += 1
+                # A stream that opened and then broke (a load balancer or proxy dropping the connection) is
+                # resumed at once; backing off from it too let ~30 s pass between events on a flaky network.
+                failures = 1 if self._opened else failures + 1
                 delay = min(_BACKOFF_MAX, 0.25 * 2**failures)
                 log.warning(
                     "watch of %s failed (%s: %s); again in %.1fs", self.path, type(error).__name__, error, delay
@@ -126,6 +130,7 @@ class Watch:
         }
         response = self._get(query, stream=True)
         self._response = response
+        self._opened = True
         try:
             buffer = b""
             for chunk in response.stream(65536):
@@ -135,7 +140,7 @@ class Watch:
                 *lines, buffer = buffer.split(b"\n")
                 for line in lines:
                     if line.strip():
-                        version = self._event(orjson.loads(line), version)
+                        version = self.version = self._event(orjson.loads(line), version)
                 if self._stopping.is_set():
                     break
         finally:
@@ -149,6 +154,7 @@ class Watch:
         if kind == "ERROR":
             if body.get("code") == 410:
                 raise Expired(body.get("message") or "resourceVersion expired")
+            self._opened = False  # the API server refused the watch: back off as from any failed request
             raise ApiError(body.get("code"), body.get("message"))
         seen = (body.get("metadata") or {}).get("resourceVersion") or version
         if kind in ("ADDED", "MODIFIED", "DELETED"):

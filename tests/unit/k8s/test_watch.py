@@ -13,13 +13,14 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+import urllib3
 
 from dagwright.k8s import watch
 from dagwright.k8s.connection import Connection, Credentials
 
 
 class FakeResponse:
-    def __init__(self, status: int, body: bytes = b"", chunks: list[bytes] | None = None) -> None:
+    def __init__(self, status: int, body: bytes = b"", chunks: list[bytes | Exception] | None = None) -> None:
         self.status = status
         self.reason = "reason"
         self.data = body
@@ -28,20 +29,26 @@ class FakeResponse:
         self.headers: dict[str, str] = {}
 
     def stream(self, amount: int) -> Iterator[bytes]:
-        yield from self.chunks
+        for chunk in self.chunks:
+            if isinstance(chunk, Exception):
+                raise chunk
+            yield chunk
 
     def release_conn(self) -> None:
         self.released = True
 
 
 class FakePool:
-    def __init__(self, responses: list[FakeResponse]) -> None:
+    def __init__(self, responses: list[FakeResponse | Exception]) -> None:
         self.responses = responses
         self.queries: list[dict[str, list[str]]] = []
 
     def request(self, method: str, url: str, **_: Any) -> FakeResponse:
         self.queries.append(parse_qs(urlsplit(url).query))
-        return self.responses.pop(0)
+        response = self.responses.pop(0)
+        if isinstance(response, Exception):
+            raise response
+        return response
 
 
 def _client(pool: FakePool) -> Connection:
@@ -110,3 +117,43 @@ def test_an_object_the_handler_cannot_take_is_skipped_and_the_watch_goes_on() ->
 
     assert watch.Watch(_client(pool), "/api/v1/pods", "app=x", handle).watch("3") == "5"
     assert seen == ["good"]
+
+
+class Waits:
+    """Stands in for a watch's stop event: records each backoff and stops the watch after `limit` of them."""
+
+    def __init__(self, limit: int) -> None:
+        self.delays: list[float] = []
+        self.limit = limit
+
+    def is_set(self) -> bool:
+        return len(self.delays) >= self.limit
+
+    def wait(self, delay: float) -> None:
+        self.delays.append(delay)
+
+
+def test_a_stream_cut_after_it_opened_resumes_at_once_from_the_last_event_seen() -> None:
+    """A proxy or load balancer cutting the watch every few seconds: each reconnect is prompt (the backoff is
+    for an API server that does not answer), and resumes after the last event taken, replaying nothing."""
+    cut = urllib3.exceptions.ProtocolError("Response ended prematurely")
+    refused = urllib3.exceptions.NewConnectionError(None, "refused")  # type: ignore[arg-type]
+    listed = {"items": [], "metadata": {"resourceVersion": "9"}}
+    pool = FakePool(
+        [
+            FakeResponse(200, json.dumps(listed).encode()),
+            FakeResponse(200, chunks=[_line("MODIFIED", _pod("a", "10")), cut]),
+            refused,
+            refused,
+            FakeResponse(200, chunks=[_line("MODIFIED", _pod("a", "11")), cut]),
+            FakeResponse(200, chunks=[cut]),
+        ]
+    )
+    seen: list[str] = []
+    watched = watch.Watch(_client(pool), "/api/v1/pods", "app=x", lambda k, b: seen.append(b["metadata"]["name"]))
+    waits = Waits(limit=5)
+    watched._stopping = waits  # type: ignore[assignment]
+    watched._run()
+    assert waits.delays == [0.5, 1.0, 2.0, 0.5, 0.5]
+    assert [query["resourceVersion"] for query in pool.queries[1:]] == [["9"], ["10"], ["10"], ["10"], ["11"]]
+    assert seen == ["a", "a"]
