@@ -266,7 +266,11 @@ def expires_at(workflow: Workflow, status: WorkflowStatus) -> datetime | None:
 def _fresh(node: NodeStatus) -> NodeStatus:
     items = fanout.fresh(node.items) if node.items is not None else None
     return NodeStatus(
-        attempts=node.attempts, retry_budget_from=node.attempts + 1, started_at=node.started_at, items=items
+        attempts=node.attempts,
+        retry_budget_from=node.attempts + 1,
+        started_at=node.started_at,
+        attempt_started_at=node.attempt_started_at,  # a launched node always has one (`NodeStatus._wire`)
+        items=items,
     )
 
 

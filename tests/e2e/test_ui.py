@@ -157,7 +157,9 @@ def test_a_template_based_run_with_a_foreach_node_in_the_page(
 
     nodes = [
         node("prep", duration="1s"),
-        node("work", "prep", duration="1s", forEach={"items": [1, 2, 3, 4, 5, 6], "maxParallel": 2}),
+        # Running for ~12 s (three rounds of two 4 s items): a loaded machine may take several seconds to open
+        # the page, and with 1 s items the node had sometimes finished by then.
+        node("work", "prep", duration="4s", forEach={"items": [1, 2, 3, 4, 5, 6], "maxParallel": 2}),
         node("tidy", duration="1s", **{"finally": True}),
     ]
     kubectl_apply(kube, namespace, template("fan", nodes), run_of("fan-run", "fan"))

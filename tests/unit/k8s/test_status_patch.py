@@ -65,3 +65,27 @@ def test_unchanged_nodes_send_nothing_and_no_previous_means_a_full_diff() -> Non
     moved = status({**previous.nodes, "a": NodeStatus(phase=NodePhase.RUNNING, attempts=1)}, progress="1/2")
     assert status_patch(stored, None, moved) == merge_patch(stored, to_wire(moved))
     assert status_patch(stored, previous, moved) == merge_patch(stored, to_wire(moved))
+
+
+def test_a_node_leaves_out_what_its_other_fields_already_say_and_reads_back_the_same() -> None:
+    """Each status field costs the API server CPU on every patch (bench/apiserver_status_patch.py): a first
+    attempt's start is the node's start, and a budget from attempt 1 is the default, so neither is written;
+    a second attempt's start and a retried workflow's budget are."""
+    first = NodeStatus(
+        phase=NodePhase.SUCCEEDED, attempts=1, started_at=T0, attempt_started_at=T0, finished_at=T0, exit_code=0
+    )
+    second = first.model_copy(update={"attempts": 2, "attempt_started_at": T0 + timedelta(seconds=5)})
+    retried = NodeStatus(attempts=2, retry_budget_from=3, started_at=T0, attempt_started_at=T0 + timedelta(seconds=5))
+    wire = to_wire(status({"first": first, "second": second, "retried": retried}))["nodes"]
+    assert wire["first"] == {
+        "phase": "Succeeded",
+        "attempts": 1,
+        "startedAt": "2026-11-26T00:00:00Z",
+        "finishedAt": "2026-11-26T00:00:00Z",
+        "exitCode": 0,
+    }
+    assert wire["second"]["attemptStartedAt"] == "2026-11-26T00:00:05Z" and "retryBudgetFrom" not in wire["second"]
+    assert wire["retried"]["retryBudgetFrom"] == 3 and wire["retried"]["phase"] == "Pending"
+    back = WorkflowStatus.model_validate(to_wire(status({"first": first, "second": second, "retried": retried})))
+    assert back.nodes == {"first": first, "second": second, "retried": retried}
+    assert NodeStatus.model_validate({"phase": "Pending"}).attempt_started_at is None  # never launched: none
