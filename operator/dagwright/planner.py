@@ -9,7 +9,8 @@ have, and the property tests can drive it through any sequence of outcomes.
 
 Rules, in the order applied:
 1. Observations update the current attempt of each node. An attempt numbered higher than the status knows is
-   adopted (its launch happened but the status write was lost); lower or repeated ones are ignored, so a
+   adopted (its launch happened but the status write was lost, or was left to a later call), as started at the
+   observation's `started_at` if the backend knows it, else now; lower or repeated ones are ignored, so a
    backend may report every attempt it sees on every call.
 2. A failed attempt is retried if the node's policy allows (limit, `policy: Transient`), after an exponential,
    deterministically jittered backoff (node phase Retrying, `nextAttemptAt`); otherwise the node Failed.
@@ -106,6 +107,7 @@ class Observation:
     progress: str | None = None
     outputs_ref: str | None = None  # the Redis key node-runner stored the outputs under
     item: int | None = None  # a forEach node's item (its index)
+    started_at: datetime | None = None  # when the attempt was launched, if the status may not record it (rule 1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -366,7 +368,7 @@ class _Pass:
         if seen.attempt > node.attempts:
             if node.phase.finished or not self._dependencies_met(i):
                 return
-            node = self._set(i, **_launched(node, seen.attempt, self.now))
+            node = self._set(i, **_launched(node, seen.attempt, seen.started_at or self.now))
         elif recorded(node, seen.attempt):
             return
         self._apply(i, node, seen)
@@ -858,17 +860,18 @@ class _Pass:
                     self._wake(detail.next_attempt_at)
         return sorted(due)
 
-    def _item_launched(self, i: int, work: fanout.Items, index: int, attempt: int) -> None:
+    def _item_launched(self, i: int, work: fanout.Items, index: int, attempt: int, at: datetime | None = None) -> None:
         before = work.detail.get(str(index))
+        started = at or self.now
         work.detail[str(index)] = _item_status(
             {"attempts": attempt, "retry_budget_from": before.retry_budget_from if before is not None else 1},
-            attempt_started_at=self.now,
+            attempt_started_at=started,
         )
         work.states[index] = fanout.RUNNING
         work.launched += 1
         timeout = self.workflow.nodes[i].timeout_seconds
         if timeout is not None:
-            self._wake(self.now + timedelta(seconds=timeout))
+            self._wake(started + timedelta(seconds=timeout))
 
     def _observe_item(self, i: int, seen: Observation) -> None:
         """Rules 1-2 for one item's attempt."""
@@ -885,7 +888,7 @@ class _Pass:
         if seen.attempt > attempts:
             if state in (fanout.SUCCEEDED, fanout.FAILED, fanout.NOT_RUN):
                 return
-            self._item_launched(i, work, index, seen.attempt)  # launched, but the status write was lost
+            self._item_launched(i, work, index, seen.attempt, seen.started_at)  # launched, status not written
         elif seen.attempt < attempts or state != fanout.RUNNING:
             return
         if seen.state is AttemptState.RUNNING:

@@ -156,6 +156,24 @@ def test_adopts_an_attempt_the_status_does_not_know() -> None:
     assert decision.status.phase is WorkflowPhase.SUCCEEDED
 
 
+def test_an_adopted_attempt_started_when_the_backend_says_it_was_launched() -> None:
+    """A backend that left a launch's status write to a later call knows when it launched: the adopted
+    attempt's start (and its timeout) count from then, as the status it did not write said."""
+    wf = workflow([node("a", timeoutSeconds=60)])
+    launched_at = T0 - timedelta(seconds=1)
+    decision = plan(wf, None, [Observation("a", 1, AttemptState.RUNNING, started_at=launched_at)], T0)
+    a = decision.status.nodes["a"]
+    assert launched(decision) == []
+    assert (a.attempts, a.started_at, a.attempt_started_at) == (1, launched_at, launched_at)
+    assert decision.wake_at == launched_at + timedelta(seconds=60)
+
+    items = workflow([{"name": "each", "forEach": {"items": [1, 2]}, "command": ["w"]}])
+    seen = [Observation("each", 1, AttemptState.RUNNING, item=i, started_at=launched_at) for i in (0, 1)]
+    detail = plan(items, None, seen, T0).status.nodes["each"].items
+    assert detail is not None
+    assert [detail.detail[key].attempt_started_at for key in ("0", "1")] == [launched_at, launched_at]
+
+
 def test_adopted_attempt_that_already_finished_counts() -> None:
     run = Driver(workflow([node("a", retry={"limit": 5})]))
     run.step()

@@ -95,6 +95,7 @@ class Reconciler:
         self._node_maps: dict[str, statuswire.NodeMap] = {}  # by uid: large workflows' compressed node maps
         self._own: set[str] = set()  # uids whose remembered status (`_statuses`) is our own write
         self._running: dict[str, dict[str, _Reading]] = {}  # by uid, by Job name: running attempts as last read
+        self._unwritten: dict[str, dict[str, datetime]] = {}  # by uid, by Job name: launched, status not written
         self._launcher = ThreadPoolExecutor(max_workers=_LAUNCH_THREADS, thread_name_prefix="launch")
 
     # -- the pass
@@ -131,8 +132,13 @@ class Reconciler:
         if snapshot_new:
             decision = dataclasses.replace(decision, changed=True)
         elif self._coalesce(key, decision, cleanup):
-            return None  # the pass already queued for this workflow writes this status and posts its events
+            # The pass already queued for this workflow writes this status and posts its events; it adopts the
+            # Jobs this pass created instead of launching them, so their count is this pass's to record.
+            metrics.ATTEMPTS_STARTED.inc(len(decision.launches))
+            self._launched_unwritten(compiled, decision.launches, now)
+            return None
         self._write_status(body, decision, status)
+        self._unwritten.pop(compiled.uid or "", None)
         self._settle(compiled, decision.status, ended)
         self._emit(body, decision)
         _record_metrics(decision, now)
@@ -215,6 +221,7 @@ class Reconciler:
         recorded: list[str] = []
         ended: dict[str, Body] = {}
         before = self._running.get(workflow.uid or "", {})
+        unwritten = self._unwritten.get(workflow.uid or "", {})
         running: dict[str, _Reading] = {}
         for name, job in jobs.live.items():
             pod = self.cache.pod(namespace, name)
@@ -233,6 +240,8 @@ class Reconciler:
                     running[name] = (_version(job), _version(pod), seen)
             if seen is not None and seen.state is AttemptState.RUNNING and self.progress is not None:
                 seen = _with_progress(seen, self.progress(workflow.uid or "", seen.node, seen.attempt))
+            if seen is not None and name in unwritten:
+                seen = dataclasses.replace(seen, started_at=unwritten[name])
             if seen is not None:
                 observations.append(seen)
                 if outcomes.abandoned(seen):
@@ -363,10 +372,15 @@ class Reconciler:
         """Leave this pass's status write (and its events and metrics) to the next pass, already queued because
         more events arrived meanwhile: when several Jobs finish together (the two sides of a diamond, a layer
         of a fan-out), one patch records them all, and the pass that launches the fan-in node is not kept
-        waiting behind a patch. Only for passes that acted on nothing (no launch, stop or cleanup): the next
-        pass recomputes the same changes from the same stored status, so nothing is lost, even by a crash.
-        Bounded so a busy workflow's status still lags by at most _COALESCE_MAX seconds."""
-        if not decision.changed or decision.launches or decision.stops or cleanup or not self.queued_again(key):
+        waiting behind a patch. The next pass recomputes the same changes from the same stored status, so
+        nothing is lost, even by a crash.
+
+        Passes that launched Jobs too: the next pass (or, after a crash, the next process's first) finds each
+        created Job in the cache, as a running attempt the stored status does not record, and the planner adopts
+        it (rule 1) rather than launching it again. Not passes that stopped or cleaned up Jobs: the next pass
+        would find those Jobs gone, an attempt lost, and record that instead of the stop or the stuck pod this
+        pass read. Bounded so a busy workflow's status still lags by at most _COALESCE_MAX seconds."""
+        if not decision.changed or decision.stops or cleanup or not self.queued_again(key):
             self._coalescing.pop(key, None)
             return False
         first = self._coalescing.setdefault(key, time.monotonic())
@@ -374,6 +388,16 @@ class Reconciler:
             self._coalescing.pop(key, None)
             return False
         return True
+
+    def _launched_unwritten(self, workflow: Workflow, launches: list[Launch], now: datetime) -> None:
+        """Remember when this pass launched what its unwritten status records: the pass that adopts those attempts
+        records them as started then, as this pass's write would have (not when that pass runs, up to
+        _COALESCE_MAX later). A new process adopts them as started at its own pass."""
+        if not launches:
+            return
+        unwritten = self._unwritten.setdefault(workflow.uid or "", {})
+        for launch in launches:
+            unwritten[names.job_name(workflow.name, launch.node, launch.attempt, launch.item)] = now
 
     def _write_status(self, body: Body, decision: Decision, previous: WorkflowStatus | None = None) -> None:
         if not decision.changed:
@@ -440,6 +464,7 @@ class Reconciler:
         self._statuses.pop(uid, None)
         self._own.discard(uid)
         self._running.pop(uid, None)
+        self._unwritten.pop(uid, None)
         self._node_maps.pop(uid, None)
 
     def phase_counts(self) -> dict[str, int]:
@@ -630,7 +655,7 @@ def _running_attempts(node: NodeStatus) -> Iterator[tuple[int | None, int]]:
 def _with_progress(seen: Observation, progress: str | None) -> Observation:
     if progress is None or progress == seen.progress:
         return seen
-    return Observation(seen.node, seen.attempt, seen.state, progress=progress)
+    return dataclasses.replace(seen, progress=progress)  # keeps `item`: a forEach item's attempt stays one
 
 
 def _lost(seen: Observation, now: datetime) -> Observation:

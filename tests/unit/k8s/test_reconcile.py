@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from prometheus_client import REGISTRY
 
 from dagwright.k8s import names, reconcile, statuswire
 from dagwright.k8s.cache import Body, Cache, Key
@@ -115,8 +116,9 @@ class Cluster:
         max_running_nodes: int | None = None,
         is_leader: Callable[[], bool] = lambda: True,
         queued_again: Callable[[Key], bool] = lambda key: False,
+        api: FakeApi | None = None,
     ) -> None:
-        self.api = FakeApi()
+        self.api = api or FakeApi()
         self.cache = Cache()
         self.requeued: list[Key] = []
         self.reconciler = Reconciler(
@@ -165,6 +167,17 @@ class Cluster:
 
     def reconcile(self, key: Key) -> float | None:
         return self.reconciler.reconcile(key)
+
+    def restarted(self) -> Cluster:
+        """A new operator process on the same API server: its cache filled by its first lists."""
+        new = Cluster(api=self.api)
+        for body in self.api.workflows.values():
+            new.cache.put_workflow(copy.deepcopy(body))
+        for job in self.api.jobs.values():
+            new.cache.put_job(copy.deepcopy(job))
+        for pod in self.api.pods.values():
+            new.cache.put_pod(copy.deepcopy(pod))
+        return new
 
     def finish(self, job_name: str, exit_code: int = 0) -> None:
         """The Job ends, and the watch brings its pod and then the Job."""
@@ -736,3 +749,146 @@ def test_a_running_pod_that_ends_is_read_again_though_its_job_did_not_change() -
     cluster.pod_ends("wf-a-1")
     cluster.reconcile(key)
     assert cluster.phases(key) == {"a": "Succeeded", "b": "Running"}
+
+
+# -- passes that launch leave their status write to the queued pass too
+
+
+def _started() -> float:
+    return REGISTRY.get_sample_value("dagwright_attempts_started_total") or 0.0
+
+
+def test_a_launching_pass_with_a_pass_queued_leaves_the_write_to_it_which_adopts_the_jobs() -> None:
+    """A layer's completions arrive together: the pass that launches the dependents of the first ones does not
+    write; the queued pass records those Jobs as running attempts (adopted from the cache) in one patch."""
+    more: list[bool] = []
+    cluster = Cluster(queued_again=lambda key: bool(more) and more.pop())
+    key = cluster.submit("wf", DIAMOND)
+    started = _started()
+    cluster.reconcile(key)
+    patches = len(cluster.api.status_patches)
+
+    cluster.finish("wf-a-1")
+    more.append(True)  # another event is already queued behind this pass
+    cluster.reconcile(key)
+    assert sorted(cluster.api.created) == ["wf-a-1", "wf-b-1", "wf-c-1"]
+    assert len(cluster.api.status_patches) == patches  # not written: the queued pass will
+    assert cluster.phases(key) == {"a": "Running", "b": "Pending", "c": "Pending", "d": "Pending"}
+
+    cluster.reconcile(key)
+    assert sorted(cluster.api.created) == ["wf-a-1", "wf-b-1", "wf-c-1"]  # adopted, not created again
+    assert len(cluster.api.status_patches) == patches + 1
+    assert cluster.phases(key) == {"a": "Succeeded", "b": "Running", "c": "Running", "d": "Pending"}
+    assert [cluster.status(key)["nodes"][name]["attempts"] for name in ("b", "c")] == [1, 1]
+    assert _started() - started == 3  # a, b and c: each launch counted once
+
+
+def test_a_retry_launched_by_a_coalesced_pass_is_told_and_counted_once() -> None:
+    more: list[bool] = []
+    cluster = Cluster(queued_again=lambda key: bool(more) and more.pop())
+    key = cluster.submit("wf", [node("a", retry={"limit": 2, "backoff": {"initialSeconds": 0}}), node("b", "a")])
+    cluster.reconcile(key)
+    started = _started()
+    retries = REGISTRY.get_sample_value("dagwright_retries_total") or 0.0
+    patches, events = len(cluster.api.status_patches), len(cluster.api.events)
+
+    cluster.finish("wf-a-1", exit_code=1)
+    more.append(True)
+    cluster.reconcile(key)  # attempt 2 launched at once (no backoff), nothing written or told yet
+    assert cluster.api.created == ["wf-a-1", "wf-a-2"]
+    assert (len(cluster.api.status_patches), len(cluster.api.events)) == (patches, events)
+
+    cluster.reconcile(key)
+    cluster.reconcile(key)
+    assert cluster.api.created == ["wf-a-1", "wf-a-2"]
+    assert len(cluster.api.status_patches) == patches + 1
+    a = cluster.status(key)["nodes"]["a"]
+    assert (a["phase"], a["attempts"]) == ("Running", 2)
+    assert cluster.api.events[events:] == [("wf", "NodeRetrying")]
+    assert _started() - started == 1
+    assert (REGISTRY.get_sample_value("dagwright_retries_total") or 0.0) - retries == 1
+
+
+def test_a_launching_pass_with_nothing_queued_writes_at_once() -> None:
+    cluster = Cluster(queued_again=lambda key: False)
+    key = cluster.submit("wf", DIAMOND)
+    cluster.reconcile(key)
+    cluster.finish("wf-a-1")
+    cluster.reconcile(key)
+    assert len(cluster.api.status_patches) == 2
+    assert cluster.phases(key) == {"a": "Succeeded", "b": "Running", "c": "Running", "d": "Pending"}
+
+
+def test_attempts_a_coalesced_pass_launched_hold_their_room_under_the_operator_wide_limit() -> None:
+    more: list[bool] = []
+    cluster = Cluster(max_running_nodes=2, queued_again=lambda key: bool(more) and more.pop())
+    key = cluster.submit("wf", [node("a"), node("b"), node("c", "a")])
+    other = cluster.submit("other", [node("x")])
+    more.append(True)
+    cluster.reconcile(key)  # a and b launched, not written yet
+    assert sorted(cluster.api.created) == ["wf-a-1", "wf-b-1"] and not cluster.api.status_patches
+    cluster.reconcile(other)
+    assert "other-x-1" not in cluster.api.created
+    assert cluster.reconciler.waiting_total() == 1
+
+
+def test_an_operator_restarted_before_a_coalesced_write_adopts_the_jobs_it_launched() -> None:
+    """The process that launched b and c died before the queued pass wrote their status: the next one finds
+    their Jobs in its first list and records them as running attempts; nothing runs twice."""
+    more: list[bool] = []
+    cluster = Cluster(queued_again=lambda key: bool(more) and more.pop())
+    key = cluster.submit("wf", DIAMOND)
+    cluster.reconcile(key)
+    cluster.finish("wf-a-1")
+    more.append(True)
+    cluster.reconcile(key)
+    assert cluster.phases(key)["b"] == "Pending" and "wf-b-1" in cluster.api.created
+
+    restarted = cluster.restarted()
+    restarted.reconcile(key)
+    assert sorted(cluster.api.created) == ["wf-a-1", "wf-b-1", "wf-c-1"]
+    assert restarted.phases(key) == {"a": "Succeeded", "b": "Running", "c": "Running", "d": "Pending"}
+    for job_name in ("wf-b-1", "wf-c-1"):
+        restarted.finish(job_name)
+    restarted.reconcile(key)
+    restarted.finish("wf-d-1")
+    restarted.reconcile(key)
+    assert restarted.status(key)["phase"] == "Succeeded"
+    assert sorted(cluster.api.created) == ["wf-a-1", "wf-b-1", "wf-c-1", "wf-d-1"]
+
+
+def test_fan_out_items_a_coalesced_pass_launched_are_adopted_within_max_parallel() -> None:
+    more: list[bool] = []
+    cluster = Cluster(queued_again=lambda key: bool(more) and more.pop())
+    key = cluster.submit("wf", [node("each", forEach={"items": [1, 2, 3, 4], "maxParallel": 2})])
+    more.append(True)
+    cluster.reconcile(key)
+    first_two = list(cluster.api.created)
+    assert len(first_two) == 2 and not cluster.api.status_patches
+
+    cluster.finish(first_two[0])
+    more.append(True)
+    cluster.reconcile(key)  # the third item launched, still nothing written
+    assert len(cluster.api.created) == 3 and not cluster.api.status_patches
+
+    cluster.reconcile(key)
+    cluster.reconcile(key)
+    assert len(cluster.api.created) == 3  # adopted, not created again, and no fourth beside the two running
+    assert len(cluster.api.status_patches) == 1
+    assert cluster.status(key)["nodes"]["each"]["items"]["states"] == "SRRP"
+
+
+def test_attempts_a_coalesced_pass_launched_are_recorded_as_started_when_they_were(clock: type[_Clock]) -> None:
+    more: list[bool] = []
+    cluster = Cluster(queued_again=lambda key: bool(more) and more.pop())
+    key = cluster.submit("wf", DIAMOND)
+    cluster.reconcile(key)
+    cluster.finish("wf-a-1")
+    more.append(True)
+    launched = datetime.now(UTC)
+    cluster.reconcile(key)  # b and c launched now, not written
+    clock.ahead = timedelta(seconds=30)  # the queued pass runs later (here far later than it would)
+    cluster.reconcile(key)
+    for name in ("b", "c"):
+        started = datetime.fromisoformat(cluster.status(key)["nodes"][name]["attemptStartedAt"])
+        assert abs(started - launched) < timedelta(seconds=5)
