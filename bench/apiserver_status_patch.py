@@ -31,6 +31,7 @@ from typing import Any
 import _support as s
 
 from dagwright.k8s import names, statuswire
+from dagwright.status import NodePhase, NodeStatus
 
 _CPU = ("kube-apiserver", "etcd")
 
@@ -66,16 +67,18 @@ def main() -> int:
 
 
 def _node_status(index: int, step: int) -> dict[str, Any]:
+    """A node's status as the operator writes it (the model's own wire form): Running, then Succeeded."""
     start = datetime(2026, 11, 30, tzinfo=UTC) + timedelta(seconds=step)
-    node: dict[str, Any] = {
-        "phase": "Succeeded" if step % 2 else "Running",
-        "attempts": 1 + step % 3,
-        "startedAt": start.isoformat().replace("+00:00", "Z"),
-        "attemptStartedAt": start.isoformat().replace("+00:00", "Z"),
-    }
-    if step % 2:
-        node |= {"finishedAt": (start + timedelta(seconds=2)).isoformat().replace("+00:00", "Z"), "exitCode": 0}
-    return node
+    ended = {"finished_at": start + timedelta(seconds=2), "exit_code": 0} if step % 2 else {}
+    node = NodeStatus(
+        phase=NodePhase.SUCCEEDED if step % 2 else NodePhase.RUNNING,
+        attempts=1,
+        started_at=start,
+        attempt_started_at=start,
+        **ended,
+    )
+    wire: dict[str, Any] = node.model_dump(mode="json", by_alias=True, exclude_none=True)
+    return wire
 
 
 def _patcher(kube: s.Cluster, ns: str, variant: str, spec_nodes: list[dict[str, Any]]) -> Callable[[int], None]:

@@ -26,6 +26,13 @@ def register(commands: Any) -> None:
     operator.add_argument("--namespace", action="append", default=[], help="watch only these (repeatable)")
     operator.add_argument("--max-running-nodes", type=int, default=None, help="operator-wide running attempts cap")
     operator.add_argument("--workers", type=int, default=4, help="reconciles running at once")
+    operator.add_argument(
+        "--status-interval",
+        type=float,
+        default=1.0,
+        metavar="SECONDS",
+        help="one workflow's status writes at least this far apart (0: at once); a workflow's end is written at once",
+    )
     operator.add_argument("--lease-namespace", default=None, help="namespace of the leader-election Lease")
     operator.add_argument("--no-leader-election", action="store_true", help="act without holding the Lease")
     operator.add_argument("--metrics-port", type=int, default=8000, help="0 disables /metrics")
@@ -77,6 +84,7 @@ def _operator(args: argparse.Namespace) -> int:
         namespaces=namespaces,
         max_running_nodes=args.max_running_nodes,
         workers=args.workers,
+        status_interval=max(0.0, args.status_interval),
         redis=redis,
         redis_ca_file=args.redis_ca_file or None,
     )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import itertools
+import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -117,17 +118,19 @@ class Cluster:
         is_leader: Callable[[], bool] = lambda: True,
         queued_again: Callable[[Key], bool] = lambda key: False,
         api: FakeApi | None = None,
+        status_interval: float = 0.0,
     ) -> None:
         self.api = api or FakeApi()
         self.cache = Cache()
         self.requeued: list[Key] = []
+        self.delays: list[float] = []
         self.reconciler = Reconciler(
             api=self.api,
             cache=self.cache,
-            settings=Settings(max_running_nodes=max_running_nodes),
+            settings=Settings(max_running_nodes=max_running_nodes, status_interval=status_interval),
             is_leader=is_leader,
             identity="replica-1",
-            requeue=lambda key, delay: self.requeued.append(key),
+            requeue=lambda key, delay: (self.requeued.append(key), self.delays.append(delay)),
             queued_again=queued_again,
             progress=None,
         )
@@ -892,3 +895,34 @@ def test_attempts_a_coalesced_pass_launched_are_recorded_as_started_when_they_we
     for name in ("b", "c"):
         started = datetime.fromisoformat(cluster.status(key)["nodes"][name]["startedAt"])  # its first attempt's
         assert abs(started - launched) < timedelta(seconds=5)
+
+
+def test_within_the_status_interval_a_pass_leaves_its_write_to_a_pass_queued_for_when_the_interval_ends() -> None:
+    """--status-interval: Jobs are created at once, the status catches up once the interval since the last
+    write has passed, in one patch; the write that ends the workflow is not held back."""
+    cluster = Cluster(status_interval=0.3)
+    key = cluster.submit("wf", DIAMOND)
+    cluster.reconcile(key)  # nothing written yet: writes at once
+    patches = len(cluster.api.status_patches)
+    assert patches == 1
+
+    cluster.finish("wf-a-1")
+    cluster.reconcile(key)
+    assert sorted(cluster.api.created) == ["wf-a-1", "wf-b-1", "wf-c-1"]  # launched at once
+    assert len(cluster.api.status_patches) == patches  # written later
+    assert cluster.requeued == [key] and 0 < cluster.delays[0] <= 0.3
+    time.sleep(0.35)
+    cluster.reconcile(key)  # the pass queued for the interval's end
+    assert sorted(cluster.api.created) == ["wf-a-1", "wf-b-1", "wf-c-1"]  # adopted, not created again
+    assert len(cluster.api.status_patches) == patches + 1
+    assert cluster.phases(key) == {"a": "Succeeded", "b": "Running", "c": "Running", "d": "Pending"}
+
+    cluster.finish("wf-b-1")
+    cluster.finish("wf-c-1")
+    cluster.reconcile(key)  # launches d, within the interval: not written
+    assert len(cluster.api.status_patches) == patches + 1
+    cluster.finish("wf-d-1")
+    cluster.reconcile(key)  # the workflow ends: written at once, within the interval or not
+    assert len(cluster.api.status_patches) == patches + 2
+    assert cluster.status(key)["phase"] == "Succeeded"
+    assert cluster.phases(key) == dict.fromkeys("abcd", "Succeeded")
