@@ -116,7 +116,6 @@ class Cluster:
         *,
         max_running_nodes: int | None = None,
         is_leader: Callable[[], bool] = lambda: True,
-        queued_again: Callable[[Key], bool] = lambda key: False,
         api: FakeApi | None = None,
         status_interval: float = 0.0,
     ) -> None:
@@ -124,6 +123,8 @@ class Cluster:
         self.cache = Cache()
         self.requeued: list[Key] = []
         self.delays: list[float] = []
+        # One True per pass that should find another event queued behind it (`queued_again`), in order.
+        self.more: list[bool] = []
         self.reconciler = Reconciler(
             api=self.api,
             cache=self.cache,
@@ -131,7 +132,7 @@ class Cluster:
             is_leader=is_leader,
             identity="replica-1",
             requeue=lambda key, delay: (self.requeued.append(key), self.delays.append(delay)),
-            queued_again=queued_again,
+            queued_again=lambda key: bool(self.more) and self.more.pop(),
             progress=None,
         )
 
@@ -301,8 +302,7 @@ def test_an_ended_pod_launches_the_dependents_before_its_jobs_condition_which_th
 
 def test_passes_while_more_events_are_queued_leave_the_status_write_to_the_last() -> None:
     """Both sides of a diamond finishing together: one status patch records them both."""
-    more: list[bool] = []
-    cluster = Cluster(queued_again=lambda key: bool(more) and more.pop())
+    cluster = Cluster()
     key = cluster.submit("wf", DIAMOND)
     cluster.reconcile(key)
     cluster.finish("wf-a-1")
@@ -310,7 +310,7 @@ def test_passes_while_more_events_are_queued_leave_the_status_write_to_the_last(
     patches = len(cluster.api.status_patches)
 
     cluster.finish("wf-b-1")
-    more.append(True)  # c's Job event is already queued behind this pass
+    cluster.more.append(True)  # c's Job event is already queued behind this pass
     cluster.reconcile(key)
     assert len(cluster.api.status_patches) == patches  # not written: the next pass will
     assert cluster.phases(key)["b"] == "Running"
@@ -692,12 +692,11 @@ def test_a_pod_that_gets_stuck_with_no_further_event_fails_the_attempt(clock: ty
 
 
 def test_a_job_that_ended_during_a_coalesced_pass_is_recorded_by_the_next_pass_without_a_new_event() -> None:
-    more: list[bool] = []
-    cluster = Cluster(queued_again=lambda key: bool(more) and more.pop())
+    cluster = Cluster()
     key = cluster.submit("wf", [node("first"), node("a", "first"), node("b", "first"), node("c", "a", "b")])
     _settled_first(cluster, key)
     cluster.finish("wf-a-1")
-    more.append(True)
+    cluster.more.append(True)
     cluster.reconcile(key)  # coalesced: nothing written
     assert cluster.phases(key)["a"] == "Running"
 
@@ -764,15 +763,14 @@ def _started() -> float:
 def test_a_launching_pass_with_a_pass_queued_leaves_the_write_to_it_which_adopts_the_jobs() -> None:
     """A layer's completions arrive together: the pass that launches the dependents of the first ones does not
     write; the queued pass records those Jobs as running attempts (adopted from the cache) in one patch."""
-    more: list[bool] = []
-    cluster = Cluster(queued_again=lambda key: bool(more) and more.pop())
+    cluster = Cluster()
     key = cluster.submit("wf", DIAMOND)
     started = _started()
     cluster.reconcile(key)
     patches = len(cluster.api.status_patches)
 
     cluster.finish("wf-a-1")
-    more.append(True)  # another event is already queued behind this pass
+    cluster.more.append(True)  # another event is already queued behind this pass
     cluster.reconcile(key)
     assert sorted(cluster.api.created) == ["wf-a-1", "wf-b-1", "wf-c-1"]
     assert len(cluster.api.status_patches) == patches  # not written: the queued pass will
@@ -787,8 +785,7 @@ def test_a_launching_pass_with_a_pass_queued_leaves_the_write_to_it_which_adopts
 
 
 def test_a_retry_launched_by_a_coalesced_pass_is_told_and_counted_once() -> None:
-    more: list[bool] = []
-    cluster = Cluster(queued_again=lambda key: bool(more) and more.pop())
+    cluster = Cluster()
     key = cluster.submit("wf", [node("a", retry={"limit": 2, "backoff": {"initialSeconds": 0}}), node("b", "a")])
     cluster.reconcile(key)
     started = _started()
@@ -796,7 +793,7 @@ def test_a_retry_launched_by_a_coalesced_pass_is_told_and_counted_once() -> None
     patches, events = len(cluster.api.status_patches), len(cluster.api.events)
 
     cluster.finish("wf-a-1", exit_code=1)
-    more.append(True)
+    cluster.more.append(True)
     cluster.reconcile(key)  # attempt 2 launched at once (no backoff), nothing written or told yet
     assert cluster.api.created == ["wf-a-1", "wf-a-2"]
     assert (len(cluster.api.status_patches), len(cluster.api.events)) == (patches, events)
@@ -813,7 +810,7 @@ def test_a_retry_launched_by_a_coalesced_pass_is_told_and_counted_once() -> None
 
 
 def test_a_launching_pass_with_nothing_queued_writes_at_once() -> None:
-    cluster = Cluster(queued_again=lambda key: False)
+    cluster = Cluster()  # nothing queued behind any pass
     key = cluster.submit("wf", DIAMOND)
     cluster.reconcile(key)
     cluster.finish("wf-a-1")
@@ -823,11 +820,10 @@ def test_a_launching_pass_with_nothing_queued_writes_at_once() -> None:
 
 
 def test_attempts_a_coalesced_pass_launched_hold_their_room_under_the_operator_wide_limit() -> None:
-    more: list[bool] = []
-    cluster = Cluster(max_running_nodes=2, queued_again=lambda key: bool(more) and more.pop())
+    cluster = Cluster(max_running_nodes=2)
     key = cluster.submit("wf", [node("a"), node("b"), node("c", "a")])
     other = cluster.submit("other", [node("x")])
-    more.append(True)
+    cluster.more.append(True)
     cluster.reconcile(key)  # a and b launched, not written yet
     assert sorted(cluster.api.created) == ["wf-a-1", "wf-b-1"] and not cluster.api.status_patches
     cluster.reconcile(other)
@@ -838,12 +834,11 @@ def test_attempts_a_coalesced_pass_launched_hold_their_room_under_the_operator_w
 def test_an_operator_restarted_before_a_coalesced_write_adopts_the_jobs_it_launched() -> None:
     """The process that launched b and c died before the queued pass wrote their status: the next one finds
     their Jobs in its first list and records them as running attempts; nothing runs twice."""
-    more: list[bool] = []
-    cluster = Cluster(queued_again=lambda key: bool(more) and more.pop())
+    cluster = Cluster()
     key = cluster.submit("wf", DIAMOND)
     cluster.reconcile(key)
     cluster.finish("wf-a-1")
-    more.append(True)
+    cluster.more.append(True)
     cluster.reconcile(key)
     assert cluster.phases(key)["b"] == "Pending" and "wf-b-1" in cluster.api.created
 
@@ -861,16 +856,15 @@ def test_an_operator_restarted_before_a_coalesced_write_adopts_the_jobs_it_launc
 
 
 def test_fan_out_items_a_coalesced_pass_launched_are_adopted_within_max_parallel() -> None:
-    more: list[bool] = []
-    cluster = Cluster(queued_again=lambda key: bool(more) and more.pop())
+    cluster = Cluster()
     key = cluster.submit("wf", [node("each", forEach={"items": [1, 2, 3, 4], "maxParallel": 2})])
-    more.append(True)
+    cluster.more.append(True)
     cluster.reconcile(key)
     first_two = list(cluster.api.created)
     assert len(first_two) == 2 and not cluster.api.status_patches
 
     cluster.finish(first_two[0])
-    more.append(True)
+    cluster.more.append(True)
     cluster.reconcile(key)  # the third item launched, still nothing written
     assert len(cluster.api.created) == 3 and not cluster.api.status_patches
 
@@ -882,12 +876,11 @@ def test_fan_out_items_a_coalesced_pass_launched_are_adopted_within_max_parallel
 
 
 def test_attempts_a_coalesced_pass_launched_are_recorded_as_started_when_they_were(clock: type[_Clock]) -> None:
-    more: list[bool] = []
-    cluster = Cluster(queued_again=lambda key: bool(more) and more.pop())
+    cluster = Cluster()
     key = cluster.submit("wf", DIAMOND)
     cluster.reconcile(key)
     cluster.finish("wf-a-1")
-    more.append(True)
+    cluster.more.append(True)
     launched = datetime.now(UTC)
     cluster.reconcile(key)  # b and c launched now, not written
     clock.ahead = timedelta(seconds=30)  # the queued pass runs later (here far later than it would)
