@@ -99,7 +99,12 @@ def cluster() -> Cluster:
 
 @contextlib.contextmanager
 def namespace(kube: Cluster, prefix: str) -> Iterator[str]:
-    """A fresh namespace (its default service account ready), deleted in the background afterwards."""
+    """A fresh namespace (its default service account ready), deleted afterwards and waited for.
+
+    Waited for because deleting a namespace of thousands of Jobs keeps the garbage collector, the API server,
+    etcd and kwok busy for tens of seconds: measured in the background, that work landed in the next
+    measurement's window (the Job ceiling's cleanup in the operator's run, one system's in the next system's
+    run in bench/peers) and counted as its CPU and writes."""
     name = f"{prefix}-{secrets.token_hex(3)}"
     core = kube.core
     core.create_namespace({"metadata": {"name": name, "labels": {"dagwright.io/bench": "true"}}})
@@ -119,6 +124,17 @@ def namespace(kube: Cluster, prefix: str) -> Iterator[str]:
     finally:
         with contextlib.suppress(ApiException):
             core.delete_namespace(name, propagation_policy="Background")
+        wait_for(f"namespace {name} deleted", lambda: _gone(core, name), timeout=600, interval=1.0)
+
+
+def _gone(core: client.CoreV1Api, name: str) -> bool:
+    try:
+        core.read_namespace(name)
+    except ApiException as error:
+        if error.status == 404:
+            return True
+        raise
+    return False
 
 
 # --------------------------------------------------------------------------- the operator

@@ -124,6 +124,11 @@ class Cache:
             jobs = self._jobs.setdefault(uid, Jobs())
             before = jobs.live.get(name)
             stored = _newer(body, before)
+            if stored and finished and name in jobs.settled and _same_job(before, body):
+                # A settled Job's later conditions (Complete after SuccessCriteriaMet, Failed after
+                # FailureTarget) add nothing to the outcome its status records: it stays settled, no pass.
+                jobs.live[name] = settled_job(body)
+                return None
             if stored:
                 jobs.live[name] = body
                 self._settled.discard((namespace, name))  # a new version: whole again until a pass settles it
@@ -143,7 +148,18 @@ class Cache:
                 self._settled.add((namespace, name))
                 jobs.settled.add(name)
                 return None
+            if stored and finished and self._pod_ended(namespace, name, before):
+                # Its pod's end (which queued a pass of its own) already told the pass what this condition
+                # says; the Job is kept for the pass to read, but it costs no pass of its own.
+                return None
             return self._owners.get(uid) if stored and job_may_matter(before, body) else None
+
+    def _pod_ended(self, namespace: str, name: str, before: Body | None) -> bool:
+        """Whether the cached pod of the Job as it was before its update already says its attempt ended."""
+        if before is None or outcomes.job_finished(before):
+            return False
+        pod = self._pods.get((namespace, name))
+        return pod is not None and outcomes.pod_ended(before, pod)
 
     def expect_job(self, namespace: str, name: str, expected: bool = True) -> None:
         """A pass is about to create this Job (True), or its create failed (False)."""
@@ -364,6 +380,10 @@ def owner_uid(body: Mapping[str, Any]) -> str | None:
             uid: str | None = ref.get("uid")
             return uid
     return None
+
+
+def _same_job(before: Mapping[str, Any] | None, body: Mapping[str, Any]) -> bool:
+    return before is not None and before["metadata"].get("uid") == body["metadata"].get("uid")
 
 
 def _newer(body: Mapping[str, Any], current: Mapping[str, Any] | None) -> bool:

@@ -216,9 +216,36 @@ def test_a_settled_job_keeps_its_outcome_and_its_pod_is_dropped_and_ignored() ->
     assert cache.put_pod(_pod({"exitCode": 3}, phase="Failed")) is None and cache.pod("ns", "wf-a-1") is None
     assert cache.put_job(_job(FAILED, rv="4")) is None  # an older or equal version is still ignored
 
-    cache.put_job(_job(FAILED, rv="5"))  # a newer version is whole again, and so is the pod's place
+    # A later condition of the same Job (Failed after FailureTarget) adds nothing: still settled, no pass.
+    later = _job([{"type": "FailureTarget", "status": "True", "reason": "BackoffLimitExceeded"}, *FAILED], rv="5")
+    assert cache.put_job(later) is None
+    assert cache.jobs("wf-uid", settled=False).live == {}
+    assert cache.jobs("wf-uid").live["wf-a-1"]["metadata"]["resourceVersion"] == "5"
+
+    recreated = _job(FAILED, rv="6")  # a Job of the same name made again is whole again, and so is its pod's place
+    recreated["metadata"]["uid"] = "job-uid-2"
+    cache.put_job(recreated)
     assert "ownerReferences" in cache.jobs("wf-uid").live["wf-a-1"]["metadata"]
     assert cache.put_pod(_pod({"exitCode": 3}, phase="Failed")) == ("ns", "wf")
+
+
+def test_a_jobs_own_end_costs_no_pass_once_its_pod_showed_that_end() -> None:
+    cache = Cache()
+    cache.put_workflow({"metadata": {"name": "wf", "namespace": "ns", "uid": "wf-uid", "resourceVersion": "10"}})
+    running = {**_job(rv="3"), "spec": {"backoffLimit": 0}}
+    cache.put_job(running)
+    pod = _pod({"exitCode": 0}, phase="Succeeded")
+    pod["metadata"]["ownerReferences"] = [{"kind": "Job", "uid": "job-uid"}]
+    assert cache.put_pod(pod) == ("ns", "wf")  # the pod's end queues the pass that acts on it
+
+    complete = {**_job(COMPLETE, rv="4"), "spec": {"backoffLimit": 0}}
+    assert cache.put_job(complete) is None  # what it says, that pass already read from the pod
+    assert cache.jobs("wf-uid").live["wf-a-1"]["status"]["conditions"] == COMPLETE  # kept for the pass to read
+
+    other = Cache()  # without the pod's end seen first, the Job's end is what queues the pass
+    other.put_workflow({"metadata": {"name": "wf", "namespace": "ns", "uid": "wf-uid", "resourceVersion": "10"}})
+    other.put_job(running)
+    assert other.put_job(complete) == ("ns", "wf")
 
 
 def test_queue_deduplicates_orders_by_priority_and_never_hands_out_a_key_twice_at_once() -> None:
