@@ -38,6 +38,10 @@ _DRAIN_SECONDS = 10.0  # on shutdown, how long running passes may take to end be
 _CRON_WORKERS = 16  # CronWorkflow passes at once, in threads of their own (busy Workflows never delay a
 # schedule); a due pass mostly waits on 2 API round trips (create, status), so 200 due at once need many
 _FINISHED = ("Succeeded", "Failed", "Stopped")
+# The pods the operator watches: only those that ended. A pod's creation, scheduling and start are half of
+# its events and change no decision (a running attempt is read from its Job); a pod that cannot start is
+# asked for when it would count as stuck (`outcomes.start_due`).
+ENDED_PODS = "status.phase!=Pending,status.phase!=Running"
 
 
 class Runtime:
@@ -263,11 +267,15 @@ def _watches(runtime: Runtime, api_client: Any) -> list[watch.Watch]:
         WorkflowWatch(api_client, space, _workflow_event(runtime), _cached_workflows(runtime, space))
         for space in spaces
     ]
-    return workflows + [
-        watch.Watch(api_client, watch.resource_path(group, plural, space), selector, handle)
+    jobs = [
+        watch.Watch(api_client, watch.resource_path("batch/v1", "jobs", space), selector, _job_event(runtime))
         for space in spaces
-        for group, plural, handle in (("batch/v1", "jobs", _job_event(runtime)), ("v1", "pods", _pod_event(runtime)))
     ]
+    pods = [
+        watch.Watch(api_client, watch.resource_path("v1", "pods", space), selector, _pod_event(runtime), ENDED_PODS)
+        for space in spaces
+    ]
+    return workflows + jobs + pods
 
 
 def _workflow_event(runtime: Runtime) -> watch.Handler:

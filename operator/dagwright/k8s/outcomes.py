@@ -218,6 +218,20 @@ def _stuck(pod: Body | None, now: datetime, stuck_after: timedelta) -> tuple[str
     return None
 
 
+def start_due(job: Body, stuck_after: timedelta) -> datetime | None:
+    """When a running attempt's pod, if it has not started by then, counts as stuck: its Job's creation plus
+    `stuck_after`. None when that cannot happen: the Job ended, is suspended, or has its pod ready.
+
+    Why the Job: the operator's pod watch brings only pods that ended (a pod's Pending and Running updates are
+    half of its events and change no decision), so whether a pod still waits to start is read from its Job's
+    `ready` count, and the pod itself is asked for only once this time has come."""
+    status = job.get("status") or {}
+    if status.get("ready") or (job.get("spec") or {}).get("suspend") or job_finished(job):
+        return None
+    created = _parse((job.get("metadata") or {}).get("creationTimestamp"))
+    return created + stuck_after if created is not None else None
+
+
 def _time(conditions: Mapping[str, Body], default: datetime) -> datetime:
     """When the Job ended: the time of its terminal condition (not of e.g. a Suspended one it still has)."""
     for kind in _SUCCEEDED + _FAILED:  # the earlier of each pair first

@@ -42,6 +42,9 @@ log = logging.getLogger("dagwright.operator")
 
 _LAUNCH_THREADS = 8  # Job creates in flight at once for one pass's launches
 _COALESCE_MAX = 1.0  # seconds a status write may be left to the next pass, at most
+# How often a pod still waiting to start after `stuck_after` (without being stuck: pulling a large image, say)
+# is asked for again: the pod watch does not bring its updates (see `outcomes.start_due`).
+_START_RECHECK = timedelta(seconds=30)
 
 
 @dataclass
@@ -122,7 +125,7 @@ class Reconciler:
         snapshot_new = snapshot is not None and (status is None or status.template is None)
         if snapshot_new:  # the first pass of a template-based run: its status keeps the template from now on
             status = (status or WorkflowStatus()).model_copy(update={"template": snapshot})
-        observations, cleanup, ended = self._observe(compiled, status, now, own=self._own_status(body))
+        observations, cleanup, ended, check_at = self._observe(compiled, status, now, own=self._own_status(body))
         with self.fleet.turn():
             capacity = self.fleet.room(key, compiled.spec.priority)
             decision = planner.plan(compiled, status, observations, now, capacity=capacity)
@@ -149,7 +152,7 @@ class Reconciler:
         self._emit(body, decision)
         _record_metrics(decision, now)
         metrics.RECONCILE_DURATION.observe(time.perf_counter() - started)
-        return self._next_pass(compiled, decision, now)
+        return self._next_pass(compiled, decision, now, check_at)
 
     def _compile(
         self, body: Body, status: WorkflowStatus | None
@@ -211,9 +214,10 @@ class Reconciler:
 
     def _observe(
         self, workflow: Workflow, status: WorkflowStatus | None, now: datetime, *, own: bool = False
-    ) -> tuple[list[Observation], list[str], dict[str, Body]]:
-        """Every attempt's outcome as Kubernetes shows it, Jobs to clean up (pods stuck for good), and the Jobs
-        whose attempts this pass sees ended (to settle once the status records them).
+    ) -> tuple[list[Observation], list[str], dict[str, Body], datetime | None]:
+        """Every attempt's outcome as Kubernetes shows it, Jobs to clean up (pods stuck for good), the Jobs
+        whose attempts this pass sees ended (to settle once the status records them), and when a pod still
+        waiting to start should be looked at again (`_start_check`).
 
         Settled Jobs (outcome recorded by an earlier write) are left out when `own` says that write is the stored
         status: the planner ignores recorded attempts, and those are nearly all of a long workflow's Jobs. Every
@@ -229,6 +233,7 @@ class Reconciler:
         before = self._running.get(workflow.uid or "", {})
         unwritten = self._unwritten.get(workflow.uid or "", {})
         running: dict[str, _Reading] = {}
+        check_at: datetime | None = None
         for name, job in jobs.live.items():
             pod = self.cache.pod(namespace, name)
             seen = _unchanged(before.get(name), job, pod)
@@ -241,9 +246,13 @@ class Reconciler:
                 recorded.append(name)
                 continue  # the planner ignores it; and its pod may be long gone (no API call for it)
             else:
-                seen = outcomes.observe(job, pod or self._pod(namespace, name, job), now, self.settings.stuck_after)
-                if seen is not None and _reusable(seen, pod):
+                seen = outcomes.observe(
+                    job, pod or self._pod(namespace, name, job, now), now, self.settings.stuck_after
+                )
+                if seen is not None and _reusable(seen, job, pod):
                     running[name] = (_version(job), _version(pod), seen)
+                if seen is not None and seen.state is AttemptState.RUNNING:
+                    check_at = _earliest(check_at, self._start_check(job, pod, now))
             if seen is not None and seen.state is AttemptState.RUNNING and self.progress is not None:
                 seen = _with_progress(seen, self.progress(workflow.uid or "", seen.node, seen.attempt))
             if seen is not None and name in unwritten:
@@ -263,7 +272,7 @@ class Reconciler:
         self.cache.settle_jobs(workflow.uid or "", namespace, recorded)
         observations += self._missing(workflow, status, jobs.live.keys() | jobs.settled | jobs.gone.keys(), now)
         observations += planner.approvals(workflow)
-        return observations, cleanup, ended
+        return observations, cleanup, ended, check_at
 
     def _settle(self, workflow: Workflow, written: WorkflowStatus, ended: dict[str, Body]) -> None:
         """Settle the Jobs whose ends this pass's status write recorded, now rather than on the next pass: their
@@ -272,13 +281,32 @@ class Reconciler:
         done = [name for name, job in ended.items() if _recorded(written, job)]
         self.cache.settle_jobs(workflow.uid or "", workflow.namespace or "", done)
 
-    def _pod(self, namespace: str, job_name: str, job: Body) -> Body | None:
+    def _pod(self, namespace: str, job_name: str, job: Body, now: datetime) -> Body | None:
+        """The Job's pod when a pass needs it and the watch has not brought it: a finished Job's (the pod carries
+        the exit code and outputs; its watch event may not have arrived yet), or a running attempt's whose pod
+        has not started within `stuck_after` (the watch brings only ended pods). A pod found running is kept in
+        the cache, which its end then updates; one still waiting is asked for again (`_start_check`)."""
         pod = self.cache.pod(namespace, job_name)
-        if pod is None and outcomes.job_finished(job):
-            # The pod carries the exit code and outputs; its watch event may not have arrived yet.
-            pods = self.api.list_pods(namespace, job_name)
-            pod = pods[0] if pods else None
+        if pod is not None:
+            return pod
+        due = outcomes.start_due(job, self.settings.stuck_after)
+        if not outcomes.job_finished(job) and (due is None or due > now):
+            return None
+        pods = self.api.list_pods(namespace, job_name)
+        pod = pods[0] if pods else None
+        if pod is not None and (pod.get("status") or {}).get("phase") == "Running":
+            self.cache.put_pod(pod)
         return pod
+
+    def _start_check(self, job: Body, pod: Body | None, now: datetime) -> datetime | None:
+        """When to look again at a running attempt whose pod is not known to have started: when it would count
+        as stuck, or, past that and still waiting, `_START_RECHECK` from now. No watch event comes for it."""
+        if pod is not None and (pod.get("status") or {}).get("phase") != "Pending":
+            return None
+        due = outcomes.start_due(job, self.settings.stuck_after)
+        if due is None:
+            return None
+        return due if due > now else now + _START_RECHECK
 
     def _missing(
         self, workflow: Workflow, status: WorkflowStatus | None, known: set[str], now: datetime
@@ -448,16 +476,19 @@ class Reconciler:
         for event in decision.events:
             self.api.emit_event(body, event.type, event.reason, event.message)
 
-    def _next_pass(self, workflow: Workflow, decision: Decision, now: datetime) -> float | None:
+    def _next_pass(
+        self, workflow: Workflow, decision: Decision, now: datetime, check_at: datetime | None = None
+    ) -> float | None:
         expires = planner.expires_at(workflow, decision.status)
         if expires is not None:
             if now >= expires:
                 self.api.delete_workflow(workflow.namespace or "", workflow.name, workflow.uid or "")
                 return None
             return (expires - now).total_seconds()
-        if decision.wake_at is None:
+        wake_at = _earliest(decision.wake_at, check_at if not decision.status.phase.finished else None)
+        if wake_at is None:
             return None
-        return max(0.0, (decision.wake_at - now).total_seconds())
+        return max(0.0, (wake_at - now).total_seconds())
 
     # -- invalid specs
 
@@ -640,11 +671,20 @@ def _unchanged(reading: _Reading | None, job: Body, pod: Body | None) -> Observa
     return reading[2]
 
 
-def _reusable(seen: Observation, pod: Body | None) -> bool:
+def _reusable(seen: Observation, job: Body, pod: Body | None) -> bool:
     """Whether reading the same Job and pod again gives the same observation: a running attempt's, unless its
-    pod is Pending (it becomes stuck by the clock alone, `outcomes.observe`'s `now`). Most Jobs a large
-    workflow's pass reads are running ones; reading each again (labels, conditions, pod) was most of a pass."""
-    return seen.state is AttemptState.RUNNING and ((pod or {}).get("status") or {}).get("phase") != "Pending"
+    pod may still be waiting to start (Pending, or not known and the Job has no pod ready): it becomes stuck by
+    the clock alone (`outcomes.observe`'s `now`). Most Jobs a large workflow's pass reads are running ones;
+    reading each again (labels, conditions, pod) was most of a pass."""
+    if seen.state is not AttemptState.RUNNING:
+        return False
+    if pod is None:
+        return bool((job.get("status") or {}).get("ready"))
+    return (pod.get("status") or {}).get("phase") != "Pending"
+
+
+def _earliest(*times: datetime | None) -> datetime | None:
+    return min((at for at in times if at is not None), default=None)
 
 
 def _version(body: Body | None) -> str | None:

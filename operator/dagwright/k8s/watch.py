@@ -51,13 +51,16 @@ def resource_path(group_version: str, plural: str, namespace: str | None) -> str
 
 
 class Watch:
-    """One collection (a resource in one namespace or all, with a label selector), listed then watched on a
-    thread; `handle(type, object)` is called on that thread for every object listed and every event."""
+    """One collection (a resource in one namespace or all, with a label selector and optionally a field
+    selector), listed then watched on a thread; `handle(type, object)` is called on that thread for every
+    object listed and every event. With a field selector, an object that stops matching arrives as DELETED
+    (the API server's rule) and one that starts matching as ADDED."""
 
-    def __init__(self, connection: Connection, path: str, selector: str, handle: Handler) -> None:
+    def __init__(self, connection: Connection, path: str, selector: str, handle: Handler, fields: str = "") -> None:
         self.connection = connection
         self.path = path
         self.selector = selector
+        self.fields = fields
         self.handle = handle
         self.lists = 0
         self.version = ""  # the last resourceVersion seen: where the next watch resumes
@@ -105,7 +108,7 @@ class Watch:
         """Every object, as updates; the list's resourceVersion, to watch from."""
         token = ""
         while True:
-            query = {"labelSelector": self.selector, "limit": str(_LIST_PAGE)}
+            query = {**self._selectors(), "limit": str(_LIST_PAGE)}
             if token:
                 query["continue"] = token
             response = self._get(query, stream=False)
@@ -122,7 +125,7 @@ class Watch:
     def watch(self, version: str) -> str:
         """Events from `version` until the API server ends the stream; the last version seen."""
         query = {
-            "labelSelector": self.selector,
+            **self._selectors(),
             "watch": "true",
             "resourceVersion": version,
             "allowWatchBookmarks": "true",
@@ -147,6 +150,9 @@ class Watch:
             self._response = None
             response.release_conn()
         return version
+
+    def _selectors(self) -> dict[str, str]:
+        return {"labelSelector": self.selector, **({"fieldSelector": self.fields} if self.fields else {})}
 
     def _event(self, event: Body, version: str) -> str:
         kind = event.get("type")

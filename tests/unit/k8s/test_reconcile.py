@@ -919,3 +919,54 @@ def test_within_the_status_interval_a_pass_leaves_its_write_to_a_pass_queued_for
     assert len(cluster.api.status_patches) == patches + 2
     assert cluster.status(key)["phase"] == "Succeeded"
     assert cluster.phases(key) == dict.fromkeys("abcd", "Succeeded")
+
+
+def _waiting_job(cluster: Cluster, job_name: str, *, ready: int) -> None:
+    """The Job controller's view of a Job created now whose one pod is active, ready or not."""
+    job = cluster.api.jobs[("ns", job_name)]
+    created = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    job["metadata"].update(creationTimestamp=created, resourceVersion=cluster.api.version())
+    job["status"] = {"active": 1, "ready": ready}
+    cluster.cache.put_job(copy.deepcopy(job))
+
+
+def _unwatched_pod(cluster: Cluster, job_name: str, state: Body) -> None:
+    """A pod still waiting to start: the API server has it, the operator's watch (ended pods only) does not."""
+    cluster.pod(job_name, {"phase": "Pending", "state": state})
+    cluster.cache.drop_pod(copy.deepcopy(cluster.api.pods[("ns", job_name)]))
+
+
+def test_a_pod_that_never_starts_is_asked_for_when_it_would_count_as_stuck(clock: type[_Clock]) -> None:
+    cluster = Cluster()
+    key = cluster.submit("wf", [node("a")])
+    cluster.reconcile(key)
+    _waiting_job(cluster, "wf-a-1", ready=0)
+    _unwatched_pod(cluster, "wf-a-1", {"waiting": {"reason": "ContainerCreating"}})
+    delay = cluster.reconcile(key)
+    assert delay is not None and 280 < delay <= 300  # a pass of its own when the pod would count as stuck
+    assert cluster.phases(key) == {"a": "Running"}
+
+    clock.ahead = timedelta(seconds=delay + 1)
+    assert cluster.reconcile(key) == pytest.approx(30, abs=1)  # still creating, not stuck: asked again later
+    assert cluster.phases(key) == {"a": "Running"}
+
+    _unwatched_pod(cluster, "wf-a-1", {"waiting": {"reason": "ErrImagePull", "message": "no such image"}})
+    clock.ahead += timedelta(seconds=31)
+    cluster.reconcile(key)
+    a = cluster.status(key)["nodes"]["a"]
+    assert (a["phase"], a["reason"]) == ("Failed", "ImagePullFailed")
+    assert cluster.api.deleted_jobs == ["wf-a-1"]
+
+
+def test_a_job_with_its_pod_ready_is_not_asked_about_its_pod(clock: type[_Clock]) -> None:
+    cluster = Cluster()
+    key = cluster.submit("wf", [node("a")])
+    cluster.reconcile(key)
+    _waiting_job(cluster, "wf-a-1", ready=1)
+    # A stale Pending pod in the API: read, it would count as stuck; a ready Job says its pod runs.
+    _unwatched_pod(cluster, "wf-a-1", {"waiting": {"reason": "ErrImagePull", "message": "no such image"}})
+    assert cluster.reconcile(key) is None
+    clock.ahead = timedelta(minutes=10)
+    cluster.reconcile(key)
+    assert cluster.phases(key) == {"a": "Running"}
+    assert cluster.api.deleted_jobs == []

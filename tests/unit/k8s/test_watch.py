@@ -86,6 +86,20 @@ def test_lists_every_page_then_watches_from_the_lists_version_across_chunk_bound
     assert seen == [("ADDED", "a", "5"), ("ADDED", "b", "7"), ("MODIFIED", "a", "10"), ("DELETED", "b", "13")]
 
 
+def test_a_field_selector_goes_with_the_list_and_the_watch() -> None:
+    listed = {"items": [], "metadata": {"resourceVersion": "4"}}
+    pool = FakePool([FakeResponse(200, json.dumps(listed).encode()), FakeResponse(200, chunks=[])])
+    ended = "status.phase!=Pending,status.phase!=Running"
+    watched = watch.Watch(_client(pool), "/api/v1/pods", "app=x", lambda k, b: None, ended)
+
+    watched.watch(watched.list())
+    assert [query["fieldSelector"] for query in pool.queries] == [[ended], [ended]]
+
+    plain = FakePool([FakeResponse(200, json.dumps(listed).encode())])
+    watch.Watch(_client(plain), "/apis/batch/v1/jobs", "app=x", lambda k, b: None).list()
+    assert "fieldSelector" not in plain.queries[0]
+
+
 def test_an_expired_version_asks_for_a_new_list() -> None:
     gone = {"type": "ERROR", "object": {"kind": "Status", "code": 410, "message": "too old resource version"}}
     pool = FakePool([FakeResponse(200, chunks=[json.dumps(gone).encode() + b"\n"]), FakeResponse(410)])
