@@ -1,6 +1,6 @@
 """The kopf wiring: watch CronWorkflows (kopf), and Workflows and the Jobs and pods the operator made (watch.py and
-workflowwatch.py, a leaner watch of our own: Jobs and pods bring ten events per node, Workflows the echo of every
-status patch), queue reconciles and cron passes, run workers, elect a leader.
+workflowwatch.py, a leaner watch of our own: a node's Job and ended pod bring about six events, Workflows the echo
+of every status patch), queue reconciles and cron passes, run workers, elect a leader.
 
 Handlers are thin: a watch event only updates the cache and queues the Workflow's key. kopf's own
 change-tracking handlers (on.create/on.update) are not used, so kopf writes nothing to our objects: no
