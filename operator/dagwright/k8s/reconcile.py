@@ -236,12 +236,13 @@ class Reconciler:
         check_at: datetime | None = None
         for name, job in jobs.live.items():
             pod = self.cache.pod(namespace, name)
-            seen = _unchanged(before.get(name), job, pod)
+            seen = _unchanged(before.get(name), job, pod, now)
             if seen is not None:  # still running as last read: its identity is known without parsing labels
                 if _attempt_recorded(status, seen.node, seen.attempt, seen.item):
                     recorded.append(name)
                     continue  # stopped, or ended as its pod said: the status records it
                 running[name] = before[name]
+                check_at = _earliest(check_at, before[name][3])
             elif _recorded(status, job):
                 recorded.append(name)
                 continue  # the planner ignores it; and its pod may be long gone (no API call for it)
@@ -249,10 +250,11 @@ class Reconciler:
                 seen = outcomes.observe(
                     job, pod or self._pod(namespace, name, job, now), now, self.settings.stuck_after
                 )
-                if seen is not None and _reusable(seen, job, pod):
-                    running[name] = (_version(job), _version(pod), seen)
+                check = self._start_check(job, pod, now) if seen is not None else None
+                if seen is not None and _reusable(seen, pod):
+                    running[name] = (_version(job), _version(pod), seen, check)
                 if seen is not None and seen.state is AttemptState.RUNNING:
-                    check_at = _earliest(check_at, self._start_check(job, pod, now))
+                    check_at = _earliest(check_at, check)
             if seen is not None and seen.state is AttemptState.RUNNING and self.progress is not None:
                 seen = _with_progress(seen, self.progress(workflow.uid or "", seen.node, seen.attempt))
             if seen is not None and name in unwritten:
@@ -661,26 +663,27 @@ def _recorded(status: WorkflowStatus | None, job: Body) -> bool:
     return _attempt_recorded(status, attempt[0], attempt[1], outcomes.item_of(job))
 
 
-_Reading = tuple[str | None, str | None, Observation]  # a Job's and its pod's resourceVersions, what they said
+# A running attempt as last read: its Job's and its pod's resourceVersions, what they said, and until when that
+# holds without a new version (the pod may count as stuck from then on; None: for as long as they do not change).
+_Reading = tuple[str | None, str | None, Observation, datetime | None]
 
 
-def _unchanged(reading: _Reading | None, job: Body, pod: Body | None) -> Observation | None:
-    """A running attempt's last reading while neither its Job nor its pod changed since (`_reusable`)."""
+def _unchanged(reading: _Reading | None, job: Body, pod: Body | None, now: datetime) -> Observation | None:
+    """A running attempt's last reading while neither its Job nor its pod changed since (`_reusable`), and the
+    time it holds until has not come."""
     if reading is None or reading[0] != _version(job) or reading[1] != _version(pod):
+        return None
+    if reading[3] is not None and now >= reading[3]:
         return None
     return reading[2]
 
 
-def _reusable(seen: Observation, job: Body, pod: Body | None) -> bool:
+def _reusable(seen: Observation, pod: Body | None) -> bool:
     """Whether reading the same Job and pod again gives the same observation: a running attempt's, unless its
-    pod may still be waiting to start (Pending, or not known and the Job has no pod ready): it becomes stuck by
-    the clock alone (`outcomes.observe`'s `now`). Most Jobs a large workflow's pass reads are running ones;
+    pod is Pending (it becomes stuck by the clock alone, `outcomes.observe`'s `now`); one whose pod the watch has
+    not brought holds until its `_start_check`. Most Jobs a large workflow's pass reads are running ones;
     reading each again (labels, conditions, pod) was most of a pass."""
-    if seen.state is not AttemptState.RUNNING:
-        return False
-    if pod is None:
-        return bool((job.get("status") or {}).get("ready"))
-    return (pod.get("status") or {}).get("phase") != "Pending"
+    return seen.state is AttemptState.RUNNING and ((pod or {}).get("status") or {}).get("phase") != "Pending"
 
 
 def _earliest(*times: datetime | None) -> datetime | None:
