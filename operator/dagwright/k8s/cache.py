@@ -357,7 +357,7 @@ def job_may_matter(before: Mapping[str, Any] | None, job: Mapping[str, Any]) -> 
     startTime, uncounted pods) without changing what `outcomes.observe` reads; a pass per such update cost one
     no-op pass per update, and on a workflow whose passes are quick (a forEach node's small status) that was
     most of its passes. Pods that cannot start have their own events (`pod_may_matter`)."""
-    if before is None or before["metadata"].get("uid") != job["metadata"].get("uid"):
+    if before is None or not _same_job(before, job):
         return True
     return _decisive(before) != _decisive(job)
 

@@ -247,10 +247,11 @@ class Reconciler:
                 recorded.append(name)
                 continue  # the planner ignores it; and its pod may be long gone (no API call for it)
             else:
+                due = outcomes.start_due(job, self.settings.stuck_after)
                 seen = outcomes.observe(
-                    job, pod or self._pod(namespace, name, job, now), now, self.settings.stuck_after
+                    job, pod or self._pod(namespace, name, job, due, now), now, self.settings.stuck_after
                 )
-                check = self._start_check(job, pod, now) if seen is not None else None
+                check = _start_check(due, pod, now)
                 if seen is not None and _reusable(seen, pod):
                     running[name] = (_version(job), _version(pod), seen, check)
                 if seen is not None and seen.state is AttemptState.RUNNING:
@@ -283,15 +284,14 @@ class Reconciler:
         done = [name for name, job in ended.items() if _recorded(written, job)]
         self.cache.settle_jobs(workflow.uid or "", workflow.namespace or "", done)
 
-    def _pod(self, namespace: str, job_name: str, job: Body, now: datetime) -> Body | None:
+    def _pod(self, namespace: str, job_name: str, job: Body, due: datetime | None, now: datetime) -> Body | None:
         """The Job's pod when a pass needs it and the watch has not brought it: a finished Job's (the pod carries
         the exit code and outputs; its watch event may not have arrived yet), or a running attempt's whose pod
-        has not started within `stuck_after` (the watch brings only ended pods). A pod found running is kept in
-        the cache, which its end then updates; one still waiting is asked for again (`_start_check`)."""
+        has not started by `due` (`outcomes.start_due`; the watch brings only ended pods). A pod found running is
+        kept in the cache, which its end then updates; one still waiting is asked for again (`_start_check`)."""
         pod = self.cache.pod(namespace, job_name)
         if pod is not None:
             return pod
-        due = outcomes.start_due(job, self.settings.stuck_after)
         if not outcomes.job_finished(job) and (due is None or due > now):
             return None
         pods = self.api.list_pods(namespace, job_name)
@@ -299,16 +299,6 @@ class Reconciler:
         if pod is not None and (pod.get("status") or {}).get("phase") == "Running":
             self.cache.put_pod(pod)
         return pod
-
-    def _start_check(self, job: Body, pod: Body | None, now: datetime) -> datetime | None:
-        """When to look again at a running attempt whose pod is not known to have started: when it would count
-        as stuck, or, past that and still waiting, `_START_RECHECK` from now. No watch event comes for it."""
-        if pod is not None and (pod.get("status") or {}).get("phase") != "Pending":
-            return None
-        due = outcomes.start_due(job, self.settings.stuck_after)
-        if due is None:
-            return None
-        return due if due > now else now + _START_RECHECK
 
     def _missing(
         self, workflow: Workflow, status: WorkflowStatus | None, known: set[str], now: datetime
@@ -684,6 +674,15 @@ def _reusable(seen: Observation, pod: Body | None) -> bool:
     not brought holds until its `_start_check`. Most Jobs a large workflow's pass reads are running ones;
     reading each again (labels, conditions, pod) was most of a pass."""
     return seen.state is AttemptState.RUNNING and ((pod or {}).get("status") or {}).get("phase") != "Pending"
+
+
+def _start_check(due: datetime | None, pod: Body | None, now: datetime) -> datetime | None:
+    """When to look again at a running attempt whose pod is not known to have started (`due`: when it would
+    count as stuck, `outcomes.start_due`), or, past that and still waiting, `_START_RECHECK` from now. No watch
+    event comes for it."""
+    if due is None or (pod is not None and (pod.get("status") or {}).get("phase") != "Pending"):
+        return None
+    return due if due > now else now + _START_RECHECK
 
 
 def _earliest(*times: datetime | None) -> datetime | None:
