@@ -18,6 +18,10 @@ Each variant patches one node at a time of a 50-node status, as the operator's p
 Figures (2026-11-30, quiet machine, 300 patches; runs vary by +-5 ms): plain ~51 ms of API-server CPU per patch
 (~62 with the two node fields the model now leaves out, three interleaved runs each), compressed ~15, the
 ConfigMap ~5: the cost follows the object's number of fields (managedFields list each again), not its bytes.
+With `status.nodes` atomic for the field manager (x-kubernetes-map-type), plain is ~28 ms (43 before, in the same
+session): managedFields went from 5.6 KB of the 16 KB object to 0.5 KB. `status.nodes` kept as preserved unknown
+fields as well (no schema under it) measured ~19 ms; not done, as it would drop `kubectl explain` and the API
+server's validation of the node map.
 """
 
 from __future__ import annotations

@@ -165,7 +165,12 @@ class WorkflowStatus(Model):
     conditions: list[Condition] = []
     observed_generation: int | None = None
     retry_token: str = ""
-    nodes: dict[str, NodeStatus] = {}
+    # Atomic for the API server's field manager: it records the whole map as one field the operator owns,
+    # instead of every field of every node again in metadata.managedFields. Merge patches still write one
+    # node at a time; only server-side apply would treat the map whole, and only the operator writes it.
+    # A status patch of a 50-node workflow costs the API server ~28 ms of CPU instead of ~43
+    # (bench/apiserver_status_patch.py).
+    nodes: Annotated[dict[str, NodeStatus], Field(json_schema_extra={"x-kubernetes-map-type": "atomic"})] = {}
     template: TemplateSnapshot | None = None
     # Large workflows only (the operator's storage form; see dagwright.k8s.statuswire): gzip+base64 of `nodes`.
     compressed_nodes: str | None = None

@@ -109,6 +109,15 @@ def test_fan_out_of_fifty_then_fan_in(
         recorder, "fan", [("split", leaf) for leaf in leaves] + [(leaf, "merge") for leaf in leaves]
     )
     assert max(r.added_seq for r in records if r.node.startswith("shard")) < records[-1].added_seq
+    # Each status patch wrote a few nodes of the map and kept the others; and the API server's record of who
+    # wrote what names the map once, not every field of its 52 nodes again (the map is atomic for it).
+    body = get_workflow(kube, namespace, "fan")
+    assert body is not None
+    stored = body["status"]["nodes"]
+    assert {name for name, state in stored.items() if state["phase"] == "Succeeded"} == {n["name"] for n in nodes}
+    status_writes = [entry for entry in body["metadata"]["managedFields"] if entry.get("subresource") == "status"]
+    assert status_writes, body["metadata"]["managedFields"]
+    assert all(json.dumps(entry["fieldsV1"]).count("f:phase") <= 1 for entry in status_writes), status_writes
 
 
 def test_kubectl_get_shows_phase_and_progress(kube: Kube, namespace: str, operator: OperatorProcess) -> None:
