@@ -267,9 +267,9 @@ _DROPPED_ANNOTATIONS = ("kubectl.kubernetes.io/last-applied-configuration",)
 
 def slim_workflow(body: Mapping[str, Any]) -> Body:
     """A Workflow without metadata.managedFields (the API server's record of who set which field: it names
-    every status field the operator ever wrote, more bytes than the spec of a small workflow) and without kubectl
-    apply's copy of the whole manifest. Nothing here reads either; the rest is kept as it came. Shallow: the
-    watch event's own dicts are not changed."""
+    every spec field the user wrote, and every status field the operator wrote outside the atomic node map)
+    and without kubectl apply's copy of the whole manifest. Nothing here reads either; the rest is kept as it
+    came. Shallow: the watch event's own dicts are not changed."""
     meta = body.get("metadata") or {}
     annotations = meta.get("annotations")
     if "managedFields" not in meta and not (annotations and any(a in annotations for a in _DROPPED_ANNOTATIONS)):
