@@ -14,13 +14,14 @@ import re
 import subprocess
 import sys
 import urllib.request
+from pathlib import Path
 
 import pytest
 import yaml
 from kubernetes import client
 
 from .cluster.helpers import wait_for
-from .conftest import Kube
+from .conftest import CRDS_DIR, Kube, apply_crds
 from .operator_fixtures import (
     OperatorProcess,
     Operators,
@@ -118,6 +119,39 @@ def test_fan_out_of_fifty_then_fan_in(
     status_writes = [entry for entry in body["metadata"]["managedFields"] if entry.get("subresource") == "status"]
     assert status_writes, body["metadata"]["managedFields"]
     assert all(json.dumps(entry["fieldsV1"]).count("f:phase") <= 1 for entry in status_writes), status_writes
+
+
+def _status_fields_per_node(kube: Kube, namespace: str, name: str) -> bool:
+    """Whether the API server's record of the status writes lists node `a`'s own fields (a granular node map)."""
+    body = get_workflow(kube, namespace, name) or {}
+    entries = (body.get("metadata") or {}).get("managedFields") or []
+    return any("f:a" in json.dumps(entry.get("fieldsV1")) for entry in entries if entry.get("subresource") == "status")
+
+
+def test_a_workflow_running_when_the_crd_is_upgraded_finishes(
+    kube: Kube, namespace: str, operator: OperatorProcess, tmp_path: Path
+) -> None:
+    """The CRD of the release before `status.nodes` became atomic, then this one applied mid-run (what an upgrade
+    does): the running Workflow's status writes go on and it ends with every node recorded."""
+    current = CRDS_DIR / "workflows.dagwright.io.yaml"
+    previous = yaml.safe_load(current.read_text())
+    for version in previous["spec"]["versions"]:
+        del version["schema"]["openAPIV3Schema"]["properties"]["status"]["properties"]["nodes"]["x-kubernetes-map-type"]
+    old = tmp_path / "workflows.dagwright.io.yaml"
+    old.write_text(yaml.safe_dump(previous))
+    apply_crds(kube, [old])
+    try:
+        apply(kube, namespace, workflow("upgraded", [node("a"), node("b", "a", duration="3s"), node("c", "b")]))
+        wait_for("node b running", lambda: node_status(kube, namespace, "upgraded", "b").get("phase") == "Running")
+        assert _status_fields_per_node(kube, namespace, "upgraded")
+    finally:
+        apply_crds(kube, [current])
+
+    status = wait_phase(kube, namespace, "upgraded", "Succeeded", "Failed", timeout=60)
+
+    assert status["phase"] == "Succeeded", status["message"]
+    assert {name: state["phase"] for name, state in status["nodes"].items()} == dict.fromkeys("abc", "Succeeded")
+    assert not _status_fields_per_node(kube, namespace, "upgraded")
 
 
 def test_kubectl_get_shows_phase_and_progress(kube: Kube, namespace: str, operator: OperatorProcess) -> None:
