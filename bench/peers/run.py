@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
+import signal
 import sys
 import threading
 import time
@@ -326,7 +327,15 @@ def rows(results: dict[str, dict[str, float | None]]) -> list[f.Row]:
     return found
 
 
+def _exit_on_sigterm(signum: int, _frame: object) -> None:
+    """SIGTERM (`kill`, `timeout`) as an exit, so the controllers' `finally` blocks stop them: by default Python
+    dies at once and leaves a workflow-controller or operator running against the plane, which then skews the
+    next run's figures."""
+    raise SystemExit(128 + signum)
+
+
 def main() -> int:
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="small sizes (a few minutes)")
     parser.add_argument("--systems", default=",".join(SYSTEMS), help=f"comma-separated, of {', '.join(SYSTEMS)}")
