@@ -57,6 +57,26 @@ class Row:
         return f"{text} {self.unit}".rstrip()
 
 
+KWOK_POD_WRITES = 2.0  # kwok's Stages write a pod's status twice: started, then ended
+_KWOK_SLACK = 0.05
+
+
+def kwok_skew(writes: Sequence[tuple[str, float]]) -> str | None:
+    """A warning when kwok wrote more pod statuses per node than its two Stages make, else None.
+
+    Why: in some runs kwok writes more (likely its informer lagging on a loaded machine, so its start Stage,
+    selected by "no podIP yet", fires again on a pod it already started; not confirmed); its CPU per node then
+    triples and that run's plane CPU and throughput no longer compare with another run's (bench/PEERS.md runs
+    9 and 11: 2.36-2.65 writes per node against 2.00)."""
+    per_node = dict(writes).get("pods/status PATCH")
+    if per_node is None or per_node <= KWOK_POD_WRITES + _KWOK_SLACK:
+        return None
+    return (
+        f"kwok wrote {per_node:.2f} pod statuses per node (its Stages make {KWOK_POD_WRITES:.0f}): it likely "
+        "redid pod starts, so this run's plane CPU and throughput are inflated; compare runs without this warning"
+    )
+
+
 def ratio(value: float | None, reference: float | None) -> float | None:
     if value is None or reference is None or reference == 0 or math.isnan(value) or math.isnan(reference):
         return None

@@ -393,6 +393,8 @@ def main() -> int:
     for name, table in run.writes.items():
         top = ", ".join(f"{key} {value:.2f}" for key, value in table if value >= 0.05)
         print(f"\nAPI writes per node, {name}: {top}")
+        if (warning := f.kwok_skew(table)) is not None:
+            print(f"WARNING ({name}): {warning}")
     for name, table in run.plane_cpu.items():
         print(f"\nPlane CPU ms per node, {name}: " + ", ".join(f"{key} {value:.1f}" for key, value in table))
     if ceiling is not None and ceiling.plane_cpu:

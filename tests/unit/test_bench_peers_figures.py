@@ -43,3 +43,12 @@ def test_table_has_a_column_per_system_and_the_ratio_to_the_reference() -> None:
     assert lines[0] == "| figure | dagwright | argo-tuned | dagwright / argo-tuned |"
     assert lines[2] == "| chain s | 50.0 | 200.0 | 0.25 |"
     assert lines[3] == "| nodes/s | 30.00 | - | - |"
+
+
+def test_kwok_redoing_pod_starts_is_flagged_and_a_clean_run_is_not() -> None:
+    clean = [("jobs/status PUT", 2.73), ("pods/status PATCH", 2.00), ("events POST", 1.97)]
+    skewed = [("jobs/status PUT", 2.90), ("pods/status PATCH", 2.45)]
+    assert figures.kwok_skew(clean) is None
+    assert figures.kwok_skew([("jobs POST", 1.0)]) is None
+    warning = figures.kwok_skew(skewed)
+    assert warning is not None and "2.45" in warning
