@@ -55,7 +55,9 @@ def test_two_replicas_with_the_leader_killed_repeatedly_never_act_at_once(
         report.update(leader_kills=kills.count, leaders=len(history.holders()), acted_without_lease=len(problems))
         publish("two replicas, leader killed", report)
         assert kills.count >= 1 and not kills.errors, (kills.count, kills.errors)
-        assert len(history.holders()) > kills.count, "a killed leader was not replaced"
+        # The last kill can come just before the workflows end; a SIGKILLed leader's Lease only expires 15 s
+        # later, so its replacement is waited for instead of read from the history at once.
+        wait_for("a new leader after every kill", lambda: len(history.holders()) > kills.count, timeout=60)
         assert not problems, "\n".join(problems[:20])
         assert not verdict.violations, "\n".join(verdict.violations[:40]) + f"\n{report}"
     finally:
