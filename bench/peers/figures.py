@@ -83,6 +83,37 @@ def ratio(value: float | None, reference: float | None) -> float | None:
     return value / reference
 
 
+def round_order(systems: Sequence[str], round_index: int) -> list[str]:
+    """The systems in the order round `round_index` (0-based) runs them: as given, then reversed, and so on
+    (A B, B A, A B): a plane that slows down or speeds up over a run then weighs on every system alike."""
+    return list(systems) if round_index % 2 == 0 else list(reversed(systems))
+
+
+def median(values: Sequence[float | None]) -> float | None:
+    """The median of the values measured (None and nan left out); None when there are none."""
+    found = sorted(v for v in values if v is not None and not math.isnan(v))
+    if not found:
+        return None
+    middle = len(found) // 2
+    return found[middle] if len(found) % 2 else (found[middle - 1] + found[middle]) / 2
+
+
+def paired_ratios(samples: Mapping[str, Sequence[float | None]], system: str, reference: str) -> list[float]:
+    """`system` over `reference` round by round: each round's two figures come from the same plane minutes apart,
+    so their ratio drifts less than either figure does from run to run (bench/PEERS.md runs 8-11)."""
+    pairs = zip(samples.get(system, ()), samples.get(reference, ()), strict=False)
+    return [share for value, ref in pairs if (share := ratio(value, ref)) is not None]
+
+
+def spread(values: Sequence[float | None], digits: int = 2) -> str:
+    """`median (min-max, n=N)` of the values measured; `-` when there are none."""
+    found = [v for v in values if v is not None and not math.isnan(v)]
+    middle = median(found)
+    if middle is None:
+        return "-"
+    return f"{middle:,.{digits}f} ({min(found):,.{digits}f}-{max(found):,.{digits}f}, n={len(found)})"
+
+
 def table(rows: Sequence[Row], systems: Sequence[str], reference: str | None = None) -> str:
     """A Markdown table: one column per system, then `first system / reference` when a reference is named."""
     header = ["figure", *systems]

@@ -17,6 +17,12 @@ or Failed); figures:
     python bench/peers/run.py              # full sizes, all five systems (hours on 2 shared cores)
     python bench/peers/run.py --quick      # small sizes, a few minutes
     python bench/peers/run.py --systems dagwright,argo-tuned --workloads chain,throughput
+    python bench/peers/run.py --systems dagwright,argo-tuned --workloads throughput --rounds 3
+
+With `--rounds N` every workload runs N times per system, the systems' order alternating (A B, B A, A B) and the
+Job ceiling measured again each round; the table gives medians, then each headline figure's range and the
+first system's ratio to Argo tuned within each round. One round's figures move by more than the changes we
+make (bench/PEERS.md runs 8-11): compare medians and paired ratios, not single runs.
 
 The plane's Job controller client rate (DAGWRIGHT_KCM_QPS at plane start) bounds dagwright, whose pods come
 from Jobs, and not Argo or Tekton, which create pods themselves: the ceiling row says what the plane allowed.
@@ -175,13 +181,18 @@ class Run:
     kube: s.Cluster
     sizes: Sizes
     pod_duration: str
-    results: dict[str, dict[str, float | None]] = field(default_factory=dict)  # figure -> system -> value
+    samples: dict[str, dict[str, list[float | None]]] = field(default_factory=dict)  # figure -> system -> rounds
     writes: dict[str, list[tuple[str, float]]] = field(default_factory=dict)  # system -> per-node writes rows
     plane_cpu: dict[str, list[tuple[str, float]]] = field(default_factory=dict)  # system -> plane CPU ms per node
 
     def put(self, figure: str, sys_: System, value: float | None) -> None:
-        self.results.setdefault(figure, {})[sys_.name] = value
+        self.samples.setdefault(figure, {}).setdefault(sys_.name, []).append(value)
         s.figure(f"{sys_.name} {figure}", "-" if value is None else f"{value:.3f}")
+
+    @property
+    def results(self) -> dict[str, dict[str, float | None]]:
+        """Each figure's median over the rounds, per system."""
+        return {name: {k: f.median(v) for k, v in by.items()} for name, by in self.samples.items()}
 
 
 def latency(run: Run, sys_: System) -> None:
@@ -266,6 +277,9 @@ def throughput(run: Run, sys_: System, ceiling: s.Ceiling | None) -> None:
     run.put(f"{label}: controller peak RSS MiB", sys_, memory["VmHWM"] / 1024)
     run.put(f"{label}: mean reconcile pass ms (own metrics)", sys_, passes)
     run.writes[sys_.name] = s.writes_table(writes, total)
+    run.put(f"{label}: kwok pod status writes per node", sys_, dict(run.writes[sys_.name]).get("pods/status PATCH"))
+    if (warning := f.kwok_skew(run.writes[sys_.name])) is not None:
+        s.note(f"WARNING ({sys_.name}): {warning}")
 
 
 def mean_pass_ms(ctl: s.Operator) -> float | None:
@@ -327,6 +341,26 @@ def rows(results: dict[str, dict[str, float | None]]) -> list[f.Row]:
     return found
 
 
+def print_rounds(run: Run, names: Sequence[str], reference: str | None, ceilings: Sequence[s.Ceiling]) -> None:
+    """The headline figures round by round: median (min-max), and the first system's ratio to the reference
+    within each round. Writes and plane CPU below the table are the last round's."""
+    print(f"\nRounds: median (min-max, n) of {len(ceilings) or 'each'} rounds")
+    if ceilings:
+        print(f"- Job ceiling, Jobs/s: {f.spread([c.jobs_per_second for c in ceilings])}")
+    headline = ("nodes/s", "fraction", "controller CPU", "plane CPU", "kwok", "chain s per node", "latency")
+    for name, by in run.samples.items():
+        if not any(word in name for word in headline):
+            continue
+        cells = "; ".join(f"{system} {f.spread(by.get(system, []))}" for system in names)
+        print(f"- {name}: {cells}")
+        if reference is not None and ("nodes/s" in name or "fraction" in name):
+            shares = f.paired_ratios(by, names[0], reference)
+            print(
+                f"  {names[0]} / {reference} within each round: {f.spread(shares)}; rounds: "
+                + ", ".join(f"{share:.2f}" for share in shares)
+            )
+
+
 def _exit_on_sigterm(signum: int, _frame: object) -> None:
     """SIGTERM (`kill`, `timeout`) as an exit, so the controllers' `finally` blocks stop them: by default Python
     dies at once and leaves a workflow-controller or operator running against the plane, which then skews the
@@ -345,6 +379,7 @@ def main() -> int:
     for name in ("chain", "workflows", "large_depth", "ceiling_jobs"):
         parser.add_argument(f"--{name.replace('_', '-')}", type=int, help=f"override the size's {name}")
     parser.add_argument("--no-ceiling", action="store_true", help="skip the bare Job loop")
+    parser.add_argument("--rounds", type=int, default=1, help="run every workload this many times, order alternating")
     args = parser.parse_args()
     systems = [system(name) for name in args.systems.split(",")]
     workloads = args.workloads.split(",")
@@ -362,23 +397,28 @@ def main() -> int:
     if any(x.is_tekton for x in systems):
         s.note(f"tekton controller: {tekton.install_controller()}")
         tekton.install_crds(run.kube)
-    ceiling = None
-    if "throughput" in workloads and not args.no_ceiling:
-        ceiling = s.cluster_ceiling(run.kube, run.sizes.ceiling_jobs)
-        s.figure("ceiling jobs/s", f"{ceiling.jobs_per_second:.2f}")
-    for workload in WORKLOADS:
-        if workload not in workloads:
-            continue
-        for sys_ in systems:
-            s.note(f"{workload}: {sys_.name}")
-            if workload == "latency":
-                latency(run, sys_)
-            elif workload == "chain":
-                chain(run, sys_)
-            elif workload == "throughput":
-                throughput(run, sys_, ceiling)
-            else:
-                large(run, sys_, args.large_timeout)
+    ceilings: list[s.Ceiling] = []
+    for round_index in range(args.rounds):
+        ceiling = None
+        if "throughput" in workloads and not args.no_ceiling:
+            ceiling = s.cluster_ceiling(run.kube, run.sizes.ceiling_jobs)
+            ceilings.append(ceiling)
+            s.figure("ceiling jobs/s", f"{ceiling.jobs_per_second:.2f}")
+        by_name = {x.name: x for x in systems}
+        for workload in WORKLOADS:
+            if workload not in workloads:
+                continue
+            for sys_ in (by_name[name] for name in f.round_order([x.name for x in systems], round_index)):
+                s.note(f"round {round_index + 1}/{args.rounds}, {workload}: {sys_.name}")
+                if workload == "latency":
+                    latency(run, sys_)
+                elif workload == "chain":
+                    chain(run, sys_)
+                elif workload == "throughput":
+                    throughput(run, sys_, ceiling)
+                else:
+                    large(run, sys_, args.large_timeout)
+    ceiling = ceilings[-1] if ceilings else None
     names = [x.name for x in systems]
     reference = "argo-tuned" if "argo-tuned" in names and names[0] != "argo-tuned" else None
     print()
@@ -390,6 +430,8 @@ def main() -> int:
         print(")")
         print()
     print(f.table(rows(run.results), names, reference))
+    if args.rounds > 1:
+        print_rounds(run, names, reference, ceilings)
     for name, table in run.writes.items():
         top = ", ".join(f"{key} {value:.2f}" for key, value in table if value >= 0.05)
         print(f"\nAPI writes per node, {name}: {top}")

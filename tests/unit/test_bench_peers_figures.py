@@ -52,3 +52,23 @@ def test_kwok_redoing_pod_starts_is_flagged_and_a_clean_run_is_not() -> None:
     assert figures.kwok_skew([("jobs POST", 1.0)]) is None
     warning = figures.kwok_skew(skewed)
     assert warning is not None and "2.45" in warning
+
+
+def test_rounds_alternate_the_order_of_the_systems() -> None:
+    systems = ["dagwright", "argo-tuned"]
+    assert [figures.round_order(systems, i) for i in range(3)] == [
+        ["dagwright", "argo-tuned"],
+        ["argo-tuned", "dagwright"],
+        ["dagwright", "argo-tuned"],
+    ]
+
+
+def test_rounds_are_summed_up_by_median_and_range_and_paired_by_round() -> None:
+    samples = {"dagwright": [14.0, None, 11.0, 15.0], "argo-tuned": [10.0, 8.0, 8.0, 10.0]}
+    assert figures.median(samples["dagwright"]) == 14.0  # the round that did not finish is left out
+    assert figures.median([1.0, 4.0]) == 2.5
+    assert figures.median([None]) is None
+    assert figures.spread(samples["dagwright"]) == "14.00 (11.00-15.00, n=3)"
+    assert figures.spread([], digits=1) == "-"
+    # round 2 has no dagwright figure, so it has no ratio; the others pair within their round
+    assert figures.paired_ratios(samples, "dagwright", "argo-tuned") == [1.4, 1.375, 1.5]
