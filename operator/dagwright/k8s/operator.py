@@ -25,7 +25,7 @@ from dagwright.k8s.cache import Cache, Key, key_of, pod_may_matter
 from dagwright.k8s.client import KubeApi, load_config
 from dagwright.k8s.leader import LeaseElector
 from dagwright.k8s.queue import WorkQueue
-from dagwright.k8s.reconcile import Reconciler, Settings
+from dagwright.k8s.reconcile import LATER, Reconciler, Settings
 from dagwright.k8s.workflowwatch import WorkflowWatch
 
 if TYPE_CHECKING:  # the Redis client (~5 MiB) is imported only by an operator given Redis
@@ -320,10 +320,17 @@ def _pod_event(runtime: Runtime) -> watch.Handler:
     def handle(kind: str, body: dict[str, Any]) -> None:
         if kind == "DELETED":
             runtime.cache.drop_pod(body)
+            return
+        key = runtime.cache.put_pod(body)
+        if key is None or not pod_may_matter(body):
+            return
+        queue, reconciler = runtime.queue, runtime.reconciler
+        if queue is None or reconciler is None:
+            return
+        if not queue.processing(key) and reconciler.may_wait(key, body):
+            queue.defer(key, LATER)  # its end starts nothing yet: recorded by the workflow's next pass
         else:
-            key = runtime.cache.put_pod(body)
-            if key is not None and pod_may_matter(body):
-                runtime.enqueue(key)
+            queue.add(key)
 
     return handle
 

@@ -3,8 +3,9 @@
 The controller-runtime pattern: items are only keys (level-based, never "handle this event"), a key is queued
 at most once however many events arrive, a key being processed is re-queued after its pass instead of run in
 parallel, delayed adds (backoff wake-ups, error retries) keep only the earliest time, and ready keys come out
-highest `spec.priority` first, then oldest. The queue lives on the event loop; `add` may be called from any
-thread.
+highest `spec.priority` first, then oldest. A deferred add (`defer`) is a pass wanted by a given time at the
+latest and no sooner than needed: any pass of that key that starts before it takes its place. The queue lives
+on the event loop; `add` and `defer` may be called from any thread.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ class WorkQueue(Generic[K]):
         self._processing: set[K] = set()
         self._again: set[K] = set()
         self._delayed: dict[K, tuple[float, asyncio.TimerHandle]] = {}
+        self._deferred: dict[K, tuple[float, asyncio.TimerHandle]] = {}
         self._ready = asyncio.Event()
         self._sequence = itertools.count()
 
@@ -39,6 +41,28 @@ class WorkQueue(Generic[K]):
             self._add(key, delay)
         else:
             self._loop.call_soon_threadsafe(self._add, key, delay)
+
+    def defer(self, key: K, delay: float) -> None:
+        """A pass of `key` within `delay` seconds, unless one starts sooner; safe to call from any thread."""
+        if _on_loop(self._loop):
+            self._defer(key, delay)
+        else:
+            self._loop.call_soon_threadsafe(self._defer, key, delay)
+
+    def _defer(self, key: K, delay: float) -> None:
+        if key in self._queued:
+            return  # its pass is coming, and will see what the caller saw
+        when = self._loop.time() + delay
+        current = self._deferred.get(key)
+        if current is not None:
+            if current[0] <= when:
+                return
+            current[1].cancel()
+        self._deferred[key] = (when, self._loop.call_at(when, self._fire_deferred, key))
+
+    def _fire_deferred(self, key: K) -> None:
+        self._deferred.pop(key, None)
+        self._add(key, 0.0)
 
     def _add(self, key: K, delay: float) -> None:
         if delay > 0:
@@ -71,6 +95,9 @@ class WorkQueue(Generic[K]):
         _, _, key = heapq.heappop(self._heap)
         self._queued.discard(key)
         self._processing.add(key)
+        deferred = self._deferred.pop(key, None)
+        if deferred is not None:  # this pass sees everything the deferred one was for
+            deferred[1].cancel()
         return key
 
     def done(self, key: K) -> None:
@@ -84,10 +111,15 @@ class WorkQueue(Generic[K]):
         """Whether `key` was added while its pass runs (so another pass follows at once); any thread may ask."""
         return key in self._again
 
+    def processing(self, key: K) -> bool:
+        """Whether a pass of `key` is running now; any thread may ask (the answer may be a moment old)."""
+        return key in self._processing
+
     def forget(self, key: K) -> None:
-        current = self._delayed.pop(key, None)
-        if current is not None:
-            current[1].cancel()
+        for timers in (self._delayed, self._deferred):
+            current = timers.pop(key, None)
+            if current is not None:
+                current[1].cancel()
 
 
 def _on_loop(loop: asyncio.AbstractEventLoop) -> bool:

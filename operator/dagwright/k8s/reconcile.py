@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
+import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -24,7 +25,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from dagwright import fanout, planner
+from dagwright import fanout, planner, urgency
 from dagwright.capacity import Fleet, Standing
 from dagwright.errors import Problem, SpecError
 from dagwright.k8s import metrics, names, outcomes, statuswire
@@ -45,6 +46,8 @@ _COALESCE_MAX = 1.0  # seconds a status write may be left to the next pass, at m
 # How often a pod still waiting to start after `stuck_after` (without being stuck: pulling a large image, say)
 # is asked for again: the pod watch does not bring its updates (see `outcomes.start_due`).
 _START_RECHECK = timedelta(seconds=30)
+# How long a node's success that starts nothing may wait for its workflow's next pass, at most (`may_wait`).
+LATER = 1.0
 
 
 @dataclass
@@ -103,6 +106,8 @@ class Reconciler:
         self._own: set[str] = set()  # uids whose remembered status (`_statuses`) is our own write
         self._running: dict[str, dict[str, _Reading]] = {}  # by uid, by Job name: running attempts as last read
         self._unwritten: dict[str, dict[str, datetime]] = {}  # by uid, by Job name: launched, status not written
+        self._waits: dict[Key, urgency.Waits] = {}  # as of each workflow's last pass; see `may_wait`
+        self._waits_lock = threading.Lock()
         self._launcher = ThreadPoolExecutor(max_workers=_LAUNCH_THREADS, thread_name_prefix="launch")
 
     # -- the pass
@@ -136,6 +141,7 @@ class Reconciler:
                 return None
             for other in self.fleet.record(key, _standing(compiled, decision)):
                 self.requeue(other, 0.0)
+        self._keep_waits(key, compiled, decision)
         if snapshot_new:
             decision = dataclasses.replace(decision, changed=True)
         elif self._coalesce(key, decision, cleanup):
@@ -153,6 +159,26 @@ class Reconciler:
         _record_metrics(decision, now)
         metrics.RECONCILE_DURATION.observe(time.perf_counter() - started)
         return self._next_pass(compiled, decision, now, check_at)
+
+    def may_wait(self, key: Key, pod: Body) -> bool:
+        """Whether this ended pod's workflow may have its next pass up to `LATER` seconds from now rather than at
+        once (`urgency`): the pod succeeded and, by the workflow's last pass, its end starts nothing yet. Ask only
+        while no pass of the workflow runs: ends arriving during a pass are not in what that pass leaves."""
+        labels = pod["metadata"].get("labels") or {}
+        node, attempt = labels.get(names.LABEL_NODE), labels.get(names.LABEL_ATTEMPT, "")
+        if (pod.get("status") or {}).get("phase") != "Succeeded" or names.LABEL_ITEM in labels:
+            return False
+        with self._waits_lock:
+            waits = self._waits.get(key)
+            return waits is not None and node is not None and attempt.isdigit() and not waits.ended(node, int(attempt))
+
+    def _keep_waits(self, key: Key, workflow: Workflow, decision: Decision) -> None:
+        waits = urgency.waits(workflow, decision.status, decision.waiting) if self.fleet.limit is None else None
+        with self._waits_lock:
+            if waits is None:
+                self._waits.pop(key, None)
+            else:
+                self._waits[key] = waits
 
     def _compile(
         self, body: Body, status: WorkflowStatus | None
@@ -497,6 +523,8 @@ class Reconciler:
 
     def _forget(self, key: Key) -> None:
         self._coalescing.pop(key, None)
+        with self._waits_lock:
+            self._waits.pop(key, None)
         self._written.pop(key, None)
         self.fleet.forget(key)
 

@@ -270,6 +270,25 @@ def test_queue_deduplicates_orders_by_priority_and_never_hands_out_a_key_twice_a
     assert asyncio.run(scenario()) == ["high", "mid", "low", "high", "low"]
 
 
+def test_a_deferred_pass_comes_by_its_time_and_a_sooner_pass_takes_its_place() -> None:
+    async def scenario() -> None:
+        loop = asyncio.get_running_loop()
+        queue: WorkQueue[str] = WorkQueue(loop, lambda key: (0,))
+        started = loop.time()
+        queue.defer("a", 0.1)
+        assert await asyncio.wait_for(queue.get(), timeout=2.0) == "a"
+        assert loop.time() - started >= 0.09  # not before its time
+        queue.done("a")
+        queue.defer("a", 0.2)
+        queue.add("a")  # an end that is due: the pass comes now, and stands for the deferred one
+        assert await asyncio.wait_for(queue.get(), timeout=0.05) == "a"
+        queue.done("a")
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(queue.get(), timeout=0.4)
+
+    asyncio.run(scenario())
+
+
 @pytest.mark.parametrize(
     ("kind", "finished"),
     [("Complete", True), ("SuccessCriteriaMet", True), ("Failed", True), ("FailureTarget", True), ("Suspended", False)],

@@ -300,6 +300,31 @@ def test_an_ended_pod_launches_the_dependents_before_its_jobs_condition_which_th
     assert cluster.condition_arrives("wf-b-1") is None
 
 
+def _may_wait(cluster: Cluster, key: Key, job_name: str, node_name: str, exit_code: int = 0) -> bool:
+    """The Job's pod ends, labelled as the Job controller labels it; whether its pass may wait (`may_wait`)."""
+    cluster.pod_ends(job_name, exit_code)
+    pod = copy.deepcopy(cluster.api.pods[("ns", job_name)])
+    pod["metadata"]["labels"].update({names.LABEL_NODE: node_name, names.LABEL_ATTEMPT: "1"})
+    return cluster.reconciler.may_wait(key, pod)
+
+
+def test_a_success_that_starts_nothing_may_wait_for_the_next_pass_and_one_that_does_may_not() -> None:
+    cluster = Cluster()
+    key = cluster.submit("wf", [node("a"), node("b"), node("c"), node("d", "a", "b")])
+    cluster.reconcile(key)
+    assert _may_wait(cluster, key, "wf-a-1", "a") is True  # d still waits for b
+    assert _may_wait(cluster, key, "wf-b-1", "b") is False  # d can start
+    cluster.reconcile(key)
+    assert "wf-d-1" in cluster.api.created
+    assert cluster.phases(key)["a"] == cluster.phases(key)["b"] == "Succeeded"  # the one that waited is recorded
+    assert _may_wait(cluster, key, "wf-c-1", "c", exit_code=1) is False  # a failure never waits
+
+    limited = Cluster(max_running_nodes=10)  # an end may free room for another workflow: never waits
+    other = limited.submit("wf", [node("a"), node("b"), node("c", "a", "b")])
+    limited.reconcile(other)
+    assert _may_wait(limited, other, "wf-a-1", "a") is False
+
+
 def test_passes_while_more_events_are_queued_leave_the_status_write_to_the_last() -> None:
     """Both sides of a diamond finishing together: one status patch records them both."""
     cluster = Cluster()
