@@ -435,7 +435,7 @@ class Reconciler:
         it (rule 1) rather than launching it again. Not passes that stopped or cleaned up Jobs: the next pass
         would find those Jobs gone, an attempt lost, and record that instead of the stop or the stuck pod this
         pass read. Nor the write that finishes the workflow: its end is reported at once. A busy workflow's
-        status lags by at most status_interval + _COALESCE_MAX seconds."""
+        status lags by at most status_interval + _COALESCE_MAX seconds, plus LATER for an end `may_wait` deferred."""
         if not decision.changed or decision.stops or cleanup:
             self._coalescing.pop(key, None)
             return False
