@@ -341,10 +341,12 @@ def rows(results: dict[str, dict[str, float | None]]) -> list[f.Row]:
     return found
 
 
-def print_rounds(run: Run, names: Sequence[str], reference: str | None, ceilings: Sequence[s.Ceiling]) -> None:
+def print_rounds(
+    run: Run, names: Sequence[str], reference: str | None, ceilings: Sequence[s.Ceiling], rounds: int
+) -> None:
     """The headline figures round by round: median (min-max), and the first system's ratio to the reference
     within each round. Writes and plane CPU below the table are the last round's."""
-    print(f"\nRounds: median (min-max, n) of {len(ceilings) or 'each'} rounds")
+    print(f"\nRounds: median (min-max, n) of {rounds} rounds")
     if ceilings:
         print(f"- Job ceiling, Jobs/s: {f.spread([c.jobs_per_second for c in ceilings])}")
     headline = ("nodes/s", "fraction", "controller CPU", "plane CPU", "kwok", "chain s per node", "latency")
@@ -431,7 +433,7 @@ def main() -> int:
         print()
     print(f.table(rows(run.results), names, reference))
     if args.rounds > 1:
-        print_rounds(run, names, reference, ceilings)
+        print_rounds(run, names, reference, ceilings, args.rounds)
     for name, table in run.writes.items():
         top = ", ".join(f"{key} {value:.2f}" for key, value in table if value >= 0.05)
         print(f"\nAPI writes per node, {name}: {top}")
